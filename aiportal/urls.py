@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView
+
+from aiportal.api import api_not_found
+
+admin.site.site_header = "aiportal admin"
+admin.site.site_title = "aiportal"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/ai/", include("models_app.urls")),
+    re_path(r"^api/", api_not_found),
+]

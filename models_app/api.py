@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from models_app import selectors, services
+
+
+class ModelListApi(APIView):
+    @extend_schema(summary="All models, newest first")
+    def get(self, request):
+        return Response([selectors.model_to_dict(m) for m in selectors.model_list()])
+
+
+class ModelDetailApi(APIView):
+    class DeleteInput(serializers.Serializer):
+        deleteFiles = serializers.BooleanField(default=False)
+
+    @extend_schema(summary="One model")
+    def get(self, request, model_id: str):
+        return Response(selectors.model_to_dict(selectors.model_get(model_id=model_id)))
+
+    @extend_schema(summary="Stop serving and seeding, then remove the model", parameters=[DeleteInput])
+    def delete(self, request, model_id: str):
+        params = self.DeleteInput(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        services.model_delete(model_id=model_id, delete_files=params.validated_data["deleteFiles"])
+        return Response({"id": model_id, "deleted": True}, status=status.HTTP_200_OK)

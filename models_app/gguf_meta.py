@@ -1,0 +1,52 @@
+"""Adapter over the `gguf` package: read a GGUF header into plain metadata."""
+from __future__ import annotations
+
+from pathlib import Path
+
+GGUF_MAGIC = b"GGUF"
+
+
+class NotGGUF(ValueError):
+    pass
+
+
+def is_gguf(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == GGUF_MAGIC
+
+
+def read_metadata(path: Path) -> dict:
+    """Architecture, parameter count, quantization and context length (plus sizes for memory estimates)."""
+    from gguf import GGUFReader, LlamaFileType
+
+    if not is_gguf(path):
+        raise NotGGUF(f"{path.name} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    try:
+        reader = GGUFReader(path)
+    except Exception as exc:  # the reader raises many types on a damaged header
+        raise NotGGUF(f"{path.name} has a damaged GGUF header: {exc}") from None
+    fields = reader.fields
+
+    def value(key: str):
+        field = fields.get(key)
+        return field.contents() if field is not None else None
+
+    arch = value("general.architecture") or ""
+    file_type = value("general.file_type")
+    try:
+        quantization = LlamaFileType(file_type).name.removeprefix("MOSTLY_") if file_type is not None else ""
+    except ValueError:
+        quantization = str(file_type)
+    return {
+        "architecture": arch,
+        "name": value("general.name") or "",
+        "parameters": int(sum(int(t.n_elements) for t in reader.tensors)),
+        "sizeLabel": value("general.size_label") or "",
+        "quantization": quantization,
+        "contextLength": value(f"{arch}.context_length"),
+        "blockCount": value(f"{arch}.block_count"),
+        "embeddingLength": value(f"{arch}.embedding_length"),
+        "headCount": value(f"{arch}.attention.head_count"),
+        "headCountKv": value(f"{arch}.attention.head_count_kv"),
+        "splitCount": value("split.count"),
+    }

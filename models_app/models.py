@@ -1,0 +1,133 @@
+"""AI models, the files behind them, and their served llama-server instances."""
+from __future__ import annotations
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    VERIFYING = "verifying"
+    READY = "ready"
+    STARTING = "starting"
+    SERVING = "serving"
+    STOPPING = "stopping"
+    ERROR = "error"
+
+
+class Source(models.TextChoices):
+    HUGGINGFACE = "huggingface"
+    MAGNET = "magnet"
+    LOCAL = "local"
+
+
+class AIModel(models.Model):
+    id = models.CharField(primary_key=True, max_length=200)
+    name = models.CharField(max_length=300)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    repo_id = models.CharField(max_length=200, blank=True, db_index=True)
+    revision = models.CharField(max_length=100, blank=True)
+    file_name = models.CharField(max_length=500, blank=True, help_text="Main GGUF file, relative to the model folder")
+    format = models.CharField(max_length=20, default="gguf")
+    size = models.BigIntegerField(default=0, help_text="Total bytes of all files")
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    # Where the files live: an absolute folder on `node`.
+    node = models.CharField(max_length=200, blank=True, db_index=True)
+    path = models.CharField(max_length=1000, blank=True, help_text="Absolute folder holding the model's files")
+    # Transfer figures (HF download or BitTorrent), written by whoever moves the bytes.
+    download_progress = models.FloatField(default=0)
+    download_rate = models.BigIntegerField(default=0)
+    upload_rate = models.BigIntegerField(default=0)
+    downloaded_bytes = models.BigIntegerField(default=0)
+    uploaded_bytes = models.BigIntegerField(default=0)
+    peers = models.IntegerField(default=0)
+    seeds = models.IntegerField(default=0)
+    # Sharing
+    magnet_uri = models.TextField(blank=True)
+    info_hash = models.CharField(max_length=40, blank=True, db_index=True, help_text="v1 info-hash (hex)")
+    info_hash_v2 = models.CharField(max_length=64, blank=True, db_index=True, help_text="v2 info-hash (hex)")
+    web_seed = models.URLField(max_length=1000, blank=True)
+    seeding = models.BooleanField(default=True, help_text="Desired: seed this model when it is ready")
+    # Metadata read from the GGUF header
+    gguf = models.JSONField(null=True, blank=True)
+    # Bookkeeping for the download job
+    task_id = models.CharField(max_length=64, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    requested_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "AI model"
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def share_ratio(self) -> float:
+        base = self.downloaded_bytes or self.size
+        return round(self.uploaded_bytes / base, 3) if base else 0.0
+
+    @property
+    def is_available(self) -> bool:
+        """Its files are complete and verified on disk."""
+        return self.status in {Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING}
+
+
+class ModelFile(models.Model):
+    """One file of a model (split GGUF models have several parts)."""
+
+    model = models.ForeignKey(AIModel, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField(max_length=500, help_text="Path relative to the model's folder")
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Expected sha256 (from the Hub) or measured")
+    downloaded_bytes = models.BigIntegerField(default=0)
+    verified = models.BooleanField(default=False)
+    url = models.URLField(max_length=1000, blank=True, help_text="Resolve URL at the pinned revision")
+
+    class Meta:
+        ordering = ["model", "name"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="unique_model_file")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id}/{self.name}"
+
+
+class ServeState(models.TextChoices):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    SERVING = "serving"
+    STOPPING = "stopping"
+    ERROR = "error"
+
+
+class ServedInstance(models.Model):
+    """A llama-server for one model: the desired state written by services, the actual one by the node."""
+
+    model = models.OneToOneField(AIModel, on_delete=models.CASCADE, related_name="instance", primary_key=True)
+    node = models.CharField(max_length=200, db_index=True)
+    desired = models.CharField(max_length=20, choices=[("serving", "serving"), ("stopped", "stopped")], default="serving")
+    state = models.CharField(max_length=20, choices=ServeState.choices, default=ServeState.STOPPED)
+    requested_port = models.IntegerField(null=True, blank=True)
+    port = models.IntegerField(null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    context_size = models.IntegerField(default=2048)
+    threads = models.IntegerField(default=4)
+    gpu_layers = models.IntegerField(default=0)
+    log_path = models.CharField(max_length=1000, blank=True)
+    error = models.TextField(blank=True)
+    restarts = models.IntegerField(default=0)
+    next_start_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.model_id} ({self.state})"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}" if self.port else ""

@@ -1,0 +1,70 @@
+"""Read side of AI models: look-ups and the model object of SPEC §4."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from aiportal.errors import NotFound
+from models_app.models import AIModel, ServeState
+
+
+def model_list() -> QuerySet[AIModel]:
+    return AIModel.objects.select_related("instance").order_by("-created_at")
+
+
+def model_get(*, model_id: str) -> AIModel:
+    try:
+        return model_list().get(pk=model_id)
+    except AIModel.DoesNotExist:
+        raise NotFound(f"No model with id {model_id!r}.", code="model_not_found") from None
+
+
+def model_server(model: AIModel) -> dict | None:
+    instance = getattr(model, "instance", None)
+    if instance is None or instance.state not in {ServeState.STARTING, ServeState.SERVING} or not instance.port:
+        return None
+    return {
+        "port": instance.port,
+        "url": instance.url,
+        "contextSize": instance.context_size,
+        "threads": instance.threads,
+        "gpuLayers": instance.gpu_layers,
+        "startedAt": instance.started_at.isoformat() if instance.started_at else None,
+    }
+
+
+def model_to_dict(model: AIModel) -> dict:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "source": model.source,
+        "repoId": model.repo_id,
+        "revision": model.revision,
+        "fileName": model.file_name,
+        "format": model.format,
+        "size": model.size,
+        "sha256": model.sha256,
+        "status": model.status,
+        "downloadProgress": round(model.download_progress, 2),
+        "downloadRate": model.download_rate,
+        "uploadRate": model.upload_rate,
+        "downloadedBytes": model.downloaded_bytes,
+        "uploadedBytes": model.uploaded_bytes,
+        "peers": model.peers,
+        "seeds": model.seeds,
+        "shareRatio": model.share_ratio,
+        "magnetUri": model.magnet_uri,
+        "infoHash": model.info_hash,
+        "seeding": model.seeding,
+        "error": model.error,
+        "server": model_server(model),
+        "gguf": _public_gguf(model.gguf),
+        "createdAt": model.created_at.isoformat(),
+        "updatedAt": model.updated_at.isoformat(),
+    }
+
+
+def _public_gguf(meta: dict | None) -> dict | None:
+    if not meta:
+        return None
+    keys = ("architecture", "parameters", "quantization", "contextLength", "name", "sizeLabel")
+    return {key: meta.get(key) for key in keys}

@@ -1,0 +1,137 @@
+"""Write side of AI models: the only code that creates, changes and removes them."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from aiportal import events
+from aiportal.errors import ApplicationError, Conflict
+from models_app import gguf_meta
+from models_app.hashing import sha256_file
+from models_app.models import AIModel, ModelFile, Source, Status
+from models_app.selectors import model_get, model_to_dict
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def model_id_base(text: str) -> str:
+    base = _UNSAFE.sub("_", text).strip("._-")[:180]
+    return base or "model"
+
+
+def model_unique_id(*, base: str) -> str:
+    candidate, n = model_id_base(base), 2
+    while AIModel.objects.filter(pk=candidate).exists():
+        candidate, n = f"{model_id_base(base)}-{n}", n + 1
+    return candidate
+
+
+def model_notify(model: AIModel) -> None:
+    """Tell open pages about the model once the change is committed."""
+    model_id = model.pk
+    transaction.on_commit(lambda: _push(model_id))
+
+
+def _push(model_id: str) -> None:
+    model = AIModel.objects.select_related("instance").filter(pk=model_id).first()
+    if model is None:
+        events.push_model_removed(model_id)
+    else:
+        events.push_model(model_to_dict(model))
+
+
+def model_import_local(*, path: Path, model_id: str | None = None, copy: bool = False) -> AIModel:
+    """Register a GGUF file on this node as a ready model (source `local`)."""
+    path = _readable_gguf(Path(path))
+    if model_id is not None:
+        model_id = model_id_base(model_id)
+        existing = AIModel.objects.filter(pk=model_id).first()
+        if existing is not None:
+            raise Conflict(f"A model with id {model_id!r} exists already.", code="model_exists")
+    try:
+        meta = gguf_meta.read_metadata(path)
+    except gguf_meta.NotGGUF as exc:
+        raise ApplicationError(str(exc), code="not_gguf", status=422) from None
+    digest = sha256_file(path)
+    if model_id is None:
+        same = AIModel.objects.filter(sha256=digest, node=settings.NODE_NAME, source=Source.LOCAL).first()
+        if same is not None:
+            return same
+    folder = path.parent
+    if copy:
+        folder = settings.AI_MODEL_DIR / (model_id or model_id_base(path.stem))
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, folder / path.name)
+    with transaction.atomic():
+        model = AIModel.objects.create(
+            id=model_id or model_unique_id(base=path.stem),
+            name=meta.get("name") or path.stem,
+            source=Source.LOCAL,
+            file_name=path.name,
+            size=path.stat().st_size,
+            sha256=digest,
+            status=Status.READY,
+            node=settings.NODE_NAME,
+            path=str(folder),
+            download_progress=100,
+            gguf=meta,
+        )
+        ModelFile.objects.create(model=model, name=path.name, size=model.size, sha256=digest,
+                                 downloaded_bytes=model.size, verified=True)
+        model_notify(model)
+    model_on_ready(model=model)
+    return model
+
+
+def _readable_gguf(path: Path) -> Path:
+    try:
+        path = path.expanduser().resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):
+        raise ApplicationError(f"{path}: no such file.", code="file_not_found", status=404) from None
+    if not path.is_file():
+        raise ApplicationError(f"{path} is not a regular file.", code="not_a_file")
+    try:
+        ok = gguf_meta.is_gguf(path)
+    except PermissionError:
+        raise ApplicationError(f"{path}: permission denied.", code="unreadable", status=403) from None
+    if not ok:
+        raise ApplicationError(f"{path.name} is not a GGUF model file.", code="not_gguf", status=422)
+    return path
+
+
+def model_on_ready(*, model: AIModel) -> None:
+    """Hook run after a model's files are complete and verified: create its torrent, if sharing is built."""
+    try:
+        from torrents_app.services import torrent_create_for_model
+    except ImportError:
+        return
+    torrent_create_for_model(model_id=model.pk)
+
+
+def model_delete(*, model_id: str, delete_files: bool = False) -> None:
+    """Remove the model (and its files when asked); the node daemon stops serving and seeding it."""
+    model = model_get(model_id=model_id)
+    folder = Path(model.path) if model.path else None
+    names = list(model.files.values_list("name", flat=True)) or [model.file_name]
+    with transaction.atomic():
+        model.delete()
+        transaction.on_commit(lambda: _push(model_id))
+        if delete_files and folder is not None:
+            transaction.on_commit(lambda: _remove_files(folder, names))
+
+
+def _remove_files(folder: Path, names: list[str]) -> None:
+    root = settings.AI_MODEL_DIR.resolve()
+    folder = folder.resolve()
+    if folder.is_relative_to(root) and folder != root:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    # A model imported in place: remove only its own files, never the folder around them.
+    for name in names:
+        target = (folder / name).resolve()
+        if target.is_relative_to(folder):
+            target.unlink(missing_ok=True)

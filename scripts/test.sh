@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole suite: a throwaway Redis and PostgreSQL on loopback, pytest on SQLite, then the
+# database-facing tests again on PostgreSQL.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+tmp="$(mktemp -d /tmp/aiportal-test.XXXXXX)"
+chmod 755 "$tmp"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  [ -d "$tmp/pg" ] && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+redis_port="$(free_port)"
+redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+export REDIS_URL="redis://127.0.0.1:$redis_port/0"
+
+pg_port="$(free_port)"
+mkdir -p "$tmp/pg" && chown postgres "$tmp/pg"
+runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$tmp/pg/data" -A trust -U postgres >/dev/null
+runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$tmp/pg/data" -w -l "$tmp/pg/log" \
+  -o "-k $tmp/pg -p $pg_port -h 127.0.0.1 -c fsync=off" start >/dev/null
+export AIPORTAL_TEST_PG_URL="postgresql://postgres@127.0.0.1:$pg_port/aiportal"
+export AIPORTAL_RUN_DIR="$tmp/run"
+
+status=0
+echo "== tests on SQLite"
+"$PY" -m pytest "$@" || status=$?
+echo "== database tests on PostgreSQL"
+DATABASE_URL="$AIPORTAL_TEST_PG_URL" "$PY" -m pytest -m "not sqlite_only" tests/aiportal tests/models_app -q -p no:cacheprovider \
+  -k "not llama and not torrent" || status=$?
+exit $status

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TorrentsAppConfig(AppConfig):
+    name = "torrents_app"
+    verbose_name = "Torrents"
