@@ -1,7 +1,10 @@
 """Adapter over the `gguf` package: read a GGUF header into plain metadata."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
+
+from models_app.hashing import file_key
 
 GGUF_MAGIC = b"GGUF"
 
@@ -17,10 +20,17 @@ def is_gguf(path: Path) -> bool:
 
 def read_metadata(path: Path) -> dict:
     """Architecture, parameter count, quantization and context length (plus sizes for memory estimates)."""
+    if not is_gguf(path):
+        raise NotGGUF(f"{Path(path).name} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    # Parsing a header walks every tokenizer entry (seconds for big vocabularies): once per file version.
+    return dict(_read_cached(file_key(path)))
+
+
+@lru_cache(maxsize=64)
+def _read_cached(key: tuple) -> dict:
     from gguf import GGUFReader, LlamaFileType
 
-    if not is_gguf(path):
-        raise NotGGUF(f"{path.name} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    path = Path(key[0])
     try:
         reader = GGUFReader(path)
     except Exception as exc:  # the reader raises many types on a damaged header
