@@ -1,0 +1,145 @@
+"""The chat client: talks to the llama-server that serves a model (the one importer of httpx for chat).
+
+Every front door (REST, OpenAI-compatible API, web chat, Telegram) chats through these functions.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from aiportal.errors import ApplicationError, Conflict, Upstream
+from models_app.models import ServeState, Status
+from models_app.selectors import model_get
+
+TIMEOUT = httpx.Timeout(connect=3.0, read=600.0, write=30.0, pool=30.0)
+_client = httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_keepalive_connections=32))
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def model_base_url(*, model_id: str) -> str:
+    """The llama-server URL of a serving model; 404 unknown, 409 not serving."""
+    model = model_get(model_id=model_id)
+    instance = getattr(model, "instance", None)
+    if model.status != Status.SERVING or instance is None or instance.state != ServeState.SERVING or not instance.port:
+        reason = f" ({model.error.splitlines()[0]})" if model.status == Status.ERROR and model.error else ""
+        raise Conflict(f"Model {model_id} is {model.status}{reason}, not serving: serve it first.",
+                       code="model_not_serving")
+    from models_app.inference.services import serve_touch
+
+    serve_touch(model_id=model_id)
+    return instance.url
+
+
+def chat_body(*, model_id: str, messages: list[dict], max_tokens: int, temperature: float, stream: bool) -> dict:
+    return {"model": model_id, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+            "stream": stream}
+
+
+def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> ChatResult:
+    url = model_base_url(model_id=model_id)
+    body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=False)
+    data = _post_json(model_id, f"{url}/v1/chat/completions", body)
+    try:
+        usage = data.get("usage") or {}
+        return ChatResult(content=data["choices"][0]["message"]["content"] or "",
+                          prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                          completion_tokens=int(usage.get("completion_tokens", 0)))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise _unreadable(model_id) from None
+
+
+def chat_stream(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> Iterator[str]:
+    """Text deltas as the model generates them."""
+    url = model_base_url(model_id=model_id)
+    body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True)
+    return _stream_deltas(model_id, f"{url}/v1/chat/completions", body)
+
+
+def _stream_deltas(model_id: str, url: str, body: dict) -> Iterator[str]:
+    try:
+        with _client.stream("POST", url, json=body) as response:
+            _raise_for_status(model_id, response)
+            for line in response.iter_lines():
+                delta = _sse_delta(model_id, line)
+                if delta:
+                    yield delta
+    except httpx.HTTPError as exc:
+        raise _down(model_id, exc) from None
+
+
+def _sse_delta(model_id: str, line: str) -> str:
+    if not line.startswith("data:"):
+        return ""
+    payload = line[5:].strip()
+    if payload == "[DONE]":
+        return ""
+    try:
+        choices = json.loads(payload).get("choices") or [{}]
+        return (choices[0].get("delta") or {}).get("content") or ""
+    except (ValueError, AttributeError, IndexError):
+        raise _unreadable(model_id) from None
+
+
+def count_tokens(*, model_id: str, text: str) -> int:
+    url = model_base_url(model_id=model_id)
+    data = _post_json(model_id, f"{url}/tokenize", {"content": text})
+    try:
+        return len(data["tokens"])
+    except (KeyError, TypeError):
+        raise _unreadable(model_id) from None
+
+
+def _post_json(model_id: str, url: str, body: dict) -> dict:
+    try:
+        response = _client.post(url, json=body)
+    except httpx.HTTPError as exc:
+        raise _down(model_id, exc) from None
+    _raise_for_status(model_id, response)
+    try:
+        data = response.json()
+    except ValueError:
+        raise _unreadable(model_id) from None
+    if not isinstance(data, dict):
+        raise _unreadable(model_id)
+    return data
+
+
+def _raise_for_status(model_id: str, response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    response.read()
+    message = upstream_message(response.content) or f"HTTP {response.status_code}"
+    if response.status_code == 400:
+        raise ApplicationError(f"Model {model_id} refused the request: {message}", code="invalid_chat")
+    raise Upstream(f"llama-server for {model_id} failed: {message}", code="llama_server_error")
+
+
+def upstream_message(content: bytes) -> str:
+    try:
+        error = json.loads(content).get("error")
+        return str(error.get("message") if isinstance(error, dict) else error or "")
+    except (ValueError, AttributeError):
+        return content.decode(errors="replace")[:200]
+
+
+def _down(model_id: str, exc: Exception) -> Upstream:
+    return Upstream(f"llama-server for {model_id} is not answering (did it crash? see the model's error): "
+                    f"{type(exc).__name__}: {exc}", code="llama_server_down")
+
+
+def _unreadable(model_id: str) -> Upstream:
+    return Upstream(f"llama-server for {model_id} sent an answer that is not valid OpenAI JSON.",
+                    code="llama_server_garbage")

@@ -1,0 +1,1 @@
+"""Serving models with llama-server: desired state (services), the node's reconciler (engine), the API."""

@@ -1,0 +1,179 @@
+"""The llama-server process adapter: the only code that starts, probes and stops those processes.
+
+Primitives in and out (paths, ports, pids); no Django models. Each child gets its own session
+(Ctrl-C on the portal's terminal reaches the node daemon, which stops children in order) and a
+parent-death signal, so a killed daemon never leaves a server holding its port.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    binary: Path
+    model_path: Path
+    port: int
+    context_size: int
+    threads: int
+    gpu_layers: int
+    alias: str
+    log_path: Path
+
+
+def server_argv(spec: ServerSpec) -> list[str]:
+    return [
+        str(spec.binary), "--host", "127.0.0.1", "--port", str(spec.port), "-m", str(spec.model_path),
+        "-c", str(spec.context_size), "-t", str(spec.threads), "-ngl", str(spec.gpu_layers),
+        "--alias", spec.alias,
+    ]
+
+
+def _child_env(binary: Path) -> dict[str, str]:
+    # The cached build's RUNPATH names its (deleted) build folder; its libraries sit beside the binary.
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(binary.parent), env.get("LD_LIBRARY_PATH", "")) if p)
+    return env
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class ServerProcess:
+    """One running llama-server child."""
+
+    def __init__(self, popen: subprocess.Popen, spec: ServerSpec):
+        self.popen = popen
+        self.spec = spec
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def exit_code(self) -> int | None:
+        return self.popen.poll()
+
+    def terminate(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+
+
+def server_spawn(spec: ServerSpec) -> ServerProcess:
+    """Start llama-server with its output appended to the log file; raises OSError when it cannot start."""
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(spec.log_path, "ab") as log:
+        log.write(f"\n==> {' '.join(server_argv(spec))}\n".encode())
+        log.flush()
+        popen = subprocess.Popen(
+            server_argv(spec), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=_child_env(spec.binary), start_new_session=True, preexec_fn=_die_with_parent,
+        )
+    return ServerProcess(popen, spec)
+
+
+def server_health(port: int, *, timeout: float = 0.3) -> int | None:
+    """HTTP status of /health (503 while loading, 200 ready), or None when nothing answers."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=timeout).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def log_tail(path: Path, *, lines: int = 12, max_bytes: int = 4096) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - max_bytes))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _problem_cached(path: str, mtime: float) -> str:
+    binary = Path(path)
+    try:
+        done = subprocess.run([path, "--version"], env=_child_env(binary), capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if done.returncode != 0:
+        out = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        return f"exit code {done.returncode}: {out[-1] if out else 'no output'}"
+    return ""
+
+
+def binary_problem(path: Path) -> str:
+    """Why the binary cannot run (`--version` fails), or "" when it runs."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        return str(exc)
+    return _problem_cached(str(path), mtime)
+
+
+@functools.lru_cache(maxsize=4)
+def gpu_offload_available(binary: str) -> bool:
+    """An NVIDIA GPU answers `nvidia-smi` and the binary was built with CUDA."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None or not any(Path(binary).parent.glob("libggml-cuda*")):
+        return False
+    try:
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def pid_runs_llama_server(pid: int, alias: str) -> bool:
+    """A process left by an earlier daemon: still alive and serving this alias."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    try:
+        return argv[argv.index(b"--alias") + 1] == alias.encode()
+    except (ValueError, IndexError):
+        return False
+
+
+def pid_kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,154 @@
+"""Serving, desired side: these functions write what should run; the node's LlamaEngine makes it so."""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from aiportal.errors import ApplicationError, Conflict, NoRoom, Unavailable, Upstream
+from models_app.inference import binary, memory, process
+from models_app.models import AIModel, ServedInstance, ServeState, Status
+from models_app.selectors import model_get
+from models_app.services import model_notify
+
+CONTEXT_RANGE = (128, 1_048_576)
+THREADS_RANGE = (1, 1024)
+GPU_LAYERS_RANGE = (0, 10_000)
+ALL_LAYERS = 999
+
+
+def _in_range(name: str, value: int | None, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if value is not None and not low <= value <= high:
+        raise ApplicationError(f"{name} must be between {low} and {high}, not {value}.", code="invalid_input",
+                               extra={"field": name})
+
+
+def _default_gpu_layers() -> int:
+    # 0 (the default) means "CPU unless this machine can offload": a request may still ask for 0.
+    if settings.LLAMA_DEFAULT_GPU_LAYERS:
+        return settings.LLAMA_DEFAULT_GPU_LAYERS
+    return ALL_LAYERS if process.gpu_offload_available(str(binary.binary_candidate())) else 0
+
+
+def _servable(model: AIModel) -> None:
+    instance = getattr(model, "instance", None)
+    crashed = model.status == Status.ERROR and instance is not None
+    if not (model.is_available or crashed):
+        raise Conflict(f"Model {model.id!r} is {model.status}, not ready to serve.", code="model_not_ready")
+    if not model.file_name or not model.path:
+        raise Conflict(f"Model {model.id!r} has no file on this node.", code="model_not_ready")
+
+
+def _check_port(model: AIModel, port: int | None) -> None:
+    if port is None:
+        return
+    if not 1024 <= port <= 65535:
+        raise ApplicationError(f"port must be between 1024 and 65535, not {port}.", code="invalid_input",
+                               extra={"field": "port"})
+    mine = getattr(model, "instance", None)
+    if mine is not None and mine.port == port and mine.state in {ServeState.STARTING, ServeState.SERVING}:
+        return
+    taken = ServedInstance.objects.filter(desired="serving", port=port).exclude(pk=model.pk).exists()
+    taken = taken or ServedInstance.objects.filter(desired="serving", requested_port=port).exclude(pk=model.pk).exists()
+    if taken or not process.port_is_free(port):
+        raise Conflict(f"Port {port} is in use; pick another port or leave it empty.", code="port_in_use",
+                       extra={"port": port})
+
+
+def _check_memory(model: AIModel, context_size: int) -> None:
+    needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
+    available = memory.memory_available()
+    limit = getattr(settings, "LLAMA_MEMORY_LIMIT", 0)
+    if limit:
+        others = ServedInstance.objects.filter(desired="serving", node=model.node).exclude(pk=model.pk).select_related("model")
+        used = sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size) for i in others)
+        available = min(available or limit, limit - used)
+    if available is not None and needed > available:
+        raise NoRoom(
+            f"Serving {model.id} with a context of {context_size} needs about {memory.human(needed)} of memory; "
+            f"{memory.human(max(available, 0))} is available. Try a smaller contextSize or stop another model.",
+            code="not_enough_memory", extra={"needed": needed, "available": max(available, 0)})
+
+
+def serve_start(*, model_id: str, port: int | None = None, context_size: int | None = None,
+                threads: int | None = None, gpu_layers: int | None = None) -> AIModel:
+    """Ask this model's node to serve it; the model goes `starting`, then `serving` when llama-server is up."""
+    _in_range("contextSize", context_size, CONTEXT_RANGE)
+    _in_range("threads", threads, THREADS_RANGE)
+    _in_range("gpuLayers", gpu_layers, GPU_LAYERS_RANGE)
+    model = model_get(model_id=model_id)
+    _servable(model)
+    _check_port(model, port)
+    binary.binary_path()
+    ctx = context_size or settings.LLAMA_DEFAULT_CTX
+    options = {"requested_port": port, "context_size": ctx, "threads": threads or settings.LLAMA_DEFAULT_THREADS,
+               "gpu_layers": _default_gpu_layers() if gpu_layers is None else gpu_layers}
+    instance = getattr(model, "instance", None)
+    if _already(instance, options):
+        return model
+    _check_memory(model, ctx)
+    with transaction.atomic():
+        ServedInstance.objects.update_or_create(
+            model=model, defaults={"node": model.node or settings.NODE_NAME, "desired": "serving", "error": "",
+                                   "restarts": 0, "next_start_at": None, "last_used_at": timezone.now(), **options})
+        AIModel.objects.filter(pk=model.pk).update(status=Status.STARTING, error="", updated_at=timezone.now())
+        model.refresh_from_db()
+        model_notify(model)
+    return model_get(model_id=model_id)
+
+
+def _already(instance: ServedInstance | None, options: dict) -> bool:
+    if instance is None or instance.desired != "serving" or instance.state == ServeState.ERROR:
+        return False
+    return all(getattr(instance, key) == value for key, value in options.items() if key != "requested_port") and (
+        options["requested_port"] in (None, instance.requested_port, instance.port))
+
+
+def serve_stop(*, model_id: str) -> AIModel:
+    """Ask the node to stop serving; stopping a model that is not served is fine."""
+    model = model_get(model_id=model_id)
+    instance = getattr(model, "instance", None)
+    if instance is None or instance.desired == "stopped" and model.status != Status.ERROR:
+        return model
+    running = instance.state in {ServeState.STARTING, ServeState.SERVING, ServeState.STOPPING}
+    with transaction.atomic():
+        ServedInstance.objects.filter(pk=model.pk).update(desired="stopped", next_start_at=None)
+        if model.status in {Status.STARTING, Status.SERVING, Status.ERROR}:
+            status = Status.STOPPING if running else Status.READY
+            AIModel.objects.filter(pk=model.pk).update(status=status, error="", updated_at=timezone.now())
+        model_notify(model)
+    return model_get(model_id=model_id)
+
+
+def serve_touch(*, model_id: str) -> None:
+    """Mark the model used now (the keep-alive clock)."""
+    ServedInstance.objects.filter(pk=model_id).update(last_used_at=timezone.now())
+
+
+def serve_wait(*, model_id: str, timeout: float) -> AIModel:
+    """Block until the model serves; raise when it fails to start or takes longer than `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        model = model_get(model_id=model_id)
+        instance = getattr(model, "instance", None)
+        if model.status == Status.SERVING and instance is not None and instance.state == ServeState.SERVING:
+            return model
+        if model.status == Status.ERROR:
+            raise Upstream(f"Model {model_id} failed to start: {model.error}", code="serve_failed")
+        if instance is None or instance.desired != "serving":
+            raise Conflict(f"Model {model_id!r} is not being served.", code="model_not_serving")
+        if time.monotonic() >= deadline:
+            raise Unavailable(f"Model {model_id} did not start within {timeout:.0f} seconds "
+                              "(is the node daemon `manage.py runnode` running?).", code="serve_timeout")
+        time.sleep(0.1)
+
+
+def serve_ensure(*, model_id: str, timeout: float = 120.0) -> AIModel:
+    """The model, serving: started on demand when it is ready but not served (like Ollama)."""
+    model = model_get(model_id=model_id)
+    if model.status != Status.SERVING:
+        serve_start(model_id=model_id)
+    return serve_wait(model_id=model_id, timeout=timeout)
