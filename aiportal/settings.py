@@ -84,7 +84,6 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_url(env("DATABASE_URL"), BASE_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # Redis: the channel layer always; the q2 broker only when REDIS_URL is given explicitly.
 REDIS_URL_EXPLICIT = bool(env("REDIS_URL"))

@@ -69,7 +69,7 @@ def model_import_local(*, path: Path, model_id: str | None = None, copy: bool = 
     with transaction.atomic():
         model = AIModel.objects.create(
             id=model_id or model_unique_id(base=path.stem),
-            name=meta.get("name") or path.stem,
+            name=path.stem,
             source=Source.LOCAL,
             file_name=path.name,
             size=path.stat().st_size,

@@ -56,7 +56,7 @@ class Command(BaseCommand):
         data = settings.RUN_DIR / "redis"
         data.mkdir(parents=True, exist_ok=True)
         child = Child("redis", [binary, "--bind", "127.0.0.1", "--port", "6379", "--dir", str(data),
-                                "--save", "", "--appendonly", "no"])
+                                "--save", "", "--appendonly", "no", "--loglevel", "warning"])
         child.start({})
         for _ in range(50):
             try:
