@@ -1,8 +1,11 @@
 from django.urls import path
 
 from models_app import api
+from models_app.inference import api as inference_api
 
 urlpatterns = [
     path("list", api.ModelListApi.as_view(), name="model-list"),
     path("models/<str:model_id>", api.ModelDetailApi.as_view(), name="model-detail"),
+    path("serve", inference_api.ServeApi.as_view(), name="serve"),
+    path("chat", inference_api.ChatApi.as_view(), name="chat"),
 ]
