@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat import llm
+from models_app import selectors
+from models_app.inference import services
+
+
+class ServeApi(APIView):
+    class StartInput(serializers.Serializer):
+        modelId = serializers.CharField(max_length=200)
+        port = serializers.IntegerField(required=False, allow_null=True)
+        contextSize = serializers.IntegerField(required=False, allow_null=True)
+        threads = serializers.IntegerField(required=False, allow_null=True)
+        gpuLayers = serializers.IntegerField(required=False, allow_null=True)
+
+    class StopInput(serializers.Serializer):
+        modelId = serializers.CharField(max_length=200)
+
+    @extend_schema(summary="Serve a model with llama-server (status goes starting → serving)", request=StartInput)
+    def post(self, request):
+        data = self.StartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        model = services.serve_start(model_id=v["modelId"], port=v.get("port"), context_size=v.get("contextSize"),
+                                     threads=v.get("threads"), gpu_layers=v.get("gpuLayers"))
+        return Response(selectors.model_to_dict(model), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Stop serving a model", parameters=[StopInput])
+    def delete(self, request):
+        params = self.StopInput(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        model = services.serve_stop(model_id=params.validated_data["modelId"])
+        return Response(selectors.model_to_dict(model))
+
+
+class ChatApi(APIView):
+    class Message(serializers.Serializer):
+        role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+        content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+    class ChatInput(serializers.Serializer):
+        modelId = serializers.CharField(max_length=200)
+        messages = serializers.ListField(child=serializers.DictField(), min_length=1)
+        maxTokens = serializers.IntegerField(default=512, min_value=1, max_value=32768)
+        temperature = serializers.FloatField(default=0.7, min_value=0.0, max_value=2.0)
+
+        def validate_messages(self, value):
+            messages = ChatApi.Message(data=value, many=True)
+            messages.is_valid(raise_exception=True)
+            return [dict(m) for m in messages.validated_data]
+
+    @extend_schema(summary="One chat completion from a serving model", request=ChatInput)
+    def post(self, request):
+        data = self.ChatInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        result = llm.chat_complete(model_id=v["modelId"], messages=v["messages"], max_tokens=v["maxTokens"],
+                                   temperature=v["temperature"])
+        usage = {"promptTokens": result.prompt_tokens, "completionTokens": result.completion_tokens,
+                 "totalTokens": result.total_tokens}
+        return Response({"content": result.content, "usage": usage})

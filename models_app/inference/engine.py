@@ -1,0 +1,179 @@
+"""LlamaEngine: the node daemon's owner of every llama-server child of this node.
+
+Each `reconcile_once()` pass reads the ServedInstance rows of this node and moves reality towards
+them: starts servers that should run, probes loading ones (`/health`, never blocking for long),
+notices crashes (error with the log tail, restart with backoff), stops unwanted or orphaned ones
+(terminate, then kill after a grace period) and stops models idle past the keep-alive.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from aiportal.errors import ApplicationError
+from models_app.inference import binary, process, transitions
+from models_app.inference.process import ServerProcess, ServerSpec
+from models_app.models import ServedInstance, ServeState
+
+log = logging.getLogger("aiportal.llama")
+
+STOP_GRACE_SECONDS = 10.0
+STABLE_AFTER = timedelta(seconds=60)
+
+
+class LlamaEngine:
+    """Reconciles this node's ServedInstance rows with its llama-server processes."""
+
+    def __init__(self, *, node_name: str, now: Callable[[], datetime] = timezone.now):
+        self.node_name = node_name
+        self.now = now
+        self.children: dict[str, ServerProcess] = {}
+        self.stopping: dict[str, tuple[ServerProcess, float]] = {}
+
+    def start(self) -> None:
+        """Kill servers an earlier daemon left behind; the wanted ones start again on the next pass."""
+        for instance in ServedInstance.objects.filter(node=self.node_name, pid__isnull=False):
+            if process.pid_runs_llama_server(instance.pid, instance.pk):
+                log.info("killing llama-server %s left by an earlier daemon (pid %s)", instance.pk, instance.pid)
+                process.pid_kill(instance.pid)
+        transitions.mark_node_down(self.node_name, now=self.now())
+
+    def step(self) -> bool:
+        return self.reconcile_once()
+
+    def stop(self) -> None:
+        for model_id, child in list(self.children.items()):
+            self._begin_stop(model_id, child)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self.stopping and time.monotonic() < deadline:
+            self._finish_stops(record=False)
+            time.sleep(0.05)
+        for child, _ in self.stopping.values():
+            child.kill()
+        self.stopping.clear()
+        transitions.mark_node_down(self.node_name, now=self.now())
+
+    def reconcile_once(self) -> bool:
+        busy = self._finish_stops()
+        rows = {i.pk: i for i in ServedInstance.objects.filter(node=self.node_name).select_related("model")}
+        busy = self._stop_unwanted(rows) or busy
+        for instance in rows.values():
+            if instance.desired == "serving":
+                busy = self._reconcile_serving(instance) or busy
+            elif instance.pk not in self.stopping and instance.state in {ServeState.STARTING, ServeState.SERVING,
+                                                                           ServeState.STOPPING}:
+                transitions.mark_stopped(instance.pk, now=self.now())
+                busy = True
+        self._expire_idle(rows)
+        return busy
+
+    # stopping
+
+    def _stop_unwanted(self, rows: dict[str, ServedInstance]) -> bool:
+        busy = False
+        for model_id, child in list(self.children.items()):
+            instance = rows.get(model_id)
+            if instance is None or instance.desired != "serving" or self._options_changed(instance, child.spec):
+                self._begin_stop(model_id, child)
+                if instance is not None:
+                    transitions.mark_stopping(instance, now=self.now())
+                busy = True
+        return busy
+
+    def _begin_stop(self, model_id: str, child: ServerProcess) -> None:
+        log.info("stopping llama-server for %s (pid %s)", model_id, child.pid)
+        child.terminate()
+        self.children.pop(model_id, None)
+        self.stopping[model_id] = (child, time.monotonic() + STOP_GRACE_SECONDS)
+
+    def _finish_stops(self, *, record: bool = True) -> bool:
+        done = False
+        for model_id, (child, deadline) in list(self.stopping.items()):
+            if child.exit_code() is None and time.monotonic() < deadline:
+                continue
+            child.kill()
+            del self.stopping[model_id]
+            if record:
+                transitions.mark_stopped(model_id, now=self.now())
+            done = True
+        return done
+
+    @staticmethod
+    def _options_changed(instance: ServedInstance, spec: ServerSpec) -> bool:
+        wanted = (instance.context_size, instance.threads, instance.gpu_layers)
+        port_moved = instance.requested_port is not None and instance.requested_port != spec.port
+        return wanted != (spec.context_size, spec.threads, spec.gpu_layers) or port_moved
+
+    def _expire_idle(self, rows: dict[str, ServedInstance]) -> None:
+        keep = settings.LLAMA_KEEP_ALIVE_SECONDS
+        if not keep:
+            return
+        cutoff = self.now() - timedelta(seconds=keep)
+        for instance in rows.values():
+            last = instance.last_used_at or instance.started_at
+            if instance.desired == "serving" and instance.state == ServeState.SERVING and last and last < cutoff:
+                from models_app.inference.services import serve_stop
+
+                log.info("%s idle since %s: stopping (keep-alive %ss)", instance.pk, last, keep)
+                serve_stop(model_id=instance.pk)
+
+    # serving
+
+    def _reconcile_serving(self, instance: ServedInstance) -> bool:
+        child = self.children.get(instance.pk)
+        if child is None:
+            return self._maybe_spawn(instance)
+        code = child.exit_code()
+        if code is not None:
+            self._on_exit(instance, child, code)
+            return True
+        if instance.state == ServeState.STARTING:
+            return process.server_health(child.spec.port) == 200 and transitions.mark_serving(instance, now=self.now())
+        if instance.restarts and instance.started_at and instance.started_at < self.now() - STABLE_AFTER:
+            transitions.mark_restarts_forgotten(instance)
+        return False
+
+    def _maybe_spawn(self, instance: ServedInstance) -> bool:
+        if instance.pk in self.stopping:
+            return False
+        if instance.next_start_at is not None and self.now() < instance.next_start_at:
+            return False
+        try:
+            spec = self._spec(instance)
+            child = process.server_spawn(spec)
+        except ApplicationError as exc:
+            transitions.mark_failed(instance, message=exc.message, retry=True, now=self.now())
+            return True
+        except OSError as exc:
+            transitions.mark_failed(instance, message=f"llama-server could not start: {exc}", retry=True,
+                                    now=self.now())
+            return True
+        log.info("started llama-server for %s on port %s (pid %s)", instance.pk, spec.port, child.pid)
+        self.children[instance.pk] = child
+        transitions.mark_starting(instance, port=spec.port, pid=child.pid, log_path=str(spec.log_path), now=self.now())
+        return True
+
+    def _spec(self, instance: ServedInstance) -> ServerSpec:
+        port = instance.requested_port or process.free_port()
+        if instance.requested_port and not process.port_is_free(port):
+            raise ApplicationError(f"Port {port} is in use by another program.", code="port_in_use")
+        model = instance.model
+        return ServerSpec(
+            binary=binary.binary_path(), model_path=Path(model.path) / model.file_name, port=port,
+            context_size=instance.context_size, threads=instance.threads, gpu_layers=instance.gpu_layers,
+            alias=model.pk, log_path=Path(settings.LOG_DIR) / f"llama-{model.pk}.log",
+        )
+
+    def _on_exit(self, instance: ServedInstance, child: ServerProcess, code: int) -> None:
+        del self.children[instance.pk]
+        phase = "while loading the model" if instance.state == ServeState.STARTING else "while serving"
+        tail = process.log_tail(child.spec.log_path)
+        message = f"llama-server exited with code {code} {phase}. Last lines of {child.spec.log_path}:\n{tail}"
+        log.warning("llama-server for %s exited with code %s", instance.pk, code)
+        transitions.mark_failed(instance, message=message, retry=True, now=self.now())
