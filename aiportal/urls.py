@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/ai/", include("models_app.urls")),
+    path("v1/", include("chat.openai_api")),
     re_path(r"^api/", api_not_found),
 ]

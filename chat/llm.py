@@ -143,3 +143,61 @@ def _down(model_id: str, exc: Exception) -> Upstream:
 def _unreadable(model_id: str) -> Upstream:
     return Upstream(f"llama-server for {model_id} sent an answer that is not valid OpenAI JSON.",
                     code="llama_server_garbage")
+
+
+# The OpenAI-compatible pass-through (chat/openai_api.py): bytes in, bytes out, on the event loop.
+
+_async_clients: dict[int, httpx.AsyncClient] = {}
+
+
+def _async_client() -> httpx.AsyncClient:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(id(loop))
+    if client is None or client.is_closed:
+        client = _async_clients[id(loop)] = httpx.AsyncClient(timeout=TIMEOUT)
+    return client
+
+
+async def openai_open(*, model_id: str, base_url: str, body: dict) -> httpx.Response:
+    """Send an OpenAI chat request to the model's llama-server; the response's body is not read yet."""
+    client = _async_client()
+    request = client.build_request("POST", f"{base_url}/v1/chat/completions", json=body)
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise _down(model_id, exc) from None
+    if response.status_code >= 400:
+        await response.aread()
+        await response.aclose()
+        _raise_for_status(model_id, response)
+    return response
+
+
+async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
+    try:
+        await response.aread()
+    except httpx.HTTPError as exc:
+        raise _down(model_id, exc) from None
+    finally:
+        await response.aclose()
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        raise _unreadable(model_id) from None
+    if not isinstance(data, dict):
+        raise _unreadable(model_id)
+    return data
+
+
+async def openai_relay(*, model_id: str, response: httpx.Response):
+    """The server-sent events exactly as llama-server writes them, chunk by chunk; an error event on a break."""
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        error = {"error": {"message": _down(model_id, exc).message, "type": "server_error", "code": "llama_server_down"}}
+        yield f"data: {json.dumps(error)}\n\n".encode()
+    finally:
+        await response.aclose()

@@ -1,0 +1,129 @@
+"""The OpenAI-compatible API (SPEC §5): `/v1/models` and `/v1/chat/completions`, Bearer token auth.
+
+Async views, so a stream is relayed chunk by chunk from llama-server to the client without
+buffering. A ready model that is not served is started on demand and waited for.
+"""
+from __future__ import annotations
+
+import json
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import AuthenticationFailed
+
+from aiportal.auth import BearerAuthentication
+from aiportal.errors import ApplicationError
+from chat import llm
+from models_app.inference.services import serve_ensure
+from models_app.selectors import model_list
+
+ON_DEMAND_TIMEOUT = 180.0
+
+
+def openai_error(message: str, *, status: int, code: str, kind: str = "invalid_request_error") -> JsonResponse:
+    return JsonResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status)
+
+
+def _from_application_error(exc: ApplicationError) -> JsonResponse:
+    kind = "server_error" if exc.status >= 500 else "invalid_request_error"
+    return openai_error(exc.message, status=exc.status, code=exc.code, kind=kind)
+
+
+def _authenticate(request: HttpRequest) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise AuthenticationFailed("Missing API key: send `Authorization: Bearer <api token>`.")
+    BearerAuthentication().authenticate_credentials(key.strip())
+
+
+async def _guard(request: HttpRequest) -> JsonResponse | None:
+    try:
+        await sync_to_async(_authenticate)(request)
+    except AuthenticationFailed as exc:
+        return openai_error(str(exc.detail), status=401, code="invalid_api_key")
+    return None
+
+
+def _model_rows() -> list[dict]:
+    return [
+        {"id": m.id, "object": "model", "created": int(m.created_at.timestamp()), "owned_by": m.source,
+         "status": m.status}
+        for m in model_list() if m.is_available or m.status == "error" and hasattr(m, "instance")
+    ]
+
+
+async def models_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return openai_error("Use GET.", status=405, code="method_not_allowed")
+    if (denied := await _guard(request)) is not None:
+        return denied
+    return JsonResponse({"object": "list", "data": await sync_to_async(_model_rows)()})
+
+
+def _parse(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise ApplicationError("The body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApplicationError("The body must be a JSON object.", code="invalid_json")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise ApplicationError("`model` is required: a model id from /v1/models.", code="missing_model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) and "role" in m for m in messages):
+        raise ApplicationError("`messages` must be a non-empty list of {role, content} objects.", code="invalid_messages")
+    return body
+
+
+def _serving_url(model_id: str) -> str:
+    serve_ensure(model_id=model_id, timeout=ON_DEMAND_TIMEOUT)
+    return llm.model_base_url(model_id=model_id)
+
+
+@csrf_exempt
+async def chat_completions_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return openai_error("Use POST.", status=405, code="method_not_allowed")
+    if (denied := await _guard(request)) is not None:
+        return denied
+    try:
+        body = _parse(request)
+        model_id = body["model"]
+        base_url = await sync_to_async(_serving_url, thread_sensitive=False)(model_id)
+        upstream = await llm.openai_open(model_id=model_id, base_url=base_url, body=body)
+        if body.get("stream"):
+            return _event_stream(llm.openai_relay(model_id=model_id, response=upstream))
+        return JsonResponse(await llm.openai_json(model_id=model_id, response=upstream))
+    except ApplicationError as exc:
+        return _from_application_error(exc)
+
+
+def _event_stream(chunks) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def model_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    if (denied := await _guard(request)) is not None:
+        return denied
+    rows = [row for row in await sync_to_async(_model_rows)() if row["id"] == model_id]
+    if not rows:
+        return openai_error(f"No model with id {model_id!r}.", status=404, code="model_not_found")
+    return JsonResponse(rows[0])
+
+
+async def not_found_view(request: HttpRequest, rest: str = "") -> HttpResponse:
+    return openai_error(f"No OpenAI-compatible endpoint at {request.path}.", status=404, code="not_found")
+
+
+urlpatterns = [
+    path("models", csrf_exempt(models_view), name="openai-models"),
+    path("models/<str:model_id>", model_view, name="openai-model"),
+    path("chat/completions", chat_completions_view, name="openai-chat-completions"),
+    re_path(r"^(?P<rest>.*)$", csrf_exempt(not_found_view)),
+]
