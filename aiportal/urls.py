@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
@@ -13,4 +14,8 @@ urlpatterns = [
     path("api/ai/", include("models_app.urls")),
     path("v1/", include("chat.openai_api")),
     re_path(r"^api/", api_not_found),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("chat/", include("chat.web_urls")),
+    path("", include("models_app.web_urls")),
 ]

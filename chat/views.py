@@ -1,0 +1,146 @@
+"""Web chat: pick a served model, talk to it with the answer streaming in, keep past sessions.
+
+The answer streams as server-sent events over a POST (read by fetch in static/js/chat.js):
+`event: session` (the session id), `data: {"delta": …}` per piece, then `event: done`, or
+`event: error` with a message for a person.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+from django.contrib.auth.decorators import login_required
+from django.db import connections
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from aiportal.errors import ApplicationError
+from chat.models import ChatSession
+from models_app.models import Status
+from models_app.selectors import model_list
+
+SESSIONS_SHOWN = 30
+
+
+@login_required
+@require_GET
+def chat_view(request: HttpRequest) -> HttpResponse:
+    from chat.services import session_for_web_user
+
+    wanted = request.GET.get("model", "")
+    session = None if request.GET.get("new") else session_for_web_user(user=request.user)
+    if session is not None and wanted and session.model_id != wanted:
+        session = None
+    return _page(request, session, wanted or (session.model_id if session else ""))
+
+
+@login_required
+@require_GET
+def chat_session_view(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _own_session(request, session_id)
+    return _page(request, session, session.model_id or "")
+
+
+@login_required
+@require_POST
+def chat_send_view(request: HttpRequest) -> HttpResponse:
+    from chat.services import session_for_web_user, session_send
+
+    model_id, text = request.POST.get("model", ""), request.POST.get("message", "")
+    try:
+        session = _session_for_send(request, model_id)
+        if session is None:
+            session = session_for_web_user(user=request.user, model_id=model_id)
+        deltas = session_send(session=session, text=text)
+    except ApplicationError as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
+    response = StreamingHttpResponse(_sse(session.pk, deltas), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@login_required
+@require_POST
+def chat_clear_view(request: HttpRequest, session_id: int) -> HttpResponse:
+    from chat.services import session_clear
+
+    session_clear(session=_own_session(request, session_id))
+    return redirect("chat")
+
+
+def _session_for_send(request: HttpRequest, model_id: str) -> ChatSession | None:
+    """The session the page shows, when it still talks to the chosen model."""
+    if not model_id:
+        raise ApplicationError("Pick a model to chat with.", code="no_model")
+    raw = request.POST.get("session", "")
+    if not raw.isdigit():
+        return None
+    session = _own_session(request, int(raw))
+    return session if session.model_id == model_id else None
+
+
+def _own_session(request: HttpRequest, session_id: int) -> ChatSession:
+    session = ChatSession.objects.select_related("model").filter(pk=session_id, user=request.user).first()
+    if session is None:
+        raise Http404("No such chat.")
+    return session
+
+
+def _page(request: HttpRequest, session: ChatSession | None, model_id: str) -> HttpResponse:
+    served = list(model_list().filter(status=Status.SERVING))
+    context = {
+        "session": session,
+        "turns": list(session.messages.exclude(role="system").order_by("created_at", "id")) if session else [],
+        "served": served,
+        "chosen": model_id or (served[0].pk if served else ""),
+        "sessions": ChatSession.objects.filter(user=request.user).exclude(title="").select_related("model")[:SESSIONS_SHOWN],
+        "expired": bool(session and getattr(session, "was_expired", False)),
+    }
+    return render(request, "chat/chat.html", context)
+
+
+def _event(data: dict, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n".encode()
+
+
+async def _sse(session_id: int, deltas: Iterator[str]) -> AsyncIterator[bytes]:
+    """Relay the blocking delta iterator from a worker thread, so one slow answer blocks no one else."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+    thread = threading.Thread(target=_pump, args=(deltas, loop, queue, stop), daemon=True, name=f"chat-{session_id}")
+    thread.start()
+    yield _event({"id": session_id}, "session")
+    try:
+        while (item := await queue.get()) is not None:
+            yield item
+    finally:
+        stop.set()
+
+
+def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event) -> None:
+    def put(item: bytes | None) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    try:
+        for delta in deltas:
+            if stop.is_set():
+                break
+            put(_event({"delta": delta}))
+        put(_event({}, "done"))
+    except ApplicationError as exc:
+        put(_event({"code": exc.code, "message": exc.message}, "error"))
+    except Exception:  # the page must learn the answer ended, whatever broke
+        put(_event({"code": "chat_failed", "message": "The model stopped answering. Try again."}, "error"))
+    finally:
+        close = getattr(deltas, "close", None)
+        if close is not None:
+            close()
+        connections.close_all()
+        put(None)

@@ -1,0 +1,196 @@
+"""Web pages for models: the list (home page), add, detail, and the serve/stop/delete actions.
+
+Every action calls the same service as the REST API; an ApplicationError is shown next to the
+form or the model row that caused it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from aiportal.errors import ApplicationError, NotFound
+from models_app import selectors, services
+from models_app.forms import AddModelForm, DeleteForm, ServeForm
+
+LOG_TAIL_BYTES = 12_000
+
+
+@login_required
+@require_GET
+def model_list_view(request: HttpRequest) -> HttpResponse:
+    return _list_page(request)
+
+
+@login_required
+@require_GET
+def model_row_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    model = _get(model_id)
+    return render(request, "models/_row.html", {"m": selectors.model_to_dict(model)})
+
+
+@login_required
+def model_add_view(request: HttpRequest) -> HttpResponse:
+    form = AddModelForm(request.POST or None, initial={"create_torrent": True})
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "models/add.html", {"form": form})
+    try:
+        return _add(request, form)
+    except ApplicationError as exc:
+        form.add_error("source", exc.message)
+        return render(request, "models/add.html", {"form": form}, status=exc.status)
+
+
+def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
+    data = form.cleaned_data
+    if form.is_magnet:
+        from torrents_app.services import magnet_download_start
+
+        model = magnet_download_start(magnet_uri=data["source"])
+        return redirect(f"{reverse('home')}#model-{model.pk}")
+    from models_app.hub.services import download_start, repo_gguf_files
+
+    file_name = data["file_name"] or None
+    if file_name is None and ".gguf" not in data["source"].lower():
+        files = repo_gguf_files(url=data["source"])
+        if len(files) != 1:
+            return render(request, "models/add.html", {"form": form, "files": files, "chosen": _default_file(files)})
+        file_name = files[0]["name"] if "name" in files[0] else files[0].get("fileName")
+    model = download_start(url=data["source"], file_name=file_name, create_torrent=data["create_torrent"],
+                           requested_by=request.user.get_username())
+    return redirect(f"{reverse('home')}#model-{model.pk}")
+
+
+def _default_file(files: list[dict]) -> str:
+    names = [f.get("name") or f.get("fileName") or "" for f in files]
+    preferred = [n for n in names if "q4_k_m" in n.lower()]
+    return (preferred or names or [""])[0]
+
+
+@login_required
+@require_GET
+def model_detail_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    return _detail_page(request, model_id)
+
+
+@login_required
+@require_POST
+def model_serve_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    form = ServeForm(request.POST)
+    if not form.is_valid():
+        return _back(request, model_id, error=None, serve_form=form, status=400)
+    from models_app.inference.services import serve_start
+
+    options = {key: value for key, value in form.cleaned_data.items() if value is not None}
+    return _act(request, model_id, lambda: serve_start(model_id=model_id, **options), serve_form=form)
+
+
+@login_required
+@require_POST
+def model_stop_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    from models_app.inference.services import serve_stop
+
+    return _act(request, model_id, lambda: serve_stop(model_id=model_id))
+
+
+@login_required
+@require_POST
+def model_seeding_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    from torrents_app.services import torrent_set_seeding
+
+    enabled = request.POST.get("enabled") == "on"
+    return _act(request, model_id, lambda: torrent_set_seeding(model_id=model_id, enabled=enabled))
+
+
+@login_required
+@require_POST
+def model_delete_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    form = DeleteForm(request.POST)
+    form.is_valid()
+    delete_files = form.cleaned_data.get("delete_files", False)
+    try:
+        services.model_delete(model_id=model_id, delete_files=delete_files)
+    except ApplicationError as exc:
+        return _back(request, model_id, error=exc.message, status=exc.status)
+    return redirect("home")
+
+
+@login_required
+@require_GET
+def model_torrent_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    model = _get(model_id)
+    torrent = getattr(model, "torrent", None)
+    if torrent is None or not torrent.torrent_file:
+        raise Http404(f"{model_id} has no .torrent yet.")
+    response = HttpResponse(bytes(torrent.torrent_file), content_type="application/x-bittorrent")
+    response["Content-Disposition"] = f'attachment; filename="{model.pk}.torrent"'
+    return response
+
+
+def _act(request: HttpRequest, model_id: str, action, **context) -> HttpResponse:
+    try:
+        action()
+    except ApplicationError as exc:
+        return _back(request, model_id, error=exc.message, status=exc.status, **context)
+    return redirect(_next_url(request, model_id))
+
+
+def _next_url(request: HttpRequest, model_id: str) -> str:
+    if request.POST.get("next") == "detail":
+        return reverse("model-page", args=[model_id])
+    return f"{reverse('home')}#model-{model_id}"
+
+
+def _back(request: HttpRequest, model_id: str, *, error: str | None, status: int, **context) -> HttpResponse:
+    """Show the page the action came from again, with the error next to the model or form."""
+    action_error = {"model_id": model_id, "message": error} if error else None
+    if request.POST.get("next") == "detail" and selectors.model_list().filter(pk=model_id).exists():
+        return _detail_page(request, model_id, action_error=action_error, status=status, **context)
+    return _list_page(request, action_error=action_error, status=status)
+
+
+def _list_page(request: HttpRequest, *, status: int = 200, **context) -> HttpResponse:
+    models = [selectors.model_to_dict(m) for m in selectors.model_list()]
+    error = context.get("action_error")
+    context["page_error"] = error if error and error["model_id"] not in {m["id"] for m in models} else None
+    return render(request, "models/list.html", {"models": models, **context}, status=status)
+
+
+def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **context) -> HttpResponse:
+    model = _get(model_id)
+    instance = getattr(model, "instance", None)
+    context = {
+        "m": selectors.model_to_dict(model),
+        "files": list(model.files.all()),
+        "instance": instance,
+        "log_tail": _log_tail(instance.log_path if instance else ""),
+        "has_torrent": bool(getattr(getattr(model, "torrent", None), "torrent_file", None)),
+        "serve_form": ServeForm(),
+        "delete_form": DeleteForm(),
+        **context,
+    }
+    return render(request, "models/detail.html", context, status=status)
+
+
+def _get(model_id: str):
+    try:
+        return selectors.model_get(model_id=model_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+def _log_tail(path: str, lines: int = 60) -> str:
+    if not path:
+        return ""
+    try:
+        with Path(path).open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - LOG_TAIL_BYTES))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,114 @@
+// Web chat: send with fetch, read the server-sent events of the answer, grow the reply as it streams.
+(function () {
+  "use strict";
+  var form = document.querySelector("[data-chat-form]");
+  if (!form) return;
+  var conversation = document.querySelector("[data-conversation]");
+  var errorBox = document.querySelector("[data-chat-error]");
+  var textarea = form.querySelector("textarea");
+  var sessionInput = form.querySelector("input[name=session]");
+  var sendButton = form.querySelector("button[type=submit]");
+  var modelSelect = document.getElementById("chat-model");
+
+  function bubble(role, text) {
+    var empty = conversation.querySelector("[data-chat-empty]");
+    if (empty) empty.remove();
+    var div = document.createElement("div");
+    div.className = "msg msg-" + role;
+    var label = document.createElement("span");
+    label.className = "msg-role";
+    label.textContent = role === "user" ? "You" : (modelSelect ? modelSelect.value : "Model");
+    var body = document.createElement("span");
+    body.className = "msg-text";
+    body.textContent = text;
+    div.append(label, body);
+    conversation.appendChild(div);
+    conversation.scrollTop = conversation.scrollHeight;
+    return body;
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    textarea.setAttribute("aria-invalid", message ? "true" : "false");
+  }
+
+  function busy(on) {
+    sendButton.disabled = on;
+    sendButton.textContent = on ? "Answering…" : "Send";
+    form.setAttribute("aria-busy", on ? "true" : "false");
+  }
+
+  function handle(block, reply) {
+    var event = "message", data = "";
+    block.split("\n").forEach(function (line) {
+      if (line.indexOf("event:") === 0) event = line.slice(6).trim();
+      else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+    });
+    var payload = data ? JSON.parse(data) : {};
+    if (event === "session") {
+      sessionInput.value = payload.id;
+      history.replaceState(null, "", "/chat/" + payload.id + "/");
+    } else if (event === "error") {
+      showError(payload.message);
+      reply.parentNode.classList.add("msg-failed");
+    } else if (event === "message" && payload.delta) {
+      reply.textContent += payload.delta;
+      conversation.scrollTop = conversation.scrollHeight;
+    }
+  }
+
+  async function readStream(response, reply) {
+    var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
+    for (;;) {
+      var chunk = await reader.read();
+      if (chunk.done) break;
+      buffer += decoder.decode(chunk.value, {stream: true});
+      var cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        handle(buffer.slice(0, cut), reply);
+        buffer = buffer.slice(cut + 2);
+      }
+    }
+  }
+
+  async function send() {
+    var text = textarea.value.trim();
+    if (!text) { showError("Type a message first."); textarea.focus(); return; }
+    showError("");
+    var data = new FormData(form);
+    if (modelSelect) data.set("model", modelSelect.value);
+    busy(true);
+    bubble("user", text);
+    var reply = bubble("assistant", "");
+    reply.parentNode.classList.add("streaming");
+    textarea.value = "";
+    try {
+      var response = await fetch(form.action, {method: "POST", body: data, credentials: "same-origin",
+        headers: {"X-CSRFToken": data.get("csrfmiddlewaretoken"), "Accept": "text/event-stream"}});
+      if (!response.ok) {
+        var body = await response.json().catch(function () { return {}; });
+        throw new Error(body.error ? body.error.message : "The portal answered " + response.status + ". Try again.");
+      }
+      await readStream(response, reply);
+    } catch (err) {
+      reply.parentNode.remove();
+      conversation.lastElementChild && conversation.lastElementChild.remove();
+      textarea.value = text;
+      showError(err.message || "Could not reach the portal. Check your connection and try again.");
+    } finally {
+      if (reply.parentNode) reply.parentNode.classList.remove("streaming");
+      busy(false);
+      textarea.focus();
+    }
+  }
+
+  form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
+  textarea.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
+  });
+  document.addEventListener("submit", function (event) {
+    var message = event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+  conversation.scrollTop = conversation.scrollHeight;
+})();

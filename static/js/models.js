@@ -1,0 +1,146 @@
+// Live model updates: the /ws/models/ socket pushes model objects (SPEC §4); the page patches itself.
+(function () {
+  "use strict";
+  var PHASES = {queued: "transfer", downloading: "transfer", verifying: "transfer", ready: "ready",
+    starting: "running", serving: "running", stopping: "running", error: "error"};
+  var UNITS = ["B", "KB", "MB", "GB", "TB"];
+
+  function size(value) {
+    var n = Number(value) || 0, unit = 0;
+    while (n >= 1000 && unit < UNITS.length - 1) { n /= 1000; unit++; }
+    return (unit === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + UNITS[unit];
+  }
+  var FORMATS = {
+    size: size,
+    rate: function (v) { return size(v) + "/s"; },
+    percent: function (v) { return (Number(v) || 0).toFixed(0) + "%"; },
+    ratio: function (v) { return (Number(v) || 0).toFixed(2); }
+  };
+
+  function valueOf(model, name) {
+    if (name === "serverUrl") return model.server ? model.server.url : "";
+    return model[name];
+  }
+
+  function patch(root, model) {
+    var progress = Math.max(0, Math.min(100, Number(model.downloadProgress) || 0));
+    root.dataset.status = model.status;
+    root.dataset.phase = PHASES[model.status] || "transfer";
+    root.dataset.hasMagnet = model.magnetUri ? "1" : "0";
+    root.querySelectorAll("[data-field]").forEach(function (el) {
+      var value = valueOf(model, el.dataset.field), format = el.dataset.format;
+      if (value === undefined || value === null) value = "";
+      if (format === "link") { el.href = value || "#"; el.textContent = value; return; }
+      if (format === "value") { el.value = value; return; }
+      el.textContent = FORMATS[format] ? FORMATS[format](value) : String(value);
+      if (el.classList.contains("badge")) el.className = "badge badge-" + model.status;
+    });
+    root.querySelectorAll("[data-bar]").forEach(function (bar) {
+      bar.setAttribute("aria-valuenow", progress.toFixed(0));
+      bar.firstElementChild.style.width = progress + "%";
+    });
+    root.querySelectorAll("[data-copy-magnet]").forEach(function (btn) { btn.dataset.copyMagnet = model.magnetUri || ""; });
+  }
+
+  function rowsFor(id) {
+    return document.querySelectorAll('[data-model-id="' + CSS.escape(id) + '"]');
+  }
+
+  var list = document.querySelector("[data-model-list]");
+  var pending = {};
+
+  function insertRow(id) {
+    if (!list || pending[id]) return;
+    pending[id] = true;
+    fetch(list.dataset.rowUrl.replace("__id__", encodeURIComponent(id)), {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) {
+        delete pending[id];
+        if (!html || rowsFor(id).length) return;
+        list.insertAdjacentHTML("afterbegin", html);
+        toggleEmpty();
+      }, function () { delete pending[id]; });
+  }
+
+  function toggleEmpty() {
+    var empty = document.querySelector("[data-empty]");
+    if (empty && list) empty.hidden = list.children.length > 0;
+  }
+
+  function onUpdate(model) {
+    var roots = rowsFor(model.id);
+    if (!roots.length) { insertRow(model.id); return; }
+    roots.forEach(function (root) { patch(root, model); });
+  }
+
+  function onRemoved(id) {
+    rowsFor(id).forEach(function (root) {
+      if (root.classList.contains("detail")) {
+        root.dataset.phase = "removed";
+        var note = document.createElement("p");
+        note.className = "alert alert-error";
+        note.setAttribute("role", "alert");
+        note.textContent = "This model was removed.";
+        root.prepend(note);
+      } else {
+        root.remove();
+      }
+    });
+    toggleEmpty();
+  }
+
+  var indicator = document.querySelector("[data-live-indicator]");
+  function setLive(text, on) {
+    if (!indicator) return;
+    indicator.textContent = text;
+    indicator.classList.toggle("live-on", on);
+  }
+
+  var delay = 500;
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + location.host + "/ws/models/");
+    socket.onopen = function () { delay = 500; setLive("Live", true); document.documentElement.dataset.live = "1"; };
+    socket.onmessage = function (event) {
+      var data = JSON.parse(event.data);
+      if (data.type === "model.update") onUpdate(data.model);
+      else if (data.type === "model.removed") onRemoved(data.id);
+    };
+    socket.onclose = function (event) {
+      document.documentElement.dataset.live = "0";
+      if (event.code === 4401) { setLive("Signed out", false); return; }
+      setLive("Reconnecting…", false);
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  }
+
+  function copy(text, button) {
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
+    } else { fallbackCopy(text); done(); }
+  }
+  function fallbackCopy(text) {
+    var area = document.createElement("textarea");
+    area.value = text; area.setAttribute("readonly", ""); area.style.position = "fixed"; area.style.opacity = "0";
+    document.body.appendChild(area); area.select(); document.execCommand("copy"); area.remove();
+  }
+
+  document.addEventListener("click", function (event) {
+    var btn = event.target.closest("[data-copy-magnet], [data-copy-target]");
+    if (!btn) return;
+    var text = btn.dataset.copyMagnet !== undefined ? btn.dataset.copyMagnet : document.getElementById(btn.dataset.copyTarget).value;
+    if (text) copy(text, btn);
+  });
+  document.addEventListener("submit", function (event) {
+    var message = event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
+  connect();
+})();
