@@ -193,6 +193,8 @@ LLAMA_DEFAULT_CTX = envint("LLAMA_DEFAULT_CTX", 2048, minimum=1)
 LLAMA_DEFAULT_THREADS = envint("LLAMA_DEFAULT_THREADS", 4, minimum=1)
 LLAMA_DEFAULT_GPU_LAYERS = envint("LLAMA_DEFAULT_GPU_LAYERS", 0, minimum=0)
 LLAMA_KEEP_ALIVE_SECONDS = envint("LLAMA_KEEP_ALIVE_SECONDS", 0, minimum=0)
+# Bytes that the served models of this node may use together (0 = only what the machine has free).
+LLAMA_MEMORY_LIMIT = envint("LLAMA_MEMORY_LIMIT", 0, minimum=0)
 
 LOGGING = {
     "version": 1,
