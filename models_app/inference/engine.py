@@ -134,7 +134,8 @@ class LlamaEngine:
             self._on_exit(instance, child, code)
             return True
         if instance.state == ServeState.STARTING:
-            return process.server_health(child.spec.port) == 200 and transitions.mark_serving(instance, now=self.now())
+            # Still loading is work in progress: the daemon polls again soon rather than after a full tick.
+            return process.server_health(child.spec.port) != 200 or transitions.mark_serving(instance, now=self.now())
         if instance.restarts and instance.started_at and instance.started_at < self.now() - STABLE_AFTER:
             transitions.mark_restarts_forgotten(instance)
         return False

@@ -61,7 +61,7 @@ def _check_port(model: AIModel, port: int | None) -> None:
 def _check_memory(model: AIModel, context_size: int) -> None:
     needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
     available = memory.memory_available()
-    limit = getattr(settings, "LLAMA_MEMORY_LIMIT", 0)
+    limit = settings.LLAMA_MEMORY_LIMIT
     if limit:
         others = ServedInstance.objects.filter(desired="serving", node=model.node).exclude(pk=model.pk).select_related("model")
         used = sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size) for i in others)
