@@ -17,5 +17,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("chat/", include("chat.web_urls")),
+    path("telegram/", include("telegram_bot.urls")),
     path("", include("models_app.web_urls")),
 ]
