@@ -18,6 +18,9 @@ class ChatSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_activity = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    # Set (not stored) when a look-up found the session idle past the timeout and started it afresh.
+    was_expired = False
+
     class Meta:
         ordering = ["-last_activity"]
 

@@ -1,0 +1,144 @@
+"""Chat sessions: the one place that talks to a model with a conversation, for the web UI and the bot.
+
+A session belongs to a web user or to a Telegram user in one chat. It remembers the model and
+the turns; after CHAT_SESSION_TIMEOUT_MINUTES of silence it starts fresh (its `was_expired` is
+then True, so the interface can say so). Replies stream as text deltas; both turns are saved
+once the answer is complete.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db import transaction
+from django.utils import timezone
+
+from aiportal.errors import ApplicationError, Conflict
+from chat import history
+from chat.models import ChatMessage, ChatSession
+from chat.selectors import (session_active_telegram, session_active_web, session_context_size, session_is_idle,
+                            session_turns)
+from models_app.selectors import model_get
+
+MAX_MESSAGE_CHARS = 32_000
+
+
+def session_start(*, model_id: str, user=None, telegram_chat_id: int | None = None,
+                  telegram_user_id: int | None = None, system_prompt: str = "") -> ChatSession:
+    """A new, empty session with the model; the owner's previous session ends."""
+    model = model_get(model_id=model_id)
+    owner = _owner(user=user, telegram_chat_id=telegram_chat_id, telegram_user_id=telegram_user_id)
+    with transaction.atomic():
+        ChatSession.objects.filter(active=True, **owner).update(active=False)
+        return ChatSession.objects.create(model=model, system_prompt=system_prompt, **owner)
+
+
+def session_for_telegram(*, chat_id: int, user_id: int, model_id: str | None = None) -> ChatSession | None:
+    """The Telegram user's session in this chat (a new one with `model_id` when given), or None."""
+    if model_id is not None:
+        return session_start(model_id=model_id, telegram_chat_id=chat_id, telegram_user_id=user_id)
+    return _refreshed(session_active_telegram(chat_id=chat_id, user_id=user_id))
+
+
+def session_for_web_user(*, user, model_id: str | None = None) -> ChatSession | None:
+    """The web user's session (a new one with `model_id` when given), or None."""
+    if model_id is not None:
+        return session_start(model_id=model_id, user=user)
+    return _refreshed(session_active_web(user=user))
+
+
+def session_expire_if_idle(*, session: ChatSession) -> bool:
+    """Forget the history of a session that has been silent too long; True when it did."""
+    if not session_is_idle(session):
+        return False
+    with transaction.atomic():
+        session.messages.all().delete()
+        session.last_activity = timezone.now()
+        session.save(update_fields=["last_activity"])
+    session.was_expired = True
+    return True
+
+
+def session_send(*, session: ChatSession, text: str, max_tokens: int = 512,
+                 temperature: float = 0.7) -> Iterator[str]:
+    """Send `text` with the conversation so far; returns the reply as a stream of text deltas.
+
+    Checks (message, model, context) raise here, before anything streams. When the model fails
+    mid-answer the error propagates and the history stays as it was.
+    """
+    from chat import llm
+
+    text = _clean(text)
+    if session.model_id is None:
+        raise Conflict("This chat has no model (it was removed). Pick a model to start a new chat.",
+                       code="session_without_model")
+    session_expire_if_idle(session=session)
+    messages, text_tokens = history.history_fit(
+        system_prompt=session.system_prompt, turns=session_turns(session=session), text=text,
+        context_size=session_context_size(session), max_tokens=max_tokens,
+        count=lambda s: llm.count_tokens(model_id=session.model_id, text=s))
+    deltas = llm.chat_stream(model_id=session.model_id, messages=messages, max_tokens=max_tokens,
+                             temperature=temperature)
+    return _stream(session, text, text_tokens, deltas)
+
+
+def session_ask(*, session: ChatSession, text: str, max_tokens: int = 512, temperature: float = 0.7) -> str:
+    """The whole reply at once (same history rules as `session_send`)."""
+    return "".join(session_send(session=session, text=text, max_tokens=max_tokens, temperature=temperature))
+
+
+def session_clear(*, session: ChatSession) -> None:
+    """End the session and forget its history."""
+    with transaction.atomic():
+        session.messages.all().delete()
+        session.active = False
+        session.save(update_fields=["active"])
+
+
+def _stream(session: ChatSession, text: str, text_tokens: int, deltas: Iterator[str]) -> Iterator[str]:
+    parts: list[str] = []
+    try:
+        for delta in deltas:
+            parts.append(delta)
+            yield delta
+    except GeneratorExit:
+        # The reader stopped early (a closed page): keep what the person saw.
+        if parts:
+            _save_turns(session, text, text_tokens, "".join(parts))
+        raise
+    _save_turns(session, text, text_tokens, "".join(parts))
+
+
+def _save_turns(session: ChatSession, text: str, text_tokens: int, answer: str) -> None:
+    with transaction.atomic():
+        ChatMessage.objects.create(session=session, role=ChatMessage.Role.USER, content=text, tokens=text_tokens)
+        ChatMessage.objects.create(session=session, role=ChatMessage.Role.ASSISTANT, content=answer)
+        session.last_activity = timezone.now()
+        fields = ["last_activity"]
+        if not session.title:
+            session.title, fields = text[:80], fields + ["title"]
+        session.save(update_fields=fields)
+
+
+def _refreshed(session: ChatSession | None) -> ChatSession | None:
+    if session is not None:
+        session_expire_if_idle(session=session)
+    return session
+
+
+def _clean(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError("The message is empty.", code="empty_message")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ApplicationError(f"The message is too long ({len(text):,} characters; at most {MAX_MESSAGE_CHARS:,}).",
+                               code="message_too_long")
+    return text
+
+
+def _owner(*, user, telegram_chat_id: int | None, telegram_user_id: int | None) -> dict:
+    if user is not None:
+        return {"user": user}
+    if telegram_chat_id is None or telegram_user_id is None:
+        raise ApplicationError("A chat session needs an owner: a web user or a Telegram chat and user.",
+                               code="session_without_owner")
+    return {"telegram_chat_id": telegram_chat_id, "telegram_user_id": telegram_user_id}

@@ -1,0 +1,29 @@
+"""Write side of the bot's own data: the record of updates already handled."""
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from telegram_bot.models import ProcessedUpdate
+
+
+def update_record(*, update_id: int, kind: str = "", chat_id: int | None = None, user_id: int | None = None) -> bool:
+    """Remember an update; False when it was seen before (Telegram retried it)."""
+    try:
+        with transaction.atomic():
+            ProcessedUpdate.objects.create(update_id=update_id, kind=kind[:40], chat_id=chat_id, user_id=user_id)
+    except IntegrityError:
+        return False
+    return True
+
+
+def update_summary(payload: dict) -> dict:
+    """The kind, chat and sender of a raw update, for the record (missing parts are None)."""
+    kind = next((key for key in payload if key != "update_id"), "")
+    body = payload.get(kind) if isinstance(payload.get(kind), dict) else {}
+    chat = body.get("chat") or (body.get("message") or {}).get("chat") or {}
+    sender = body.get("from") or {}
+    return {"kind": kind, "chat_id": _int(chat.get("id")), "user_id": _int(sender.get("id"))}
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

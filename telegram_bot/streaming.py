@@ -1,0 +1,124 @@
+"""An answer that appears as it is generated: one message edited in place (at most one edit per
+interval, Telegram's flood limits), continued in a new message past 4096 characters, with the
+typing action while the model has not said anything yet."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from telegram.constants import ChatAction
+from telegram.error import RetryAfter, TelegramError
+
+from telegram_bot import send
+
+log = logging.getLogger("aiportal.telegram")
+
+CURSOR = " …"
+PIECE = send.MAX_TEXT - len(CURSOR)
+TYPING_EVERY = 4.5
+_DONE = object()
+
+
+class StreamingReply:
+    """The messages that show one answer; `show()` is throttled, `finish()` always lands."""
+
+    def __init__(self, bot, chat_id: int, *, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.bot, self.chat_id, self.interval, self.clock = bot, chat_id, interval, clock
+        self.sent: list[tuple[int, str]] = []
+        self.rendered = ""
+        self.next_at = 0.0
+
+    def wait_hint(self, text: str) -> float:
+        """How long to wait for more text before showing what is pending."""
+        if text == self.rendered or not text.strip():
+            return TYPING_EVERY
+        return max(0.05, self.next_at - self.clock())
+
+    async def show(self, text: str) -> None:
+        if not text.strip() or self.clock() < self.next_at:
+            return
+        try:
+            await self._render(text, cursor=True, attempts=1)
+        except RetryAfter as exc:
+            self.next_at = self.clock() + send.retry_seconds(exc)
+        except TelegramError as exc:
+            log.info("streaming edit skipped: %s", exc)
+
+    async def finish(self, text: str) -> None:
+        await self._render(text, cursor=False, attempts=send.ATTEMPTS)
+
+    async def _render(self, text: str, *, cursor: bool, attempts: int) -> None:
+        pieces = send.text_split(text, PIECE)
+        for n, piece in enumerate(pieces):
+            shown = piece + CURSOR if cursor and n == len(pieces) - 1 else piece
+            if n < len(self.sent):
+                message_id, before = self.sent[n]
+                if before != shown:
+                    await send.api_call(lambda m=message_id, s=shown: self.bot.edit_message_text(
+                        chat_id=self.chat_id, message_id=m, text=s, link_preview_options=send.NO_PREVIEW),
+                        attempts=attempts)
+                    self.sent[n] = (message_id, shown)
+            else:
+                message = await send.api_call(lambda s=shown: self.bot.send_message(
+                    chat_id=self.chat_id, text=s, link_preview_options=send.NO_PREVIEW), attempts=attempts)
+                self.sent.append((message.message_id, shown))
+        self.rendered = text
+        self.next_at = self.clock() + self.interval
+
+
+async def stream_to_chat(bot, chat_id: int, produce: Callable[[], Iterator[str]], *, interval: float) -> str:
+    """Run the blocking generator `produce()` in a thread and show its text as it grows.
+
+    Returns the whole text; an error of the generator is shown under what was said and re-raised.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    threading.Thread(target=_pump, args=(produce, queue, loop), daemon=True, name="telegram-answer").start()
+    reply = StreamingReply(bot, chat_id, interval=interval)
+    text, error = await _consume(bot, chat_id, queue, reply)
+    if error is not None:
+        text = f"{text}\n\n⚠️ {_reason(error)}" if text.strip() else f"⚠️ {_reason(error)}"
+    await reply.finish(text if text.strip() else "(The model gave an empty answer.)")
+    if error is not None:
+        raise error
+    return text
+
+
+async def _consume(bot, chat_id: int, queue: asyncio.Queue, reply: StreamingReply) -> tuple[str, Exception | None]:
+    text, typed_at = "", -TYPING_EVERY
+    while True:
+        if not reply.sent and time.monotonic() - typed_at >= TYPING_EVERY:
+            typed_at = time.monotonic()
+            await send.quietly(lambda: bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING))
+        try:
+            item = await asyncio.wait_for(queue.get(), timeout=reply.wait_hint(text))
+        except TimeoutError:
+            await reply.show(text)
+            continue
+        if item is _DONE:
+            return text, None
+        if isinstance(item, Exception):
+            return text, item
+        text += item
+        await reply.show(text)
+
+
+def _pump(produce: Callable[[], Iterator[str]], queue: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
+    from django.db import close_old_connections
+
+    try:
+        for delta in produce():
+            loop.call_soon_threadsafe(queue.put_nowait, delta)
+        loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+    except Exception as exc:  # handed to the event loop, which shows it
+        loop.call_soon_threadsafe(queue.put_nowait, exc)
+    finally:
+        close_old_connections()
+
+
+def _reason(error: Exception) -> str:
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return f"The model stopped answering: {message}"
