@@ -1,0 +1,201 @@
+"""Deterministic .torrent files (SPEC §8), hashed in one read of the content.
+
+One pass over each file yields its full sha256 (checked against the Hub), the v1 SHA-1 piece hashes
+and the v2 (BEP 52) merkle piece layer, so verifying a download and creating its torrent read the
+file once. The bindings of libtorrent 2.1 cannot take v2 hashes (`set_hash2` is not exposed), so the
+metadata is assembled here exactly as libtorrent's `create_torrent` lays it out (name = file name,
+files in canonical order, pad files in hybrid torrents, no creation date, no attributes) and
+libtorrent parses the result to read the info-hashes. The tests compare it byte for byte with
+libtorrent's own `set_piece_hashes` output.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import libtorrent as lt
+
+BLOCK = 16 * 1024
+FORMATS = ("hybrid", "v1", "v2")
+_ZERO = bytes(32)
+_cache: dict[tuple, FileHashes] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class FileHashes:
+    sha256: str
+    v1_pieces: bytes  # SHA-1 of each piece of this file, zero-padded to a piece boundary
+    v1_tail: bytes  # SHA-1 of the last piece as it is (a single-file torrent has no padding)
+    v2_layer: bytes  # the file's piece layer (empty when the file fits in one piece)
+    v2_root: bytes
+
+
+@dataclass(frozen=True)
+class CreatedTorrent:
+    data: bytes
+    name: str
+    size: int
+    info_hash: str
+    info_hash_v2: str
+    magnet: str
+
+
+def piece_size_for(total: int) -> int:
+    """Depends on the size only: 256 KiB, doubled until there are at most 2048 pieces (16 MiB at most)."""
+    piece = 256 * 1024
+    while total > piece * 2048 and piece < 16 * 1024 * 1024:
+        piece *= 2
+    return piece
+
+
+def file_hashes(path: Path, *, piece_size: int) -> FileHashes:
+    """sha256 and torrent piece hashes of one file in a single read; remembered for this process."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, piece_size)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    hashes = _hash_one_pass(path, piece_size)
+    with _cache_lock:
+        _cache[key] = hashes
+    return hashes
+
+
+def _hash_one_pass(path: Path, piece_size: int) -> FileHashes:
+    full, v1, layer, size, tail = hashlib.sha256(), [], [], 0, b""
+    with open(path, "rb", buffering=0) as fh:
+        while piece := fh.read(piece_size):
+            full.update(piece)
+            size += len(piece)
+            tail = hashlib.sha1(piece).digest()
+            v1.append(tail if len(piece) == piece_size else hashlib.sha1(piece + bytes(piece_size - len(piece))).digest())
+            leaves = [hashlib.sha256(piece[pos:pos + BLOCK]).digest() for pos in range(0, len(piece), BLOCK)]
+            layer.append(leaves)
+    blocks_per_piece = piece_size // BLOCK
+    if size <= piece_size:
+        leaves = layer[0] if layer else []
+        root = _merkle_root(leaves, _next_pow2(len(leaves)), _ZERO) if leaves else b""
+        return FileHashes(full.hexdigest(), b"".join(v1), tail, b"", root)
+    pieces = [_merkle_root(leaves, blocks_per_piece, _ZERO) for leaves in layer]
+    pad = _merkle_root([], blocks_per_piece, _ZERO)
+    root = _merkle_root(pieces, _next_pow2(len(pieces)), pad)
+    return FileHashes(full.hexdigest(), b"".join(v1), tail, b"".join(pieces), root)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _merkle_root(nodes: list[bytes], width: int, pad: bytes) -> bytes:
+    level = nodes + [pad] * (width - len(nodes))
+    while len(level) > 1:
+        level = [hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def torrent_create(*, content: Path, fmt: str = "hybrid", web_seed: str = "") -> CreatedTorrent:
+    """The torrent of a file, or of a folder's files (for split models), in `fmt` (hybrid, v1 or v2)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"torrent format {fmt!r} is not one of {FORMATS}")
+    files = _content_files(content)
+    total = sum(size for _, _, size in files)
+    piece = piece_size_for(total)
+    hashes = {rel: file_hashes(path, piece_size=piece) for rel, path, _ in files}
+    single = content.is_file()
+    if single:
+        only = hashes[files[0][0]]
+        pieces = only.v1_pieces[:-20] + only.v1_tail if only.v1_pieces else b""
+    elif fmt == "v1":
+        pieces = _v1_stream_pieces([path for _, path, _ in files], piece)
+    else:
+        pieces = b"".join(hashes[rel].v1_pieces for rel, _, _ in files)
+    info = _info_dict(content.name, files, hashes, piece, pieces, fmt, single=single)
+    top: dict = {b"info": info}
+    if fmt != "v1":
+        top[b"piece layers"] = {h.v2_root: h.v2_layer for h in hashes.values() if h.v2_layer}
+    if web_seed:
+        top[b"url-list"] = web_seed.encode()
+    data = lt.bencode(top)
+    ids = lt.torrent_info(data).info_hashes()
+    v1 = str(ids.v1) if ids.has_v1() else ""
+    v2 = str(ids.v2) if ids.has_v2() else ""
+    return CreatedTorrent(data, content.name, total, v1, v2, magnet_uri(v1=v1, v2=v2, name=content.name,
+                                                                        size=total, web_seed=web_seed))
+
+
+def _content_files(content: Path) -> list[tuple[tuple[str, ...], Path, int]]:
+    if content.is_file():
+        return [((content.name,), content, content.stat().st_size)]
+    found = [p for p in content.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    rels = sorted((p.relative_to(content).parts, p) for p in found)
+    return [(rel, path, path.stat().st_size) for rel, path in rels]
+
+
+def _info_dict(name: str, files: list, hashes: dict, piece: int, pieces: bytes, fmt: str, *, single: bool) -> dict:
+    info: dict = {b"name": name.encode(), b"piece length": piece}
+    if fmt != "v2":
+        info[b"pieces"] = pieces
+        if single:
+            info[b"length"] = files[0][2]
+        else:
+            info[b"files"] = _v1_files(files, piece, pad=fmt == "hybrid")
+    if fmt != "v1":
+        info[b"meta version"] = 2
+        info[b"file tree"] = _file_tree([(([name] if single else list(rel)), size, hashes[rel]) for rel, _, size in files])
+    return info
+
+
+def _v1_files(files: list, piece: int, *, pad: bool) -> list[dict]:
+    entries = []
+    for rel, _, size in files:
+        entries.append({b"length": size, b"path": [part.encode() for part in rel]})
+        gap = -size % piece
+        if pad and gap:
+            entries.append({b"attr": b"p", b"length": gap, b"path": [b".pad", str(gap).encode()]})
+    return entries
+
+
+def _file_tree(entries: list[tuple[list[str], int, FileHashes]]) -> dict:
+    tree: dict = {}
+    for parts, size, hashes in entries:
+        node = tree
+        for part in parts:
+            node = node.setdefault(part.encode(), {})
+        leaf: dict = {b"length": size}
+        if size:
+            leaf[b"pieces root"] = hashes.v2_root
+        node[b""] = leaf
+    return tree
+
+
+def _v1_stream_pieces(paths: list[Path], piece: int) -> bytes:
+    """v1-only torrents of several files: pieces run across file boundaries (a second read)."""
+    out, current = [], hashlib.sha1()
+    filled = 0
+    for path in paths:
+        with open(path, "rb", buffering=0) as fh:
+            while chunk := fh.read(piece - filled):
+                current.update(chunk)
+                filled += len(chunk)
+                if filled == piece:
+                    out.append(current.digest())
+                    current, filled = hashlib.sha1(), 0
+    if filled:
+        out.append(current.digest())
+    return b"".join(out)
+
+
+def magnet_uri(*, v1: str, v2: str, name: str, size: int, web_seed: str = "") -> str:
+    parts = []
+    if v1:
+        parts.append(f"xt=urn:btih:{v1}")
+    if v2:
+        parts.append(f"xt=urn:btmh:1220{v2}")
+    parts += [f"dn={quote(name, safe='')}", f"xl={size}"]
+    if web_seed:
+        parts.append(f"ws={quote(web_seed, safe='')}")
+    return "magnet:?" + "&".join(parts)
