@@ -22,6 +22,7 @@ class Torrent(models.Model):
     desired = models.CharField(max_length=20, choices=Desired.choices, default=Desired.SEED)
     state = models.CharField(max_length=40, blank=True, help_text="libtorrent's state, as last seen")
     error = models.TextField(blank=True)
+    failed_bytes = models.BigIntegerField(default=0, help_text="Bytes received that failed their hash check")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

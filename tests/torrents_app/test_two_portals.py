@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models_app.models import Status
+from models_app.services import model_import_local
+from tests.torrents_app.helpers import pump, refreshed, share
+from torrents_app.sharing import magnet_download_start
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+def _seeded(settings, engine, path: Path, fmt: str = "hybrid"):
+    settings.NODE_NAME = engine.node_name
+    model = model_import_local(path=path)
+    share(model, fmt=fmt)
+    pump([engine], lambda: engine.p2p.has(model.pk))
+    return refreshed(model)
+
+
+def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(settings, demo_gguf, alpha, beta):
+    source = _seeded(settings, alpha, demo_gguf)
+    settings.NODE_NAME = "beta"
+    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
+    assert copy.status == Status.QUEUED
+    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
+    copy = refreshed(copy)
+    assert (copy.sha256, copy.size, copy.file_name) == (source.sha256, source.size, demo_gguf.name)
+    assert copy.gguf["architecture"] == "llama"
+    assert Path(copy.path, copy.file_name).stat().st_size == source.size
+    assert copy.magnet_uri == source.magnet_uri
+    assert beta.p2p.stats(copy.pk).is_seeding
+
+
+def test_it_reports_stats_that_match_what_moved(settings, small_gguf, alpha, beta):
+    source = _seeded(settings, alpha, small_gguf)
+    settings.NODE_NAME = "beta"
+    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
+    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
+    pump([alpha, beta], lambda: refreshed(source).uploaded_bytes >= source.size
+         and refreshed(copy).downloaded_bytes >= source.size)
+    copy, source = refreshed(copy), refreshed(source)
+    assert copy.downloaded_bytes < source.size * 1.1
+    assert source.uploaded_bytes < source.size * 1.1
+    assert source.share_ratio >= 1.0
+    assert (copy.download_progress, copy.seeding) == (100, True)

@@ -1,0 +1,327 @@
+"""The torrent engine of the node daemon: the one owner of this node's libtorrent session.
+
+Each `step()` drains libtorrent's alerts into `on_<alert name>` handlers, then reconciles the
+desired state in the database in `*_once()` passes: seed ready models (paused when their
+`seeding` is off), download magnet models, drop torrents whose rows vanished, hand finished
+downloads to a verification thread, post stats, and save resume data now and then.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from django.conf import settings
+
+from models_app.models import Status
+from torrents_app import completion, node_services
+from torrents_app.magnets import magnet_build
+from torrents_app.models import Torrent
+from torrents_app.resume import ResumeStore
+from torrents_app.session import P2PSession, SessionConfig, alert_resume_bytes, alert_stats, alert_torrent_bytes, \
+    resume_info_hashes, torrent_files
+
+log = logging.getLogger("aiportal.torrents")
+
+AVAILABLE = [Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING]
+FETCHING = [Status.QUEUED, Status.DOWNLOADING, Status.VERIFYING]
+
+
+class TorrentEngine:
+    """Seeds, downloads and verifies this node's torrents; see the module docstring."""
+
+    STATS_EVERY = 1.0
+    RESUME_EVERY = 60.0
+    STOP_TIMEOUT = 10.0
+
+    def __init__(self, *, node_name: str, config: SessionConfig | None = None, torrent_dir: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.node_name = node_name
+        self.config = config or SessionConfig.from_settings()
+        self.resume = ResumeStore(torrent_dir or settings.AI_TORRENT_DIR)
+        self.clock = clock
+        self.p2p: P2PSession | None = None
+        self.finishing: set[str] = set()
+        self.verifying: dict[str, Future] = {}
+        self.saving: set[str] = set()
+        self.pausing: set[str] = set()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
+        self.next_stats = self.next_resume = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.p2p = P2PSession(self.config)
+        self.next_resume = self.clock() + self.RESUME_EVERY
+        log.info("torrent engine %s listening on port %s", self.node_name, self.p2p.listen_port())
+
+    def step(self) -> bool:
+        busy = self.alerts_once()
+        busy = self.removals_once() or busy
+        busy = self.seeds_once() or busy
+        busy = self.downloads_once() or busy
+        busy = self.verifications_once() or busy
+        self.stats_once()
+        self.resume_once()
+        return busy
+
+    def stop(self) -> None:
+        """Pause every torrent, wait for it, then save its resume data (flushed) before closing."""
+        if self.p2p is None:
+            return
+        keys = self.p2p.tracked()
+        self.pausing = {key for key in keys if not self.p2p.is_paused(key)}
+        for key in self.pausing:
+            self.p2p.pause(key)
+        self._wait(lambda: not self.pausing)
+        self.saving = set(keys)
+        for key in keys:
+            self.p2p.save_resume(key)
+        self._wait(lambda: not self.saving)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.p2p.close()
+        self.p2p = None
+
+    def listen_port(self) -> int:
+        return self.p2p.listen_port()
+
+    def connect_peer(self, model_id: str, host: str, port: int) -> None:
+        self.p2p.connect_peer(model_id, host, port)
+
+    def _wait(self, done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.STOP_TIMEOUT
+        while not done() and time.monotonic() < deadline:
+            self.alerts_once()
+            time.sleep(0.01)
+
+    # -- reconcile --------------------------------------------------------------------------------
+    def _rows(self):
+        return Torrent.objects.filter(node=self.node_name).select_related("model")
+
+    def removals_once(self) -> bool:
+        tracked = self.p2p.tracked()
+        wanted = set(self._rows().filter(model_id__in=tracked).exclude(desired=Torrent.Desired.REMOVE)
+                     .exclude(model__status=Status.ERROR).values_list("model_id", flat=True))
+        gone = [key for key in tracked if key not in wanted and key not in self.verifying]
+        for key in gone:
+            self.p2p.remove(key)
+            self.resume.delete(key)
+            self.finishing.discard(key)
+            log.info("stopped torrent of %s: its model is gone or failed", key)
+        return bool(gone)
+
+    def seeds_once(self) -> bool:
+        busy = False
+        for torrent in self._rows().filter(model__status__in=AVAILABLE, torrent_file__isnull=False):
+            key, model = torrent.model_id, torrent.model
+            if not self.p2p.has(key):
+                busy = model.seeding and self._seed(torrent) or busy
+            elif model.seeding == self.p2p.is_paused(key):
+                (self.p2p.resume if model.seeding else self.p2p.pause)(key)
+                busy = True
+        return busy
+
+    def _seed(self, torrent: Torrent) -> bool:
+        model, blob = torrent.model, bytes(torrent.torrent_file)
+        files = [(f.path, f.size) for f in torrent_files(blob)]
+        problem = completion.file_problem(Path(model.path), files)
+        if problem:
+            node_services.torrent_fail(model_id=model.pk, code="file_missing",
+                                       message=f"Cannot seed: {problem}. Download or import the model again.")
+            return True
+        self.p2p.add(model.pk, save_path=Path(model.path), torrent=blob, resume=self._resume_for(torrent),
+                     seed_mode=True, uploaded=model.uploaded_bytes)
+        return True
+
+    def downloads_once(self) -> bool:
+        busy = False
+        for torrent in self._rows().filter(desired=Torrent.Desired.DOWNLOAD, model__status__in=FETCHING):
+            key, model = torrent.model_id, torrent.model
+            if self.p2p.has(key) or key in self.verifying:
+                continue
+            blob = bytes(torrent.torrent_file) if torrent.torrent_file else None
+            resume = self._resume_for(torrent)
+            Path(model.path).mkdir(parents=True, exist_ok=True)
+            self.p2p.add(key, save_path=Path(model.path), torrent=blob, magnet=torrent.magnet_source, resume=resume,
+                         uploaded=model.uploaded_bytes, downloaded=model.downloaded_bytes)
+            if blob or resume:
+                self._accept_metadata(key)
+            busy = True
+        return busy
+
+    def _resume_for(self, torrent: Torrent) -> bytes | None:
+        data = self.resume.read(torrent.model_id)
+        if data is None:
+            return None
+        try:
+            v1, v2 = resume_info_hashes(data)
+        except RuntimeError:
+            return None
+        same = (v1 and v1 == torrent.info_hash_v1) or (v2 and v2 == torrent.info_hash_v2)
+        return data if same else None
+
+    def verifications_once(self) -> bool:
+        done = [key for key, future in self.verifying.items() if future.done()]
+        for key in done:
+            self._apply_verdict(key, self.verifying.pop(key))
+        return bool(done)
+
+    def stats_once(self) -> None:
+        if self.clock() >= self.next_stats:
+            self.next_stats = self.clock() + self.STATS_EVERY
+            self.p2p.post_updates()
+
+    def resume_once(self) -> None:
+        if self.clock() < self.next_resume:
+            return
+        self.next_resume = self.clock() + self.RESUME_EVERY
+        for key in self.p2p.tracked():
+            if self.p2p.needs_resume_save(key):
+                self.p2p.save_resume(key)
+
+    # -- alerts -----------------------------------------------------------------------------------
+    def alerts_once(self) -> bool:
+        alerts = self.p2p.pop_alerts()
+        for name, key, alert in alerts:
+            handler = getattr(self, f"on_{name}", None)
+            if handler is None:
+                continue
+            if name != "state_update_alert" and (key is None or not self.p2p.has(key)):
+                continue  # a handle removed since the alert was posted
+            handler(key, alert)
+        return bool(alerts)
+
+    def on_state_update_alert(self, key: None, alert) -> None:
+        for stats in alert_stats(alert, self.p2p.keys):
+            status = node_services.torrent_stats_write(stats=stats)
+            if stats.is_seeding and status in FETCHING:
+                self._maybe_finish(stats.key)
+
+    def on_torrent_paused_alert(self, key: str, alert) -> None:
+        self.pausing.discard(key)
+
+    def on_metadata_received_alert(self, key: str, alert) -> None:
+        self._accept_metadata(key)
+
+    def on_torrent_finished_alert(self, key: str, alert) -> None:
+        self._maybe_finish(key)
+
+    def on_save_resume_data_alert(self, key: str, alert) -> None:
+        self.resume.write(key, alert_resume_bytes(alert))
+        self.saving.discard(key)
+        blob = alert_torrent_bytes(alert)
+        if blob:
+            node_services.torrent_file_store(model_id=key, torrent=blob)
+        if key in self.finishing:
+            self.finishing.discard(key)
+            self._verify(key)
+
+    def on_save_resume_data_failed_alert(self, key: str, alert) -> None:
+        self.saving.discard(key)
+        if key in self.finishing:
+            self.finishing.discard(key)
+            self._verify(key)
+
+    def on_hash_failed_alert(self, key: str, alert) -> None:
+        log.warning("%s: piece %s failed its hash check; fetching it again", key, alert.piece_index)
+
+    def on_file_error_alert(self, key: str, alert) -> None:
+        self._fail(key, "file_error", f"Disk error on {alert.filename()}: {alert.error.message()}.")
+
+    def on_torrent_error_alert(self, key: str, alert) -> None:
+        self._fail(key, "torrent_error", f"BitTorrent error: {alert.error.message()}.")
+
+    # -- downloads: metadata, completion ----------------------------------------------------------
+    def _accept_metadata(self, key: str) -> None:
+        torrent = self._rows().filter(pk=key).first()
+        if torrent is None or torrent.model.status not in FETCHING or not self.p2p.has_metadata(key):
+            return
+        folder, files = Path(torrent.model.path), self.p2p.files(key)
+        names = [f.path for f in files]
+        if completion.main_gguf(names) is None:
+            self._fail(key, "not_gguf", f"Refused: the torrent holds no GGUF model file ({', '.join(names[:5])}).",
+                       delete=True)
+            return
+        for f in files:
+            if completion.escapes(folder, f.path):
+                safe = completion.safe_relpath(f.path)
+                log.warning("%s: file name %r would leave the model folder; saved as %r", key, f.path, safe)
+                self.p2p.rename_file(key, f.index, safe)
+        files = [(completion.safe_relpath(f.path), f.size) for f in files]
+        needed = sum(size for _, size in files) - _present_bytes(folder, files)
+        free = shutil.disk_usage(folder).free
+        if needed > free:
+            self._fail(key, "insufficient_storage", f"Not enough disk space: {needed} more bytes needed, "
+                       f"{free} free in {folder}.", delete=True)
+            return
+        v1, v2 = self.p2p.info_hashes(key)
+        node_services.torrent_metadata_accept(model_id=key, files=files, v1=v1, v2=v2)
+        self.p2p.save_resume(key)  # records the .torrent (info dict) right away
+
+    def _maybe_finish(self, key: str) -> None:
+        if key in self.finishing or key in self.verifying:
+            return
+        torrent = self._rows().filter(pk=key).first()
+        if torrent is None or torrent.model.status not in FETCHING:
+            return
+        # Verify only what is on disk: flush libtorrent's cache first (through save_resume_data).
+        self.finishing.add(key)
+        node_services.torrent_verifying(model_id=key)
+        self.p2p.save_resume(key)
+
+    def _verify(self, key: str) -> None:
+        torrent = self._rows().filter(pk=key).first()
+        if torrent is None:
+            return
+        files = [(completion.safe_relpath(f.path), f.size) for f in self.p2p.files(key)]
+        expected = node_services.torrent_expected_hashes(model_id=key)
+        self.verifying[key] = self.executor.submit(
+            completion.verify_download, folder=Path(torrent.model.path), files=files, expected=expected)
+
+    def _apply_verdict(self, key: str, future: Future) -> None:
+        try:
+            verdict = future.result()
+        except Exception as exc:  # an unreadable file must fail the model, not the daemon
+            verdict = completion.Verdict(False, "verify_failed", f"Verification failed: {exc}")
+        if not self.p2p.has(key):
+            return
+        if not verdict.ok:
+            self._fail(key, verdict.code, f"Refused: {verdict.message}" if verdict.code == "not_gguf"
+                       else verdict.message, delete=verdict.code == "not_gguf")
+            return
+        v1, v2 = self.p2p.info_hashes(key)
+        torrent = self._rows().filter(pk=key).first()
+        size = sum(f.size for f in self.p2p.files(key))
+        magnet = magnet_build(info_hash_v1=v1, info_hash_v2=v2, name=self.p2p.name(key), size=size,
+                              web_seeds=[torrent.model.web_seed] if torrent and torrent.model.web_seed else [])
+        if not node_services.torrent_verified(model_id=key, verdict=verdict, magnet_uri=magnet):
+            self.p2p.pause(key)
+        log.info("%s verified (sha256 %s), seeding", key, verdict.hashes.get(verdict.main_file))
+
+    def _fail(self, key: str, code: str, message: str, *, delete: bool = False) -> None:
+        torrent = self._rows().filter(pk=key).first()
+        self.p2p.remove(key, delete_files=delete)
+        self.resume.delete(key)
+        self.finishing.discard(key)
+        if torrent is not None:
+            node_services.torrent_fail(model_id=key, code=code, message=message)
+            if delete:
+                _remove_folder(Path(torrent.model.path))
+        log.warning("%s: %s", key, message)
+
+
+def _present_bytes(folder: Path, files: list[tuple[str, int]]) -> int:
+    total = 0
+    for name, size in files:
+        path = folder / name
+        total += min(path.stat().st_size, size) if path.is_file() else 0
+    return total
+
+
+def _remove_folder(folder: Path) -> None:
+    root = settings.AI_MODEL_DIR.resolve()
+    folder = folder.resolve()
+    if folder.is_relative_to(root) and folder != root:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,94 @@
+"""Writes of the torrent engine: the actual state it observes in libtorrent, recorded on the models."""
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+
+from models_app.models import AIModel, ModelFile, Source, Status
+from models_app.services import model_notify
+from torrents_app.completion import Verdict, main_gguf
+from torrents_app.models import Torrent
+from torrents_app.session import TorrentStats
+
+_FETCHING = {Status.QUEUED, Status.DOWNLOADING}
+
+
+def torrent_stats_write(*, stats: TorrentStats) -> str | None:
+    """Record transfer figures; returns the model's status (None when the model is gone)."""
+    model = AIModel.objects.filter(pk=stats.key).first()
+    if model is None:
+        return None
+    model.peers, model.seeds = stats.peers, stats.seeds
+    model.download_rate, model.upload_rate = stats.download_rate, stats.upload_rate
+    model.uploaded_bytes = stats.uploaded
+    if model.source == Source.MAGNET:
+        model.downloaded_bytes = stats.downloaded
+    if model.status in _FETCHING and stats.has_metadata:
+        model.status = Status.DOWNLOADING
+        model.download_progress = min(stats.progress * 100, 99.99)
+    model.save(update_fields=["peers", "seeds", "download_rate", "upload_rate", "uploaded_bytes",
+                              "downloaded_bytes", "status", "download_progress", "updated_at"])
+    Torrent.objects.filter(pk=stats.key).update(state=stats.state, failed_bytes=stats.failed_bytes)
+    model_notify(model)
+    return model.status
+
+
+def torrent_metadata_accept(*, model_id: str, files: list[tuple[str, int]], v1: str, v2: str) -> None:
+    """The torrent's file list is known: record the files and what will be downloaded."""
+    with transaction.atomic():
+        model = AIModel.objects.select_for_update().filter(pk=model_id).first()
+        if model is None:
+            return
+        main = main_gguf([name for name, _ in files]) or ""
+        model.size = sum(size for _, size in files)
+        model.file_name = main
+        model.status = Status.DOWNLOADING
+        model.info_hash, model.info_hash_v2 = v1 or model.info_hash, v2 or model.info_hash_v2
+        model.save(update_fields=["size", "file_name", "status", "info_hash", "info_hash_v2", "updated_at"])
+        for name, size in files:
+            expected = model.sha256 if name == main else ""
+            ModelFile.objects.update_or_create(model=model, name=name, defaults={"size": size, "sha256": expected})
+        model.files.exclude(name__in=[name for name, _ in files]).delete()
+        Torrent.objects.filter(pk=model_id).update(info_hash_v1=model.info_hash, info_hash_v2=model.info_hash_v2)
+        model_notify(model)
+
+
+def torrent_file_store(*, model_id: str, torrent: bytes) -> None:
+    Torrent.objects.filter(pk=model_id, torrent_file__isnull=True).update(torrent_file=torrent)
+
+
+def torrent_verifying(*, model_id: str) -> None:
+    AIModel.objects.filter(pk=model_id, status__in=_FETCHING).update(status=Status.VERIFYING, download_progress=100)
+    model_notify(AIModel(pk=model_id))
+
+
+def torrent_expected_hashes(*, model_id: str) -> dict[str, str]:
+    return dict(ModelFile.objects.filter(model_id=model_id).exclude(sha256="").values_list("name", "sha256"))
+
+
+def torrent_fail(*, model_id: str, code: str, message: str) -> None:
+    """The model goes to `error` with a sentence for a person; its torrent stays out of the session."""
+    AIModel.objects.filter(pk=model_id).update(status=Status.ERROR, error=message, download_rate=0, upload_rate=0,
+                                               peers=0, seeds=0)
+    Torrent.objects.filter(pk=model_id).update(state="error", error=f"{code}: {message}")
+    model_notify(AIModel(pk=model_id))
+
+
+def torrent_verified(*, model_id: str, verdict: Verdict, magnet_uri: str) -> bool:
+    """Mark a finished download ready; returns whether it should keep seeding."""
+    with transaction.atomic():
+        model = AIModel.objects.select_for_update().filter(pk=model_id).first()
+        if model is None:
+            return False
+        model.status, model.error, model.download_progress = Status.READY, "", 100
+        model.file_name, model.sha256, model.gguf = verdict.main_file, verdict.hashes[verdict.main_file], verdict.gguf
+        model.magnet_uri = magnet_uri or model.magnet_uri
+        model.save()
+        for name, digest in verdict.hashes.items():
+            ModelFile.objects.filter(model=model, name=name).update(sha256=digest, verified=True,
+                                                                  downloaded_bytes=F("size"))
+        desired = Torrent.Desired.SEED if model.seeding else Torrent.Desired.PAUSE
+        Torrent.objects.filter(pk=model_id).update(desired=desired, state="seeding", error="")
+        model_notify(model)
+    return model.seeding
+

@@ -1,0 +1,291 @@
+"""Adapter over libtorrent: the one session of a node, torrents keyed by model id.
+
+Only this module and `creation.py` import libtorrent. The engine hands in primitives (bytes, paths,
+strings) and gets back plain values; alerts come out as `(name, key, alert)` with `key` None when
+the alert belongs to a handle this session no longer tracks (a stale handle).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtorrent as lt
+
+_FLUSH = lt.torrent_handle.flush_disk_cache | lt.torrent_handle.save_info_dict
+_ALERTS = (
+    lt.alert.category_t.error_notification
+    | lt.alert.category_t.status_notification
+    | lt.alert.category_t.storage_notification
+    | lt.alert.category_t.performance_warning
+)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    listen: str = "0.0.0.0:6881"
+    dht: bool = True
+    lsd: bool = True
+    dht_bootstrap: str = ""
+    upload_limit: int = 0
+    download_limit: int = 0
+
+    @classmethod
+    def from_settings(cls) -> SessionConfig:
+        from django.conf import settings
+
+        return cls(listen=settings.P2P_LISTEN, dht=settings.P2P_DHT, lsd=settings.P2P_LSD,
+                   dht_bootstrap=settings.P2P_DHT_BOOTSTRAP or "", upload_limit=settings.P2P_UPLOAD_LIMIT,
+                   download_limit=settings.P2P_DOWNLOAD_LIMIT)
+
+
+@dataclass(frozen=True)
+class TorrentStats:
+    key: str
+    state: str
+    progress: float
+    download_rate: int
+    upload_rate: int
+    downloaded: int
+    uploaded: int
+    peers: int
+    seeds: int
+    total_wanted: int
+    failed_bytes: int
+    has_metadata: bool
+    is_seeding: bool
+    paused: bool
+    error: str
+
+
+@dataclass(frozen=True)
+class TorrentFile:
+    index: int
+    path: str
+    size: int
+
+
+def _hosts(csv: str) -> list[str]:
+    return [item.strip().rsplit(":", 1)[0].strip("[]") for item in csv.split(",") if item.strip()]
+
+
+def _is_private(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost"
+    return address.is_private or address.is_loopback or address.is_unspecified
+
+
+def session_settings(config: SessionConfig) -> dict:
+    """libtorrent settings for a portal node (passed to the constructor, before any traffic)."""
+    local_only = all(_is_private(h) and h not in {"0.0.0.0", "::"} for h in _hosts(config.listen))
+    lan_dht = bool(config.dht_bootstrap) and all(_is_private(h) for h in _hosts(config.dht_bootstrap))
+    values = {
+        "listen_interfaces": config.listen,
+        "enable_dht": config.dht,
+        "enable_lsd": config.lsd,
+        "enable_upnp": not local_only,
+        "enable_natpmp": not local_only,
+        "upload_rate_limit": config.upload_limit,
+        "download_rate_limit": config.download_limit,
+        # uTP moves 4-13 MiB/s on a LAN against hundreds over TCP: connect out over TCP, still
+        # accept uTP from peers that insist, and let TCP win the bandwidth when both are mixed.
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": True,
+        "mixed_mode_algorithm": 0,
+        # Several portals may share one host (and one address behind a NAT).
+        "allow_multiple_connections_per_ip": True,
+        "urlseed_wait_retry": 5,
+        "out_enc_policy": 1,
+        "in_enc_policy": 1,
+        "allowed_enc_level": 3,
+        "alert_mask": _ALERTS,
+        "alert_queue_size": 10000,
+        "user_agent": f"aiportal libtorrent/{lt.__version__}",
+    }
+    if config.dht_bootstrap:
+        values["dht_bootstrap_nodes"] = config.dht_bootstrap
+    if lan_dht:
+        # A DHT made only of LAN nodes: nodes share one address range, which the internet DHT forbids.
+        values.update({"dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
+                       "dht_enforce_node_id": False})
+    return values
+
+
+def torrent_info_hashes(torrent: bytes) -> tuple[str, str]:
+    hashes = lt.torrent_info(torrent).info_hashes()
+    return (str(hashes.v1) if hashes.has_v1() else "", str(hashes.v2) if hashes.has_v2() else "")
+
+
+def resume_info_hashes(resume: bytes) -> tuple[str, str]:
+    hashes = lt.read_resume_data(resume).info_hashes
+    return (str(hashes.v1) if hashes.has_v1() else "", str(hashes.v2) if hashes.has_v2() else "")
+
+
+def torrent_files(torrent: bytes) -> list[TorrentFile]:
+    return _files(lt.torrent_info(torrent))
+
+
+def torrent_web_seeds(torrent: bytes) -> list[str]:
+    return [seed["url"] for seed in lt.torrent_info(torrent).web_seeds()]
+
+
+class P2PSession:
+    """One libtorrent session; torrents are added under a key (the model id)."""
+
+    def __init__(self, config: SessionConfig):
+        self.session = lt.session(session_settings(config))
+        self.handles: dict[str, lt.torrent_handle] = {}
+        self.keys: dict[lt.torrent_handle, str] = {}
+
+    # -- torrents ---------------------------------------------------------------------------------
+    def add(self, key: str, *, save_path: Path, torrent: bytes | None = None, magnet: str = "",
+            resume: bytes | None = None, seed_mode: bool = False, paused: bool = False,
+            uploaded: int = 0, downloaded: int = 0) -> None:
+        params = _params(torrent=torrent, magnet=magnet, resume=resume)
+        if not resume:
+            # Keep the lifetime figures the database knows when resume data was lost.
+            params.total_uploaded, params.total_downloaded = uploaded, downloaded
+        params.save_path = str(save_path)
+        # Auto-management would queue seeds beyond `active_seeds`: the engine decides instead.
+        params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+        if seed_mode and not resume:
+            params.flags |= lt.torrent_flags.seed_mode
+        if paused:
+            params.flags |= lt.torrent_flags.paused
+        handle = self.session.add_torrent(params)
+        self.handles[key], self.keys[handle] = handle, key
+
+    def has(self, key: str) -> bool:
+        return key in self.handles
+
+    def tracked(self) -> list[str]:
+        return list(self.handles)
+
+    def remove(self, key: str, *, delete_files: bool = False) -> None:
+        handle = self.handles.pop(key, None)
+        if handle is None:
+            return
+        self.keys.pop(handle, None)
+        self.session.remove_torrent(handle, lt.session.delete_files if delete_files else 0)
+
+    def pause(self, key: str) -> None:
+        self.handles[key].pause()
+
+    def resume(self, key: str) -> None:
+        self.handles[key].resume()
+
+    def is_paused(self, key: str) -> bool:
+        return bool(self.handles[key].status().flags & lt.torrent_flags.paused)
+
+    def connect_peer(self, key: str, host: str, port: int) -> None:
+        self.handles[key].connect_peer((host, port))
+
+    def save_resume(self, key: str) -> None:
+        self.handles[key].save_resume_data(_FLUSH)
+
+    def needs_resume_save(self, key: str) -> bool:
+        return self.handles[key].need_save_resume_data()
+
+    def files(self, key: str) -> list[TorrentFile]:
+        return _files(self.handles[key].torrent_file())
+
+    def has_metadata(self, key: str) -> bool:
+        return self.handles[key].torrent_file() is not None
+
+    def name(self, key: str) -> str:
+        return self.handles[key].torrent_file().name()
+
+    def rename_file(self, key: str, index: int, path: str) -> None:
+        self.handles[key].rename_file(index, path)
+
+    def info_hashes(self, key: str) -> tuple[str, str]:
+        hashes = self.handles[key].info_hashes()
+        return (str(hashes.v1) if hashes.has_v1() else "", str(hashes.v2) if hashes.has_v2() else "")
+
+    def torrent_bytes(self, key: str) -> bytes:
+        return lt.bencode(lt.create_torrent(self.handles[key].torrent_file()).generate())
+
+    def stats(self, key: str) -> TorrentStats:
+        return _stats(key, self.handles[key].status())
+
+    # -- session ----------------------------------------------------------------------------------
+    def listen_port(self) -> int:
+        return self.session.listen_port()
+
+    def set_rate_limits(self, *, upload: int, download: int) -> None:
+        self.session.apply_settings({"upload_rate_limit": upload, "download_rate_limit": download})
+
+    def post_updates(self) -> None:
+        self.session.post_torrent_updates()
+
+    def dht_nodes(self) -> int:
+        return self.session.status().dht_nodes
+
+    def pop_alerts(self) -> list[tuple[str, str | None, object]]:
+        out = []
+        for alert in self.session.pop_alerts():
+            handle = getattr(alert, "handle", None)
+            key = self.keys.get(handle) if handle is not None and handle.is_valid() else None
+            out.append((type(alert).__name__, key, alert))
+        return out
+
+    def close(self) -> None:
+        self.handles.clear()
+        self.keys.clear()
+        self.session.pause()
+        del self.session
+
+
+def _files(info) -> list[TorrentFile]:
+    files = info.layout()
+    return [TorrentFile(i, files.file_path(i), files.file_size(i)) for i in range(files.num_files())
+            if not files.file_flags(i) & lt.file_storage.flag_pad_file]
+
+
+def _params(*, torrent: bytes | None, magnet: str, resume: bytes | None):
+    if resume:
+        params = lt.read_resume_data(resume)
+    elif torrent:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(torrent)
+    else:
+        return lt.parse_magnet_uri(magnet)
+    if magnet:
+        # The magnet's peers, trackers and web seeds still help a torrent restarted from resume data.
+        extra = lt.parse_magnet_uri(magnet)
+        params.peers = list(params.peers) + list(extra.peers)
+        params.trackers = list(params.trackers) + [t for t in extra.trackers if t not in params.trackers]
+        params.url_seeds = list(params.url_seeds) + [u for u in extra.url_seeds if u not in params.url_seeds]
+    return params
+
+
+def alert_resume_bytes(alert) -> bytes:
+    return bytes(lt.write_resume_data_buf(alert.params))
+
+
+def alert_torrent_bytes(alert) -> bytes | None:
+    """The .torrent of a `save_resume_data_alert` saved with its info dict."""
+    if alert.params.ti is None:
+        return None
+    return lt.bencode(lt.write_torrent_file(alert.params))
+
+
+def alert_stats(alert, keys: dict) -> list[TorrentStats]:
+    out = []
+    for status in alert.status:
+        key = keys.get(status.handle)
+        if key is not None:
+            out.append(_stats(key, status))
+    return out
+
+
+def _stats(key: str, status) -> TorrentStats:
+    return TorrentStats(
+        key=key, state=str(status.state), progress=status.progress, download_rate=status.download_payload_rate,
+        upload_rate=status.upload_payload_rate, downloaded=status.all_time_download, uploaded=status.all_time_upload,
+        peers=status.num_peers, seeds=status.num_seeds, total_wanted=status.total_wanted,
+        failed_bytes=status.total_failed_bytes, has_metadata=status.has_metadata, is_seeding=status.is_seeding,
+        paused=bool(status.flags & lt.torrent_flags.paused), error=status.errc.message() if status.errc.value() else "",
+    )

@@ -1,0 +1,111 @@
+"""Write side of P2P sharing: magnet downloads and per-model seeding (desired state for the node daemon).
+
+Re-exported by `torrents_app.services` (the module of the agreed interface).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from aiportal.errors import ApplicationError, NoRoom, NotFound
+from models_app.models import AIModel, Source, Status
+from models_app.selectors import model_get
+from models_app.services import model_notify, model_unique_id
+from torrents_app.magnets import Magnet, magnet_parse
+from torrents_app.models import Torrent
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def magnet_download_start(*, magnet_uri: str, metadata: dict | None = None) -> AIModel:
+    """Queue a download by magnet on this node; the same info-hash twice gives the existing model."""
+    magnet = magnet_parse(magnet_uri)
+    name, size, sha256 = _metadata(metadata, magnet)
+    existing = _existing(magnet)
+    if existing is not None:
+        return existing
+    if size:
+        disk_space_check(size=size)
+    with transaction.atomic():
+        model_id = model_unique_id(base=_strip_gguf(name))
+        model = AIModel.objects.create(
+            id=model_id, name=name, source=Source.MAGNET, size=size or 0, sha256=sha256, status=Status.QUEUED,
+            node=settings.NODE_NAME, path=str(settings.AI_MODEL_DIR / model_id), magnet_uri=magnet.uri,
+            info_hash=magnet.info_hash_v1, info_hash_v2=magnet.info_hash_v2,
+            web_seed=magnet.web_seeds[0] if magnet.web_seeds else "",
+        )
+        Torrent.objects.create(model=model, node=settings.NODE_NAME, info_hash_v1=magnet.info_hash_v1,
+                               info_hash_v2=magnet.info_hash_v2, magnet_source=magnet.uri,
+                               desired=Torrent.Desired.DOWNLOAD)
+        model_notify(model)
+    return model
+
+
+def torrent_set_seeding(*, model_id: str, enabled: bool) -> AIModel:
+    """Pause or resume seeding of one model (a download in progress carries on either way)."""
+    model = model_get(model_id=model_id)
+    with transaction.atomic():
+        model.seeding = enabled
+        model.save(update_fields=["seeding", "updated_at"])
+        desired = Torrent.Desired.SEED if enabled else Torrent.Desired.PAUSE
+        Torrent.objects.filter(model=model, desired__in=[Torrent.Desired.SEED, Torrent.Desired.PAUSE]).update(
+            desired=desired)
+        model_notify(model)
+    return model
+
+
+def torrent_file_get(*, model_id: str) -> tuple[str, bytes]:
+    """The model's .torrent as (file name, bytes)."""
+    model = model_get(model_id=model_id)
+    torrent = Torrent.objects.filter(model=model).first()
+    if torrent is None or not torrent.torrent_file:
+        raise NotFound(f"Model {model_id!r} has no torrent yet: its files are not complete or not shared.",
+                       code="torrent_not_found")
+    return f"{model.id}.torrent", bytes(torrent.torrent_file)
+
+
+def disk_space_check(*, size: int) -> None:
+    """NoRoom (507) when `size` more bytes would not fit in AI_MODEL_DIR."""
+    folder = settings.AI_MODEL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if size > free:
+        raise NoRoom(f"Not enough disk space: the model needs {_gib(size)} but {folder} has {_gib(free)} free.",
+                     extra={"needed": size, "free": free})
+
+
+def _metadata(metadata: dict | None, magnet: Magnet) -> tuple[str, int | None, str]:
+    metadata = metadata or {}
+    if not isinstance(metadata, dict):
+        raise ApplicationError("metadata must be an object like {\"name\": …, \"size\": …}.", code="invalid_metadata")
+    name = metadata.get("name") or magnet.name or (magnet.info_hash_v1 or magnet.info_hash_v2)[:16]
+    size = metadata.get("size", magnet.size)
+    sha256 = str(metadata.get("sha256") or "").lower()
+    if not isinstance(name, str) or len(name) > 300:
+        raise ApplicationError("metadata.name must be a text of at most 300 characters.", code="invalid_metadata")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise ApplicationError("metadata.size must be a whole number of bytes.", code="invalid_metadata")
+    if sha256 and not _SHA256.match(sha256):
+        raise ApplicationError("metadata.sha256 must be 64 hex digits.", code="invalid_metadata")
+    return name.strip(), size, sha256
+
+
+def _existing(magnet: Magnet) -> AIModel | None:
+    match = Q()
+    if magnet.info_hash_v1:
+        match |= Q(info_hash=magnet.info_hash_v1)
+    if magnet.info_hash_v2:
+        match |= Q(info_hash_v2=magnet.info_hash_v2)
+    return AIModel.objects.filter(match, node=settings.NODE_NAME).exclude(status=Status.ERROR).first()
+
+
+def _strip_gguf(name: str) -> str:
+    return name[:-5] if name.lower().endswith(".gguf") else name
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
