@@ -5,6 +5,7 @@ instead of silently leaving the portal half up.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,15 +23,22 @@ class Child:
     next_start: float = 0.0
     started: float = field(default=0.0)
 
-    def start(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(self.argv, env=env, start_new_session=True)
+    def start(self, env: dict[str, str], cwd: str | None = None) -> None:
+        self.proc = subprocess.Popen(self.argv, env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         print(f"[portal] started {self.name} (pid {self.proc.pid})", flush=True)
 
 
+def _die_with_parent() -> None:
+    """Linux: a SIGKILLed supervisor must not leave its children running."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Supervisor:
-    def __init__(self, children: list[Child], *, env: dict[str, str] | None = None):
+    def __init__(self, children: list[Child], *, cwd: str, env: dict[str, str] | None = None):
         self.children = children
+        self.cwd = cwd
         self.env = env or dict(os.environ)
         self.stopping = False
 
@@ -42,7 +50,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         for child in self.children:
             if child.proc is None:
-                child.start(self.env)
+                child.start(self.env, self.cwd)
         while not self.stopping:
             self.watch_once(time.monotonic())
             time.sleep(0.2)
@@ -60,7 +68,7 @@ class Supervisor:
                 child.proc, child.next_start = None, now + delay
                 child.restarts += 1
             elif child.proc is None and now >= child.next_start:
-                child.start(self.env)
+                child.start(self.env, self.cwd)
 
     def stop_all(self, grace: float = 15.0) -> None:
         print("[portal] stopping…", flush=True)

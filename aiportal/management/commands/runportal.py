@@ -41,7 +41,7 @@ class Command(BaseCommand):
         ]
         self.stdout.write(f"portal:         http://{settings.PORTAL_HOST}:{settings.PORTAL_PORT}/  (Ctrl-C stops everything)")
         self.stdout.flush()
-        Supervisor(children).run()
+        Supervisor(children, cwd=str(settings.BASE_DIR)).run()
 
     def _local_redis(self) -> list[Child]:
         """The redis-server that REDIS_URL defaults to, unless one already answers there."""
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         data.mkdir(parents=True, exist_ok=True)
         child = Child("redis", [binary, "--bind", "127.0.0.1", "--port", "6379", "--dir", str(data),
                                 "--save", "", "--appendonly", "no", "--loglevel", "warning"])
-        child.start({})
+        child.start({}, str(data))
         for _ in range(50):
             try:
                 preflight.check_redis()
