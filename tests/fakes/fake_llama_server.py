@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""A stand-in for llama-server that speaks enough of its HTTP API and fails on request.
+
+Takes llama-server's own arguments (--host, --port, -m, -c, -t, -ngl, --alias, --version) and these
+failure flags, each also readable from the environment (the portal builds the argv itself):
+  --fake-load-seconds N    (FAKE_LLAMA_LOAD_SECONDS)  /health answers 503 for N seconds
+  --fake-crash-after N     (FAKE_LLAMA_CRASH_AFTER)   exit with code 3 N seconds after start
+  --fake-crash-at-load     (FAKE_LLAMA_CRASH_AT_LOAD) print a load error and exit with code 1
+  --fake-garbage           (FAKE_LLAMA_GARBAGE)       answer chat and tokenize with non-JSON bytes
+  --fake-die-on-chat       (FAKE_LLAMA_DIE_ON_CHAT)   exit abruptly when a chat request arrives
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ANSWER = ["Paris", " is", " the", " capital", " of", " France", "."]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser()
+    p.add_argument("--version", action="store_true")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("-m", dest="model", default="")
+    p.add_argument("-c", dest="ctx", type=int, default=2048)
+    p.add_argument("-t", dest="threads", type=int, default=4)
+    p.add_argument("-ngl", dest="gpu_layers", type=int, default=0)
+    p.add_argument("--alias", default="fake")
+    p.add_argument("--fake-load-seconds", type=float, default=float(env("FAKE_LLAMA_LOAD_SECONDS", "0")))
+    p.add_argument("--fake-crash-after", type=float, default=float(env("FAKE_LLAMA_CRASH_AFTER", "0")))
+    p.add_argument("--fake-crash-at-load", action="store_true", default=bool(env("FAKE_LLAMA_CRASH_AT_LOAD")))
+    p.add_argument("--fake-garbage", action="store_true", default=bool(env("FAKE_LLAMA_GARBAGE")))
+    p.add_argument("--fake-die-on-chat", action="store_true", default=bool(env("FAKE_LLAMA_DIE_ON_CHAT")))
+    return p.parse_args(argv)
+
+
+def make_handler(opts: argparse.Namespace, ready_at: float):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            print("request:", fmt % args, flush=True)
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, data: dict) -> None:
+            self._send(status, json.dumps(data).encode())
+
+        def do_GET(self):
+            if self.path == "/health":
+                loading = time.monotonic() < ready_at
+                return self._json(503 if loading else 200, {"status": "loading model" if loading else "ok"})
+            if self.path == "/v1/models":
+                return self._json(200, {"object": "list", "data": [{"id": opts.alias, "object": "model"}]})
+            self._json(404, {"error": {"message": "not found"}})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if opts.fake_die_on_chat:
+                print("fatal: simulated crash in the middle of a chat", flush=True)
+                os._exit(4)
+            if opts.fake_garbage:
+                return self._send(200, b"\x00\xffnot json at all{{", "application/json")
+            if self.path == "/tokenize":
+                return self._json(200, {"tokens": list(range(len(body.get("content", "").split())))})
+            if self.path == "/v1/chat/completions":
+                return self._chat(body)
+            self._json(404, {"error": {"message": "not found"}})
+
+        def _chat(self, body: dict) -> None:
+            if not body.get("stream"):
+                message = {"role": "assistant", "content": "".join(ANSWER)}
+                return self._json(200, {"object": "chat.completion", "model": opts.alias,
+                                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                        "usage": {"prompt_tokens": 9, "completion_tokens": len(ANSWER),
+                                                  "total_tokens": 9 + len(ANSWER)}})
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for piece in ANSWER:
+                chunk = {"object": "chat.completion.chunk", "model": opts.alias,
+                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+
+    return Handler
+
+
+def main(argv: list[str]) -> int:
+    opts = parse(argv)
+    if opts.version:
+        print("version: 0 (fake)", file=sys.stderr)
+        return 0
+    print(f"fake llama-server: loading {opts.model} (ctx {opts.ctx}, threads {opts.threads})", flush=True)
+    if opts.fake_crash_at_load:
+        print(f"error: failed to load model '{opts.model}': unknown model architecture", flush=True)
+        return 1
+    if opts.fake_crash_after:
+        def crash():
+            time.sleep(opts.fake_crash_after)
+            print("GGML_ASSERT failed: simulated crash", flush=True)
+            os._exit(3)
+        threading.Thread(target=crash, daemon=True).start()
+    server = ThreadingHTTPServer((opts.host, opts.port), make_handler(opts, time.monotonic() + opts.fake_load_seconds))
+    print(f"listening on http://{opts.host}:{opts.port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

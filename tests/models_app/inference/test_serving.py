@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from models_app.inference.process import free_port
+from models_app.models import AIModel, ServedInstance
+from tests.models_app.inference.helpers import drive
+
+
+def status_of(model_id: str) -> str:
+    return AIModel.objects.get(pk=model_id).status
+
+
+def serve(api, engine, model_id: str = "tiny", **options) -> dict:
+    response = api.post("/api/ai/serve", {"modelId": model_id, **options}, format="json")
+    assert response.status_code == 202, response.json()
+    drive(engine, lambda: status_of(model_id) == "serving", what=f"{model_id} serving")
+    return api.get(f"/api/ai/models/{model_id}").json()["result"]
+
+
+def test_it_serves_a_model_and_shows_its_server(api, fake_llama, tiny_model, engine):
+    response = api.post("/api/ai/serve", {"modelId": "tiny", "contextSize": 512, "threads": 1}, format="json")
+
+    assert response.status_code == 202
+    assert response.json()["result"]["status"] == "starting"
+    drive(engine, lambda: status_of("tiny") == "serving", what="tiny serving")
+    server = api.get("/api/ai/models/tiny").json()["result"]["server"]
+    assert server["contextSize"] == 512
+    assert server["threads"] == 1
+    assert server["gpuLayers"] == 0
+    assert server["url"] == f"http://127.0.0.1:{server['port']}"
+
+
+def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, tiny_model, engine):
+    serve(api, engine, contextSize=1024, threads=1, gpuLayers=0)
+
+    child = engine.children["tiny"]
+    assert child.popen.args[1:] == [
+        "--host", "127.0.0.1", "--port", str(child.spec.port), "-m", str(Path(tiny_model.path) / "tiny.gguf"),
+        "-c", "1024", "-t", "1", "-ngl", "0", "--alias", "tiny",
+    ]
+
+
+def test_it_keeps_a_slowly_loading_model_starting_until_its_health_is_ok(api, fake_llama, tiny_model, engine, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_LOAD_SECONDS", "1.5")
+    api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+
+    drive(engine, lambda: "tiny" in engine.children, what="spawn")
+    engine.step()
+    assert status_of("tiny") == "starting"
+    drive(engine, lambda: status_of("tiny") == "serving", what="serving after the slow load")
+
+
+def test_it_shows_the_log_tail_when_llama_server_dies_while_loading(api, fake_llama, tiny_model, engine, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_CRASH_AT_LOAD", "1")
+    api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+
+    drive(engine, lambda: status_of("tiny") == "error", what="error")
+    model = api.get("/api/ai/models/tiny").json()["result"]
+    assert "exited with code 1 while loading the model" in model["error"]
+    assert "failed to load model" in model["error"]
+    assert model["server"] is None
+
+
+def test_it_restarts_a_crashed_server_after_a_backoff(api, fake_llama, tiny_model, engine, clock, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_CRASH_AFTER", "0.5")
+    serve(api, engine)
+    first_pid = engine.children["tiny"].pid
+
+    drive(engine, lambda: status_of("tiny") == "error", what="crash noticed")
+    model = AIModel.objects.get(pk="tiny")
+    assert "exited with code 3 while serving" in model.error
+    assert "GGML_ASSERT failed: simulated crash" in model.error
+    engine.step()
+    assert "tiny" not in engine.children
+    clock.advance(1.1)
+    drive(engine, lambda: status_of("tiny") == "serving", what="restarted")
+    assert engine.children["tiny"].pid != first_pid
+    assert ServedInstance.objects.get(pk="tiny").restarts == 1
+
+
+def test_it_gives_up_after_five_crashes_in_a_row(api, fake_llama, tiny_model, engine, clock, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_CRASH_AT_LOAD", "1")
+    api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+
+    for _ in range(6):
+        drive(engine, lambda: "tiny" not in engine.children and status_of("tiny") == "error", what="crash")
+        clock.advance(61)
+        engine.step()
+    model = AIModel.objects.select_related("instance").get(pk="tiny")
+    assert "Gave up after 5 restarts" in model.error
+    assert model.instance.desired == "stopped"
+    assert "tiny" not in engine.children
+
+
+def test_it_stops_a_model_and_stopping_again_is_no_error(api, fake_llama, tiny_model, engine):
+    serve(api, engine)
+    child = engine.children["tiny"]
+
+    response = api.delete("/api/ai/serve?modelId=tiny")
+    assert response.status_code == 200
+    assert response.json()["result"]["status"] == "stopping"
+    drive(engine, lambda: status_of("tiny") == "ready", what="stopped")
+    assert child.exit_code() is not None
+    again = api.delete("/api/ai/serve?modelId=tiny")
+    assert again.status_code == 200
+    assert again.json()["result"]["status"] == "ready"
+
+
+def test_it_stops_the_server_of_a_deleted_model(api, fake_llama, tiny_model, engine):
+    serve(api, engine)
+    child = engine.children["tiny"]
+
+    assert api.delete("/api/ai/models/tiny").status_code == 200
+    drive(engine, lambda: child.exit_code() is not None and not engine.stopping, what="orphan stopped")
+    assert engine.children == {}
+
+
+def test_it_restarts_the_server_when_serve_asks_for_other_options(api, fake_llama, tiny_model, engine):
+    serve(api, engine, contextSize=512)
+    first = engine.children["tiny"]
+
+    api.post("/api/ai/serve", {"modelId": "tiny", "contextSize": 1024}, format="json")
+    drive(engine, lambda: status_of("tiny") == "serving" and engine.children.get("tiny") not in (None, first),
+          what="restarted with the new context")
+    assert engine.children["tiny"].spec.context_size == 1024
+    assert first.exit_code() is not None
+
+
+def test_it_serves_on_the_port_asked_for(api, fake_llama, tiny_model, engine):
+    port = free_port()
+    server = serve(api, engine, port=port)["server"]
+
+    assert server["port"] == port
