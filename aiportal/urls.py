@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/ai/", include("models_app.urls")),
+    path("api/ai/", include("torrents_app.urls")),
     path("v1/", include("chat.openai_api")),
     re_path(r"^api/", api_not_found),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
