@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from models_app.selectors import model_to_dict
+from torrents_app import sharing
+
+
+class ModelSeedingApi(APIView):
+    class Input(serializers.Serializer):
+        enabled = serializers.BooleanField()
+
+    @extend_schema(summary="Pause or resume seeding of a model", request=Input)
+    def post(self, request, model_id: str):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = sharing.torrent_set_seeding(model_id=model_id, enabled=data.validated_data["enabled"])
+        return Response(model_to_dict(model))
+
+
+class ModelTorrentFileApi(APIView):
+    @extend_schema(summary="The model's .torrent file", responses={(200, "application/x-bittorrent"): OpenApiTypes.BINARY,
+                                                                  404: inline_serializer("NoTorrent", {})})
+    def get(self, request, model_id: str):
+        name, data = sharing.torrent_file_get(model_id=model_id)
+        response = HttpResponse(data, content_type="application/x-bittorrent")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

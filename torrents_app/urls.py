@@ -1,0 +1,8 @@
+from django.urls import path
+
+from torrents_app import api
+
+urlpatterns = [
+    path("models/<str:model_id>/seeding", api.ModelSeedingApi.as_view(), name="model-seeding"),
+    path("models/<str:model_id>/torrent", api.ModelTorrentFileApi.as_view(), name="model-torrent"),
+]
