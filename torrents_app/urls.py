@@ -3,6 +3,6 @@ from django.urls import path
 from torrents_app import api
 
 urlpatterns = [
-    path("models/<str:model_id>/seeding", api.ModelSeedingApi.as_view(), name="model-seeding"),
-    path("models/<str:model_id>/torrent", api.ModelTorrentFileApi.as_view(), name="model-torrent"),
+    path("models/<str:model_id>/seeding", api.ModelSeedingApi.as_view(), name="api-model-seeding"),
+    path("models/<str:model_id>/torrent", api.ModelTorrentFileApi.as_view(), name="api-model-torrent"),
 ]
