@@ -6,7 +6,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/aiportal"
 PY="${PYTHON:-python3}"
 
 need_debs=()
-for pkg in redis-server aria2 chromium cmake g++ postgresql-15 unzip; do
+for pkg in redis-server aria2 chromium cmake g++ postgresql-15; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_debs+=("$pkg")
 done
 if [ "${#need_debs[@]}" -gt 0 ]; then
