@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from django.conf import settings
+
+from models_app.inference.engine import LlamaEngine
+from models_app.models import AIModel, ServedInstance
+from tests.models_app.inference.helpers import drive
+
+
+def serve(api, engine) -> None:
+    api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+    drive(engine, lambda: AIModel.objects.get(pk="tiny").status == "serving", what="serving")
+
+
+def test_it_brings_serving_models_back_when_the_daemon_restarts(api, fake_llama, tiny_model, engine, clock):
+    serve(api, engine)
+    old = engine.children["tiny"]
+
+    engine.stop()
+    assert old.exit_code() is not None
+    assert AIModel.objects.get(pk="tiny").status == "starting"
+    again = LlamaEngine(node_name=settings.NODE_NAME, now=clock)
+    again.start()
+    try:
+        drive(again, lambda: AIModel.objects.get(pk="tiny").status == "serving", what="served again")
+        assert again.children["tiny"].pid == ServedInstance.objects.get(pk="tiny").pid
+    finally:
+        again.stop()
+
+
+def test_it_kills_a_server_left_behind_by_a_daemon_that_died(api, fake_llama, tiny_model, engine, clock):
+    serve(api, engine)
+    left = engine.children.pop("tiny")
+
+    successor = LlamaEngine(node_name=settings.NODE_NAME, now=clock)
+    successor.start()
+    try:
+        assert left.popen.wait(timeout=10) == -9
+        drive(successor, lambda: AIModel.objects.get(pk="tiny").status == "serving", what="served by the successor")
+    finally:
+        successor.stop()
+
+
+def test_it_does_not_bring_back_a_model_that_was_stopped(api, fake_llama, tiny_model, engine, clock):
+    serve(api, engine)
+    api.delete("/api/ai/serve?modelId=tiny")
+    drive(engine, lambda: AIModel.objects.get(pk="tiny").status == "ready", what="stopped")
+
+    engine.stop()
+    again = LlamaEngine(node_name=settings.NODE_NAME, now=clock)
+    again.start()
+    again.step()
+    assert again.children == {}
+    assert AIModel.objects.get(pk="tiny").status == "ready"
+
+
+def test_it_stops_a_model_idle_longer_than_the_keep_alive(api, fake_llama, tiny_model, engine, clock, settings):
+    settings.LLAMA_KEEP_ALIVE_SECONDS = 300
+    serve(api, engine)
+
+    clock.advance(200)
+    engine.step()
+    assert AIModel.objects.get(pk="tiny").status == "serving"
+    clock.advance(101)
+    drive(engine, lambda: AIModel.objects.get(pk="tiny").status == "ready", what="idle model stopped")
+    assert ServedInstance.objects.get(pk="tiny").desired == "stopped"
+
+
+def test_it_ignores_rows_of_other_nodes(api, fake_llama, tiny_model, clock):
+    api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+    other = LlamaEngine(node_name="another-node", now=clock)
+    other.start()
+
+    other.step()
+
+    assert other.children == {}
+    assert AIModel.objects.get(pk="tiny").status == "starting"
