@@ -107,7 +107,7 @@ async def _consume(bot, chat_id: int, queue: asyncio.Queue, reply: StreamingRepl
 
 
 def _pump(produce: Callable[[], Iterator[str]], queue: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
-    from django.db import close_old_connections
+    from django.db import connections
 
     try:
         for delta in produce():
@@ -116,7 +116,7 @@ def _pump(produce: Callable[[], Iterator[str]], queue: asyncio.Queue, loop: asyn
     except Exception as exc:  # handed to the event loop, which shows it
         loop.call_soon_threadsafe(queue.put_nowait, exc)
     finally:
-        close_old_connections()
+        connections.close_all()  # this thread's connections only; it ends here
 
 
 def _reason(error: Exception) -> str:

@@ -76,6 +76,7 @@ class FakeTelegram:
         with self._lock:
             self.calls.clear()
             self._failures.clear()
+            self._messages.clear()
 
     def fail(self, method: str, *, code: int = 500, description: str = "Internal Server Error",
              retry_after: int | None = None, times: int = 1) -> None:

@@ -1,0 +1,111 @@
+"""`/ai <hf url> [file]`: start a download through the Hugging Face services and keep one message
+up to date with its progress; a repo with several GGUF files offers them as buttons, one with none
+offers the GGUF repos the Hub search found."""
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from aiportal.errors import ApplicationError
+from models_app.models import AIModel
+from telegram_bot import send, texts
+from telegram_bot.keyboards import keyboard, short_hash
+from telegram_bot.model_handlers import watch
+
+MAGNET_GRACE_POLLS = 5  # the torrent (and its magnet) is created right after the file is verified
+
+
+def _file_name(entry: dict) -> str:
+    return str(entry.get("fileName") or entry.get("name") or entry.get("file_name") or entry.get("path") or "")
+
+
+def _suggestions(exc: ApplicationError) -> list[str]:
+    for key in ("suggestions", "repos", "candidates", "alternatives"):
+        found = exc.extra.get(key)
+        if isinstance(found, list):
+            return [str(item.get("repoId") or item.get("id") or item) if isinstance(item, dict) else str(item)
+                    for item in found]
+    return []
+
+
+def _remember(context: ContextTypes.DEFAULT_TYPE, url: str, file_name: str | None) -> str:
+    """A short key for a (url, file) choice behind a button (per process; buttons of a restarted portal expire)."""
+    key = short_hash(f"{url}\n{file_name or ''}")
+    context.bot_data.setdefault("download_choices", {})[key] = (url, file_name)
+    return key
+
+
+async def download_begin(update: Update, context: ContextTypes.DEFAULT_TYPE, *, url: str, file_name: str | None) -> None:
+    from models_app.hub.services import repo_gguf_files
+
+    bot, chat_id = context.bot, update.effective_chat.id
+    if file_name is None:
+        try:
+            files = await sync_to_async(repo_gguf_files, thread_sensitive=False)(url=url)
+        except ApplicationError as exc:
+            await _failed(update, context, url, exc)
+            return
+        if len(files) > 1:
+            rows = [(f"{_file_name(f)} ({texts.human_bytes(f.get('size') or 0)})", "dl",
+                     _remember(context, url, _file_name(f))) for f in files]
+            await send.say(bot, chat_id, f"{url} has {len(files)} GGUF files. Which one should I download?",
+                           markup=keyboard(rows))
+            return
+    await download_start_and_watch(update, context, url=url, file_name=file_name)
+
+
+async def download_choice(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str) -> None:
+    choice = context.bot_data.get("download_choices", {}).get(key)
+    if choice is None:
+        await send.say(context.bot, update.effective_chat.id,
+                       "That button has expired. Send /ai <Hugging Face URL> again.")
+        return
+    url, file_name = choice
+    if file_name is None:
+        await download_begin(update, context, url=url, file_name=None)
+    else:
+        await download_start_and_watch(update, context, url=url, file_name=file_name)
+
+
+async def download_start_and_watch(update: Update, context: ContextTypes.DEFAULT_TYPE, *, url: str,
+                                   file_name: str | None) -> None:
+    from models_app.hub.services import download_start
+
+    bot, chat_id = context.bot, update.effective_chat.id
+    try:
+        model = await sync_to_async(download_start, thread_sensitive=False)(
+            url=url, file_name=file_name, requested_by=f"telegram:{update.effective_user.id}")
+    except ApplicationError as exc:
+        await _failed(update, context, url, exc)
+        return
+    message = await send.say(bot, chat_id, texts.download_text(model))
+    if _finished(model, polls=MAGNET_GRACE_POLLS):
+        return
+    polls = {"n": 0}
+
+    def render(current: AIModel | None) -> tuple[str, bool]:
+        polls["n"] += 1
+        if current is None:
+            return f"{model.id} was removed before its download finished.", True
+        return texts.download_text(current), _finished(current, polls=polls["n"])
+
+    await watch(lambda: AIModel.objects.filter(pk=model.pk).first(), render,
+                lambda text: send.quietly(lambda: bot.edit_message_text(
+                    chat_id=chat_id, message_id=message.message_id, text=text,
+                    link_preview_options=send.NO_PREVIEW)))
+
+
+def _finished(model: AIModel, *, polls: int) -> bool:
+    if model.status == "error":
+        return True
+    return model.is_available and (bool(model.magnet_uri) or polls >= MAGNET_GRACE_POLLS)
+
+
+async def _failed(update: Update, context: ContextTypes.DEFAULT_TYPE, url: str, exc: ApplicationError) -> None:
+    repos = _suggestions(exc)
+    rows = [(f"⬇️ {repo}", "dl", _remember(context, repo, None)) for repo in repos]
+    text = f"Could not download {url}: {exc.message}"
+    if rows:
+        text += "\n\nGGUF repos the Hub search found:"
+    await send.say(context.bot, update.effective_chat.id, text, markup=keyboard(rows))

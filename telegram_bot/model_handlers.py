@@ -1,0 +1,164 @@
+"""Models: `/ai-list`, and for admins `/ai-serve`, `/ai-stop` and `/ai <url>` (download).
+
+Each calls the same services as the REST API; slow waits (a model loading, a download) run in
+this update's background task and edit one message as they advance.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from aiportal.errors import ApplicationError
+from models_app.inference.services import serve_start, serve_stop, serve_wait
+from models_app.models import AIModel, Status
+from models_app.selectors import model_get, model_list
+from telegram_bot import send, texts
+from telegram_bot.access import is_admin
+from telegram_bot.keyboards import keyboard, value_resolve
+
+SERVE_TIMEOUT = 600.0
+PROGRESS_EVERY = 3.0  # at most one edit of a progress message every 3 seconds
+
+
+def _models() -> list[AIModel]:
+    return list(model_list())
+
+
+async def cmd_list(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
+    models = await sync_to_async(_models)()
+    chat_id = update.effective_chat.id
+    if not models:
+        await send.say(context.bot, chat_id, "No models yet. An admin can download one with /ai <Hugging Face URL>.")
+        return
+    heading = f"{len(models)} model{'s' if len(models) != 1 else ''}:"
+    for piece in send.blocks_pack([heading] + [texts.model_block(m) for m in models]):
+        await send.say(context.bot, chat_id, piece)
+
+
+async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE, what: str) -> bool:
+    """True (after a polite refusal) when the user is not an admin."""
+    if is_admin(update.effective_user.id):
+        return False
+    await send.say(context.bot, update.effective_chat.id, texts.ADMINS_ONLY.format(what=what))
+    return True
+
+
+async def cmd_serve(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
+    if await _refuse(update, context, "start models"):
+        return
+    models = await sync_to_async(_models)()
+    ready = [m.id for m in models if m.status in {Status.READY, Status.ERROR} and m.path]
+    rows = [(f"▶️ {m}", "serve", m) for m in ready]
+    if args and args[0] in {m.id for m in models}:
+        await serve(update, context, args[0])
+    elif not ready:
+        await send.say(context.bot, update.effective_chat.id, _unknown(args) + "No model is ready to start. "
+                       "Download one with /ai <Hugging Face URL>; /ai-list shows them all.")
+    else:
+        await send.say(context.bot, update.effective_chat.id, _unknown(args) + "Which model should I start?",
+                       markup=keyboard(rows))
+
+
+async def cmd_stop(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
+    if await _refuse(update, context, "stop models"):
+        return
+    models = await sync_to_async(_models)()
+    running = [m.id for m in models if m.status in {Status.SERVING, Status.STARTING}]
+    if args and args[0] in {m.id for m in models}:
+        await stop(update, context, args[0])
+    elif not running:
+        await send.say(context.bot, update.effective_chat.id, _unknown(args) + "No model is running.")
+    else:
+        await send.say(context.bot, update.effective_chat.id, _unknown(args) + "Which model should I stop?",
+                       markup=keyboard([(f"⏹ {m}", "stop", m) for m in running]))
+
+
+def _unknown(args: list[str]) -> str:
+    return f"There is no model with the id {args[0]!r}. " if args else ""
+
+
+async def on_serve_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
+    if await _refuse(update, context, "start models"):
+        return
+    model_id = value_resolve(value, [m.id for m in await sync_to_async(_models)()])
+    if model_id is None:
+        await cmd_serve(update, context, [])
+        return
+    await serve(update, context, model_id)
+
+
+async def on_stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
+    if await _refuse(update, context, "stop models"):
+        return
+    model_id = value_resolve(value, [m.id for m in await sync_to_async(_models)()])
+    if model_id is None:
+        await cmd_stop(update, context, [])
+        return
+    await stop(update, context, model_id)
+
+
+async def serve(update: Update, context: ContextTypes.DEFAULT_TYPE, model_id: str) -> None:
+    """Start the model, then edit the reply to "serving" once it answers (or to the reason it did not)."""
+    bot, chat_id = context.bot, update.effective_chat.id
+    try:
+        model = await sync_to_async(serve_start)(model_id=model_id)
+    except ApplicationError as exc:
+        await send.say(bot, chat_id, f"Could not start {model_id}: {exc.message}")
+        return
+    if model.status == Status.SERVING:
+        await send.say(bot, chat_id, f"✅ {model_id} is already running. Send /ai to chat with it.")
+        return
+    message = await send.say(bot, chat_id, f"⏳ Starting {model_id}… I will update this message when it is ready.")
+    try:
+        await sync_to_async(serve_wait, thread_sensitive=False)(model_id=model_id, timeout=SERVE_TIMEOUT)
+        text = f"✅ {model_id} is serving. Send /ai to chat with it."
+    except ApplicationError as exc:
+        text = f"❌ {model_id} did not start: {exc.message}"
+    await send.edit(bot, chat_id, message.message_id, text)
+
+
+async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, model_id: str) -> None:
+    bot, chat_id = context.bot, update.effective_chat.id
+    try:
+        before = await sync_to_async(model_get)(model_id=model_id)
+        if before.status not in {Status.SERVING, Status.STARTING, Status.ERROR}:
+            await send.say(bot, chat_id, f"{model_id} is not running ({before.status}).")
+            return
+        await sync_to_async(serve_stop)(model_id=model_id)
+    except ApplicationError as exc:
+        await send.say(bot, chat_id, f"Could not stop {model_id}: {exc.message}")
+        return
+    await send.say(bot, chat_id, f"⏹ Stopped {model_id}: it no longer answers chats.")
+
+
+async def cmd_download(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
+    from telegram_bot.downloads import download_begin
+
+    if await _refuse(update, context, "download models"):
+        return
+    await download_begin(update, context, url=args[0], file_name=args[1] if len(args) > 1 else None)
+
+
+async def on_download_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
+    from telegram_bot.downloads import download_choice
+
+    if await _refuse(update, context, "download models"):
+        return
+    await download_choice(update, context, value)
+
+
+async def watch(poll, render, on_change, *, every: float = PROGRESS_EVERY) -> None:
+    """Every `every` seconds: `state = poll()`; `render(state)` gives (text, done); show changed texts."""
+    last = None
+    while True:
+        await asyncio.sleep(every)
+        state = await sync_to_async(poll)()
+        text, done = render(state)
+        if text != last:
+            await on_change(text)
+            last = text
+        if done:
+            return

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from telegram_bot.models import ProcessedUpdate
+from tests.telegram_bot.updates import ADMIN, MEMBER, edited, message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _count_updates() -> int:
+    return ProcessedUpdate.objects.count()
+
+
+async def test_it_refuses_a_wrong_secret_with_403(webhook, telegram):
+    response = await webhook.post(message("/ai-help"), secret="guess")
+    assert response.status_code == 403
+    assert response.json() == {"ok": False, "error": "Wrong or missing secret token."}
+    assert await sync_to_async(_count_updates)() == 0
+    assert telegram.calls == []
+
+
+async def test_it_refuses_a_missing_secret_with_403(webhook, telegram):
+    response = await webhook.post(message("/ai-help"), secret=None)
+    assert response.status_code == 403
+    assert telegram.calls == []
+
+
+async def test_it_refuses_everything_when_no_secret_is_configured(webhook, telegram, settings):
+    settings.TELEGRAM_WEBHOOK_SECRET = ""
+    response = await webhook.post(message("/ai-help"), secret="")
+    assert response.status_code == 403
+
+
+async def test_it_answers_junk_with_200_and_ignores_it(webhook, telegram):
+    for raw in (b"{not json", b"[1, 2]", b'{"update_id": "7"}', b'{"message": {}}', b"\xff\xfe"):
+        response = await webhook.send(None, raw=raw)
+        assert response.json() == {"ok": True}
+    assert await sync_to_async(_count_updates)() == 0
+    assert telegram.calls == []
+
+
+async def test_it_handles_a_retried_update_once(webhook, telegram):
+    update = message("/ai-help", user_id=MEMBER)
+    await webhook.send(update)
+    await webhook.send(update)
+    assert len(telegram.calls_of("sendMessage")) == 1
+    assert await sync_to_async(_count_updates)() == 1
+
+
+async def test_it_answers_help_in_both_spellings(webhook, telegram):
+    await webhook.send(message("/ai-help", user_id=MEMBER))
+    await webhook.send(message("/ai_help", user_id=MEMBER))
+    first, second = telegram.texts(MEMBER)
+    assert first == second
+    assert "/ai-list" in first and "/ai-serve <id>" in first and "/ai_list" in first
+    assert "30 minutes" in first
+
+
+async def test_it_ignores_edited_messages(webhook, telegram):
+    await webhook.send(edited("/ai-help", user_id=MEMBER))
+    assert telegram.calls_of("sendMessage") == []
+    assert await sync_to_async(_count_updates)() == 1
+
+
+async def test_it_greets_on_start(webhook, telegram):
+    await webhook.send(message("/start", user_id=ADMIN))
+    assert telegram.texts(ADMIN) == [
+        "Hello! I am this group's AI model portal.\n"
+        "Send /ai to chat with a model that is running, or /ai-help to see everything I can do."]
