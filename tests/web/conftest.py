@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import redis
+
+from tests.fakes.fake_hub import FakeHub
+from tests.web.portal import ARTIFACTS, PASSWORD, free_port, poll, portal_env, portal_start, tiny_gguf
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+HUB_REPO = "webtest/TinyLlama-GGUF"
+
+
+@pytest.fixture(scope="session")
+def web_redis_url(tmp_path_factory):
+    """A Redis database of its own for the browser portal (the one `make test` started, or a new one)."""
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given.rsplit("/", 1)[0] + "/7"
+        return
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+                            stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/7"
+    poll(lambda: redis.Redis.from_url(url).ping(), what="redis-server")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def fake_hub(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hub")
+    hub = FakeHub().start()
+    hub.add_repo(HUB_REPO, {
+        "tinyllama-q4_k_m.gguf": tiny_gguf(folder / "a.gguf", name="TinyLlama Q4_K_M", megabytes=6),
+        "tinyllama-q8_0.gguf": tiny_gguf(folder / "b.gguf", name="TinyLlama Q8_0", megabytes=9),
+        "README.md": b"# TinyLlama GGUF\n",
+    })
+    hub.slow_bps = 2_000_000  # slow enough to watch the bar move
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="session")
+def portal(tmp_path_factory, web_redis_url, fake_hub, demo_gguf):
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = tmp_path_factory.mktemp("portal")
+    redis.Redis.from_url(web_redis_url).flushdb()
+    env = portal_env(base=base, redis_url=web_redis_url, hf_endpoint=fake_hub.url)
+    log = ARTIFACTS / "portal.log"
+    log.write_text("")
+    from tests.web.portal import Portal
+
+    setup = Portal(url="", proc=None, env=env, log=log)
+    setup.manage("migrate", "--noinput", "-v", "0")
+    setup.manage("import_model", str(demo_gguf), "--id", "smollm2-demo", "--copy")
+    running = portal_start(env=env, log=log)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, portal):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=portal.url)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def logged_in(page):
+    page.goto("/login/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/")
+    return page

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.portal import ARTIFACTS, PASSWORD
+
+pytestmark = pytest.mark.slow
+DEMO = "smollm2-demo"
+GROWTH = """() => {
+  window.__lengths = [];
+  const box = document.querySelector('[data-conversation]');
+  new MutationObserver(() => {
+    const last = box.querySelector('.msg-assistant:last-child .msg-text');
+    if (last) window.__lengths.push(last.textContent.length);
+  }).observe(box, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def mark_page(page) -> None:
+    page.evaluate("window.__sameDocument = true")
+
+
+def same_document(page) -> bool:
+    return page.evaluate("window.__sameDocument === true")
+
+
+def test_it_sends_a_visitor_to_the_login_page(page):
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    shot(page, "login")
+
+
+def test_it_shows_a_wrong_password_next_to_the_form(page):
+    page.goto("/login/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD + "-wrong")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("enter a correct username and password")
+    expect(page.get_by_label("Username")).to_have_value("admin")
+    shot(page, "login-error")
+
+
+def test_it_explains_a_port_that_is_taken_and_keeps_the_model_ready(logged_in):
+    page = logged_in
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        page.goto(f"/models/{DEMO}/")
+        page.get_by_label("Port").fill(str(port))
+        page.get_by_role("button", name="Serve", exact=True).click()
+        expect(page.get_by_role("alert")).to_contain_text(f"Port {port} is in use")
+    expect(page.get_by_label("Port")).to_have_value(str(port))
+    expect(page.locator(".page-head .badge")).to_have_text("ready")
+    shot(page, "detail-error")
+
+
+def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
+    page = logged_in
+    row = page.locator(f"#model-{DEMO}")
+    row.get_by_role("button", name=re.compile("^Serve")).click()
+    mark_page(page)
+    expect(row.locator(".badge")).to_have_text("serving", timeout=60_000)
+    expect(row.get_by_text("Serving at")).to_be_visible()
+    assert same_document(page)
+    shot(page, "models-serving")
+
+    row.get_by_role("link", name="Chat").click()
+    expect(page.get_by_label("Model")).to_have_value(DEMO)
+    page.evaluate(GROWTH)
+    page.get_by_label("Message").fill("What is the capital of France? Answer in one sentence.")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg-user")).to_have_text(re.compile("capital of France"))
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=60_000)
+    answer = page.locator(".msg-assistant .msg-text").last.text_content()
+    lengths = page.evaluate("window.__lengths")
+    shot(page, "chat")
+    assert len(answer) > 0
+    assert len(set(lengths)) >= 3 and lengths == sorted(lengths)
+    expect(page.locator("[data-chat-error]")).to_have_text("")
+
+    page.reload()
+    expect(page.locator(".msg-assistant")).to_have_text(re.compile(re.escape(answer.strip()[:20])))
+    expect(page.locator(".sessions a")).to_contain_text(["What is the capital of France?"])
+
+    page.goto("/")
+    mark_page(page)
+    row.get_by_role("button", name=re.compile("^Stop")).click()
+    mark_page(page)
+    expect(row.locator(".badge")).to_have_text("ready", timeout=30_000)
+    assert same_document(page)
+    expect(row.get_by_role("button", name=re.compile("^Serve"))).to_be_visible()
+    shot(page, "models-stopped")
+
+
+def test_it_says_why_a_message_cannot_be_sent(logged_in):
+    page = logged_in
+    page.goto("/chat/")
+    expect(page.get_by_text("No model is being served.")).to_be_visible()
+    expect(page.get_by_label("Message")).to_be_disabled()
+    shot(page, "chat-empty")
