@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aiportal.errors import ApplicationError
+from models_app.hub import services
+from models_app.selectors import model_to_dict
+
+
+class DownloadApi(APIView):
+    class Input(serializers.Serializer):
+        url = serializers.CharField(required=False, max_length=2000)
+        fileName = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1000)
+        createTorrent = serializers.BooleanField(default=True)
+        magnetUri = serializers.CharField(required=False, max_length=20000)
+        metadata = serializers.DictField(required=False, allow_null=True)
+
+        def validate(self, data):
+            if bool(data.get("url")) == bool(data.get("magnetUri")):
+                raise serializers.ValidationError("Give either url (a Hugging Face model) or magnetUri.")
+            return data
+
+    @extend_schema(summary="Download a model from the Hugging Face Hub or by magnet", request=Input)
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        data = data.validated_data
+        if data.get("magnetUri"):
+            return Response(model_to_dict(_magnet(data)), status=status.HTTP_202_ACCEPTED)
+        model = services.download_start(url=data["url"], file_name=data.get("fileName") or None,
+                                         create_torrent=data["createTorrent"], requested_by=request.user.get_username())
+        body = model_to_dict(model)
+        body["alternatives"] = services.repo_gguf_files(url=data["url"])
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def _magnet(data: dict):
+    try:
+        from torrents_app.services import magnet_download_start
+    except ImportError:
+        raise ApplicationError("Downloads by magnet link are not available on this portal yet.",
+                               code="not_implemented", status=501) from None
+    return magnet_download_start(magnet_uri=data["magnetUri"], metadata=data.get("metadata"))

@@ -1,0 +1,198 @@
+"""The download job of one model, run by a q2 worker: claim a slot, fetch every part, verify, make it ready.
+
+Progress is written at most twice a second; each write also tells whether the model still wants
+the bytes (a deleted row or `cancel_requested` stops the transfer and removes the partial files).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from models_app import gguf_meta
+from models_app.hub import client, locks
+from models_app.models import AIModel, ModelFile, Status
+from models_app.services import model_delete, model_notify, model_on_ready
+from torrents_app import creation
+
+log = logging.getLogger(__name__)
+WRITE_EVERY = 0.5
+DEFAULT_RETRY_DELAYS = (2.0, 8.0, 30.0)
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Failed(Exception):
+    pass
+
+
+def download_run(*, model_id: str) -> str:
+    """Run the model's download to its end; returns what happened (kept as the q2 task's result)."""
+    with locks.model_lock(model_id) as mine:
+        if not mine:
+            return "running elsewhere"
+        model = _claim(model_id)
+        if model is None:
+            return "waiting for a slot"
+        return _run(model)
+
+
+def _claim(model_id: str) -> AIModel | None:
+    with locks.node_lock():
+        model = AIModel.objects.filter(pk=model_id, node=settings.NODE_NAME).first()
+        if model is None or model.status not in (Status.QUEUED, Status.DOWNLOADING, Status.VERIFYING):
+            return None
+        others = AIModel.objects.filter(node=settings.NODE_NAME, status__in=(Status.DOWNLOADING, Status.VERIFYING),
+                                        source=model.source).exclude(pk=model_id).values_list("pk", flat=True)
+        if sum(1 for pk in others if locks.model_lock_held(pk)) >= settings.DOWNLOAD_CONCURRENCY:
+            return None
+        model.status, model.error = Status.DOWNLOADING, ""
+        model.save(update_fields=["status", "error", "updated_at"])
+    model_notify(model)
+    return model
+
+
+def _run(model: AIModel) -> str:
+    folder = Path(model.path)
+    try:
+        tracker = Progress(model, _present_bytes(model))
+        for entry in model.files.order_by("name"):
+            _fetch(model, entry, tracker)
+        return _verify(model)
+    except Cancelled:
+        _discard(model.pk, folder)
+        return "cancelled"
+    except Failed as exc:
+        _fail(model, str(exc))
+        return "failed"
+
+
+def _present_bytes(model: AIModel) -> int:
+    total = 0
+    for entry in model.files.all():
+        path = Path(model.path) / entry.name
+        partial = path.with_name(path.name + client.PARTIAL_SUFFIX)
+        total += path.stat().st_size if path.exists() else partial.stat().st_size if partial.exists() else 0
+    return total
+
+
+def _fetch(model: AIModel, entry: ModelFile, tracker: Progress) -> None:
+    dest = Path(model.path) / entry.name
+    if dest.exists() and dest.stat().st_size == entry.size:
+        return
+    delays = tuple(getattr(settings, "HF_DOWNLOAD_RETRY_DELAYS", DEFAULT_RETRY_DELAYS))
+    for attempt in range(len(delays) + 1):
+        tracker.resync(_present_bytes(model))
+        try:
+            client.hub_download(repo_id=model.repo_id, name=entry.name, commit=model.revision, dest=dest,
+                                progress=client.progress_class(tracker.add))
+            return
+        except client.TransferError as exc:
+            if exc.permanent or attempt == len(delays):
+                kept = " The partial file is kept: ask for this model again to resume." if not exc.permanent else ""
+                raise Failed(f"Downloading {entry.name} from the Hub failed after {attempt + 1} "
+                             f"attempt(s): {exc}.{kept}") from None
+            log.warning("download of %s/%s failed (%s); retrying in %ss", model.pk, entry.name, exc, delays[attempt])
+            tracker.wait(delays[attempt])
+
+
+class Progress:
+    """Counts bytes; writes figures (and notices cancellation) at most every WRITE_EVERY seconds."""
+
+    def __init__(self, model: AIModel, done: int):
+        self.model, self.done = model, done
+        self.last_write, self.last_done, self.rate = 0.0, done, 0.0
+        self.write(force=True)
+
+    def add(self, n: int) -> None:
+        self.done += n
+        self.write()
+
+    def resync(self, done: int) -> None:
+        self.done = self.last_done = done
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(min(WRITE_EVERY, max(0.0, deadline - time.monotonic())))
+            self.write(force=True)
+
+    def write(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        elapsed = now - self.last_write
+        if not force and elapsed < WRITE_EVERY:
+            return
+        if self.last_write and elapsed > 0:
+            self.rate = 0.5 * self.rate + 0.5 * (self.done - self.last_done) / elapsed
+        self.last_write, self.last_done = now, self.done
+        size = max(self.model.size, 1)
+        written = AIModel.objects.filter(pk=self.model.pk, cancel_requested=False).update(
+            downloaded_bytes=self.done, download_progress=min(100.0, 100.0 * self.done / size),
+            download_rate=int(self.rate), updated_at=timezone.now())
+        if not written:
+            raise Cancelled()
+        model_notify(self.model)
+
+
+def _verify(model: AIModel) -> str:
+    if not _set(model, status=Status.VERIFYING, download_rate=0, download_progress=100.0, downloaded_bytes=model.size):
+        raise Cancelled()
+    folder, piece = Path(model.path), creation.piece_size_for(model.size)
+    digests: dict[str, str] = {}
+    for entry in model.files.order_by("name"):
+        digest = creation.file_hashes(folder / entry.name, piece_size=piece).sha256
+        if entry.sha256 and digest != entry.sha256:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise Failed(f"Checksum mismatch for {entry.name}: the Hub says sha256 {entry.sha256}, the downloaded "
+                         f"file has {digest}. The file was deleted; ask again to download it anew.")
+        digests[entry.name] = digest
+    try:
+        meta = gguf_meta.read_metadata(folder / model.file_name)
+    except gguf_meta.NotGGUF as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise Failed(f"{exc}; the file was deleted.") from None
+    for name, digest in digests.items():
+        ModelFile.objects.filter(model=model, name=name).update(sha256=digest, verified=True, downloaded_bytes=F("size"))
+    if not _set(model, status=Status.READY, sha256=digests[model.file_name], gguf=meta):
+        raise Cancelled()
+    _on_ready(model)
+    return "ready"
+
+
+def _on_ready(model: AIModel) -> None:
+    model.refresh_from_db()
+    if not model.seeding:
+        return
+    try:
+        model_on_ready(model=model)
+    except Exception as exc:  # the model is usable without its torrent; say why sharing is missing
+        log.exception("torrent creation for %s failed", model.pk)
+        _set(model, error=f"The model is ready, but its torrent could not be created: {exc}")
+
+
+def _set(model: AIModel, **fields) -> bool:
+    done = AIModel.objects.filter(pk=model.pk, cancel_requested=False).update(updated_at=timezone.now(), **fields)
+    if done:
+        model_notify(model)
+    return bool(done)
+
+
+def _fail(model: AIModel, message: str) -> None:
+    _set(model, status=Status.ERROR, error=message, download_rate=0,
+         downloaded_bytes=_present_bytes(model), download_progress=100.0 * _present_bytes(model) / max(model.size, 1))
+
+
+def _discard(model_id: str, folder: Path) -> None:
+    """A cancelled download: the row goes (if it is still there) and so do the partial files."""
+    if AIModel.objects.filter(pk=model_id).exists():
+        model_delete(model_id=model_id, delete_files=True)
+    root = settings.AI_MODEL_DIR.resolve()
+    if folder.resolve().is_relative_to(root) and folder.resolve() != root:
+        shutil.rmtree(folder, ignore_errors=True)

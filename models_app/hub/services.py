@@ -1,0 +1,157 @@
+"""Hugging Face downloads: register a queued model for a Hub file, and keep this node's download queue moving."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.db import transaction
+
+from aiportal.errors import ApplicationError, NoRoom
+from models_app.hub import choice, client, locks
+from models_app.hub.refs import hub_ref_parse
+from models_app.models import AIModel, ModelFile, Source, Status
+from models_app.services import model_id_base, model_notify, model_unique_id
+
+log = logging.getLogger(__name__)
+GIB = 1024 ** 3
+ACTIVE = (Status.DOWNLOADING, Status.VERIFYING)
+TASK = "models_app.hub.tasks.download_task"
+RECONCILE_TASK = "models_app.hub.tasks.downloads_reconcile_task"
+
+
+def repo_gguf_files(*, url: str) -> list[dict]:
+    """The GGUF files (quantizations) of the repo behind `url`, split parts grouped, largest first."""
+    ref = hub_ref_parse(url, endpoint=settings.HF_ENDPOINT)
+    repo = client.hub_repo(repo_id=ref.repo_id, revision=ref.revision)
+    return [variant.as_dict() for variant in choice.variants(repo.files)]
+
+
+def download_start(*, url: str, file_name: str | None = None, create_torrent: bool = True,
+                   requested_by: str = "") -> AIModel:
+    """Queue the download of a Hub GGUF model (or return the model of the same file, resumed if it failed)."""
+    ref = hub_ref_parse(url, endpoint=settings.HF_ENDPOINT, file_name=file_name)
+    repo = client.hub_repo(repo_id=ref.repo_id, revision=ref.revision)
+    found = choice.variants(repo.files)
+    if not found:
+        raise _no_gguf(repo)
+    variant = choice.variant_pick(found, file_name=ref.file_name, all_files=repo.files, free_disk=_free_disk())
+    existing = AIModel.objects.filter(source=Source.HUGGINGFACE, repo_id=repo.repo_id, file_name=variant.main,
+                                      node=settings.NODE_NAME).first()
+    if existing is not None:
+        return _again(existing)
+    if repo.gated and not settings.HF_TOKEN:
+        raise ApplicationError(client.gated_message(repo.repo_id), code="gated_repo", status=403)
+    client.hub_check_access(repo_id=repo.repo_id, name=variant.main, commit=repo.commit)
+    _check_disk(variant)
+    return _create(repo, variant, create_torrent=create_torrent, requested_by=requested_by)
+
+
+def _no_gguf(repo: client.HubRepo) -> ApplicationError:
+    name = repo.repo_id.split("/")[-1]
+    suggestions = client.hub_search_gguf(query=name)
+    hint = f" GGUF repos of this model on the Hub: {', '.join(suggestions)}." if suggestions else \
+        " No GGUF conversion of it was found with the Hub's search."
+    return ApplicationError(
+        f"{repo.repo_id} holds no GGUF file (only {_kinds(repo)}), and llama-server can only load GGUF.{hint}",
+        code="no_gguf", status=422, extra={"suggestions": suggestions},
+    )
+
+
+def _kinds(repo: client.HubRepo) -> str:
+    kinds = sorted({PurePosixPath(f.name).suffix.lstrip(".") or f.name for f in repo.files
+                    if f.name not in {".gitattributes", "README.md"}})
+    return ", ".join(kinds[:6]) or "no model files"
+
+
+def _free_disk() -> int:
+    settings.AI_MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(settings.AI_MODEL_DIR).free
+
+
+def _check_disk(variant: choice.Variant) -> None:
+    free = _free_disk()
+    if variant.size > free:
+        raise NoRoom(f"{variant.main} needs {variant.size / GIB:.2f} GiB but only {free / GIB:.2f} GiB are free "
+                     f"in {settings.AI_MODEL_DIR}.", code="insufficient_storage")
+
+
+def _again(model: AIModel) -> AIModel:
+    """The same file asked again: a failed download is resumed, a running or finished one returned."""
+    if model.status == Status.ERROR:
+        AIModel.objects.filter(pk=model.pk, status=Status.ERROR).update(status=Status.QUEUED, error="")
+        model.refresh_from_db()
+        model_notify(model)
+    transaction.on_commit(downloads_reconcile)
+    return model
+
+
+def _model_id(repo_id: str, variant: choice.Variant) -> str:
+    base = model_id_base(repo_id.replace("/", "_"))
+    if not AIModel.objects.filter(pk=base).exists():
+        return base
+    stem = PurePosixPath(choice.SPLIT.sub("", variant.main)).name.removesuffix(".gguf")
+    return model_unique_id(base=f"{base}_{variant.quantization or stem}")
+
+
+def _create(repo: client.HubRepo, variant: choice.Variant, *, create_torrent: bool, requested_by: str) -> AIModel:
+    with transaction.atomic():
+        model_id = _model_id(repo.repo_id, variant)
+        main = variant.parts[0]
+        model = AIModel.objects.create(
+            id=model_id, name=PurePosixPath(variant.main).name.removesuffix(".gguf"), source=Source.HUGGINGFACE,
+            repo_id=repo.repo_id, revision=repo.commit, file_name=variant.main, size=variant.size, sha256=main.sha256,
+            status=Status.QUEUED, node=settings.NODE_NAME, path=str(settings.AI_MODEL_DIR / model_id),
+            seeding=create_torrent, requested_by=requested_by[:200],
+        )
+        ModelFile.objects.bulk_create([
+            ModelFile(model=model, name=part.name, size=part.size, sha256=part.sha256,
+                      url=client.hub_file_url(repo_id=repo.repo_id, name=part.name, commit=repo.commit))
+            for part in variant.parts
+        ])
+        model_notify(model)
+        transaction.on_commit(lambda: download_enqueue(model_id=model_id))
+        transaction.on_commit(reconcile_schedule_ensure)
+    return model
+
+
+def download_enqueue(*, model_id: str) -> None:
+    from django_q.tasks import async_task
+
+    try:
+        task_id = async_task(TASK, model_id, task_name=f"hf-download-{model_id}"[:100], group="hf-download")
+    except Exception as exc:  # a broker that is down must not lose the model: the schedule retries it
+        log.warning("could not enqueue the download of %s: %s", model_id, exc)
+        return
+    AIModel.objects.filter(pk=model_id).update(task_id=str(task_id)[:64])
+
+
+def downloads_reconcile() -> int:
+    """Requeue downloads whose worker died, then enqueue queued ones while slots are free; returns how many."""
+    for model in AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME, status__in=ACTIVE):
+        if not locks.model_lock_held(model.pk):
+            if AIModel.objects.filter(pk=model.pk, status=model.status).update(status=Status.QUEUED, download_rate=0):
+                model_notify(model)
+    active = sum(1 for pk in AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME,
+                                                     status__in=ACTIVE).values_list("pk", flat=True)
+                 if locks.model_lock_held(pk))
+    free = max(0, settings.DOWNLOAD_CONCURRENCY - active)
+    queued = AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME, status=Status.QUEUED)
+    started = 0
+    for model_id in queued.order_by("created_at").values_list("pk", flat=True)[:free]:
+        download_enqueue(model_id=model_id)
+        started += 1
+    return started
+
+
+def reconcile_schedule_ensure() -> None:
+    """A q2 schedule that resumes downloads after a worker restart (every minute)."""
+    from django_q.models import Schedule
+
+    try:
+        Schedule.objects.get_or_create(name="hf-downloads-reconcile", defaults={
+            "func": RECONCILE_TASK, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1,
+        })
+    except Exception as exc:  # best effort: downloads still run, only restarts wait for a new request
+        log.warning("could not create the download schedule: %s", exc)
