@@ -18,6 +18,7 @@ from models_app import selectors, services
 from models_app.forms import AddModelForm, DeleteForm, ServeForm
 
 LOG_TAIL_BYTES = 12_000
+SERVE_FIELDS = {"port": "port", "contextSize": "context_size", "threads": "threads", "gpuLayers": "gpu_layers"}
 
 
 @login_required
@@ -57,16 +58,15 @@ def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
     file_name = data["file_name"] or None
     if file_name is None and ".gguf" not in data["source"].lower():
         files = repo_gguf_files(url=data["source"])
-        if len(files) != 1:
+        if len(files) > 1:
             return render(request, "models/add.html", {"form": form, "files": files, "chosen": _default_file(files)})
-        file_name = files[0]["name"] if "name" in files[0] else files[0].get("fileName")
     model = download_start(url=data["source"], file_name=file_name, create_torrent=data["create_torrent"],
                            requested_by=request.user.get_username())
     return redirect(f"{reverse('home')}#model-{model.pk}")
 
 
 def _default_file(files: list[dict]) -> str:
-    names = [f.get("name") or f.get("fileName") or "" for f in files]
+    names = [f["fileName"] for f in files]
     preferred = [n for n in names if "q4_k_m" in n.lower()]
     return (preferred or names or [""])[0]
 
@@ -86,7 +86,20 @@ def model_serve_view(request: HttpRequest, model_id: str) -> HttpResponse:
     from models_app.inference.services import serve_start
 
     options = {key: value for key, value in form.cleaned_data.items() if value is not None}
-    return _act(request, model_id, lambda: serve_start(model_id=model_id, **options), serve_form=form)
+    try:
+        serve_start(model_id=model_id, **options)
+    except ApplicationError as exc:
+        return _back(request, model_id, error=_serve_error(exc, form, request), serve_form=form, status=exc.status)
+    return redirect(_next_url(request, model_id))
+
+
+def _serve_error(exc: ApplicationError, form: ServeForm, request: HttpRequest) -> str | None:
+    """Put an error about one option next to that field on the detail page; others go above."""
+    field = SERVE_FIELDS.get(exc.extra.get("field") or ("port" if "port" in exc.extra else ""))
+    if field is None or request.POST.get("next") != "detail":
+        return exc.message
+    form.add_error(field, exc.message)
+    return None
 
 
 @login_required

@@ -16,6 +16,7 @@ PHASES = {
     "error": "error",
 }
 _UNITS = ("B", "KB", "MB", "GB", "TB")
+SOURCES = {"huggingface": "Hugging Face", "magnet": "Magnet link", "local": "Local file"}
 
 
 @register.filter
@@ -46,3 +47,8 @@ def percent(value: float | None) -> str:
 @register.filter
 def ratio(value: float | None) -> str:
     return f"{float(value or 0):.2f}"
+
+
+@register.filter
+def source_label(source: str) -> str:
+    return SOURCES.get(source, source)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.conftest import HUB_REPO
+from tests.web.test_browser import mark_page, same_document, shot
+
+pytestmark = pytest.mark.slow
+WATCH_BAR = """(id) => {
+  window.__progress = [];
+  const root = document.getElementById('model-' + id);
+  const bar = root.querySelector('[data-bar]');
+  window.__progress.push(Number(bar.getAttribute('aria-valuenow')));
+  new MutationObserver(() => window.__progress.push(Number(bar.getAttribute('aria-valuenow'))))
+    .observe(bar, {attributes: true, attributeFilter: ['aria-valuenow']});
+}"""
+
+
+def test_it_downloads_a_chosen_file_from_the_hub_with_live_progress(logged_in):
+    page = logged_in
+    page.goto("/models/add/")
+    page.get_by_label("Hugging Face URL or magnet link").fill(HUB_REPO)
+    page.get_by_role("button", name="Add model").click()
+    expect(page.get_by_role("group", name=re.compile("2 GGUF files"))).to_be_visible()
+    expect(page.locator(".file-option")).to_have_text([re.compile(r"tinyllama-q8_0\.gguf\s+Q8_0\s+9\.4 MB"),
+                                                       re.compile(r"tinyllama-q4_k_m\.gguf\s+Q4_K_M\s+6\.3 MB")])
+    shot(page, "add-choose-file")
+    page.get_by_label(re.compile("tinyllama-q8_0.gguf")).check()
+    page.get_by_role("button", name="Download").click()
+    page.wait_for_url(re.compile(r"/#model-"))
+    model_id = page.url.split("#model-", 1)[1]
+    mark_page(page)
+    page.evaluate(WATCH_BAR, model_id)
+    row = page.locator(f"#model-{model_id}")
+    page.wait_for_function("() => window.__progress.some(v => v > 0 && v < 100)", timeout=30_000)
+    shot(page, "models-downloading")
+    expect(row.locator(".badge")).to_have_text("ready", timeout=60_000)
+    progress = page.evaluate("window.__progress")
+    assert same_document(page)
+    assert progress[-1] == 100 and progress == sorted(progress)
+    expect(row.get_by_role("button", name=re.compile("^Serve"))).to_be_visible()
+    shot(page, "models-downloaded")
+
+
+def test_it_says_when_a_repository_does_not_exist_and_adds_nothing(logged_in):
+    page = logged_in
+    models_before = page.locator("[data-model-id]").count()
+    page.goto("/models/add/")
+    page.get_by_label("Hugging Face URL or magnet link").fill("webtest/No-Such-Model-GGUF")
+    page.get_by_role("button", name="Add model").click()
+    expect(page.get_by_role("alert")).to_contain_text("webtest/No-Such-Model-GGUF")
+    expect(page.get_by_label("Hugging Face URL or magnet link")).to_have_value("webtest/No-Such-Model-GGUF")
+    shot(page, "add-error")
+    page.goto("/")
+    expect(page.locator("[data-model-id]")).to_have_count(models_before)
