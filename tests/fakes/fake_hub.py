@@ -378,3 +378,29 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def tiny_gguf(*, name: str = "tiny", padding: int = 0, split: tuple[int, int] | None = None) -> bytes:
+    """A small but valid GGUF file (one tensor), optionally a split part, made with the `gguf` writer."""
+    import tempfile
+
+    import numpy as np
+    from gguf import GGUFWriter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tiny.gguf"
+        writer = GGUFWriter(path, "llama")
+        writer.add_name(name)
+        writer.add_context_length(256)
+        writer.add_file_type(2)
+        if split is not None:
+            writer.add_uint16("split.no", split[0] - 1)
+            writer.add_uint16("split.count", split[1])
+            writer.add_int32("split.tensors.count", split[1])
+        writer.add_tensor(f"blk.{split[0] if split else 0}.weight",
+                          np.arange(64 + padding // 4, dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path.read_bytes()

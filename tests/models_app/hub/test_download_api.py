@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import shutil
+from collections import namedtuple
+
+import pytest
+
+from models_app.hub.tasks import download_task
+from models_app.models import AIModel, ModelFile
+from tests.models_app.hub.conftest import (
+    CORRUPT_REPO,
+    DEMO_ID,
+    DEMO_REPO,
+    GATED_REPO,
+    NO_GGUF_REPO,
+    SMALL_FILE,
+    SPLIT_REPO,
+)
+from torrents_app.models import Torrent
+
+DEMO_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+pytestmark = pytest.mark.django_db
+
+
+def post(api, **body):
+    return api.post("/api/ai/download", body, format="json")
+
+
+def test_it_queues_a_repo_url_at_once_and_lists_the_other_quantizations(api, hub, demo_gguf):
+    response = post(api, url=f"{hub.url}/{DEMO_REPO}")
+    assert response.status_code == 202
+    result = response.json()["result"]
+    assert (result["id"], result["status"], result["fileName"]) == (DEMO_ID, "queued", demo_gguf.name)
+    assert result["revision"] == hub.repos[DEMO_REPO].sha
+    assert [a["fileName"] for a in result["alternatives"]] == [demo_gguf.name, SMALL_FILE]
+    assert hub.bytes_served == 0
+
+
+def test_it_downloads_verifies_and_shares_the_largest_gguf(api, hub, demo_gguf, settings):
+    post(api, url=f"https://huggingface.co/{DEMO_REPO}".replace("https://huggingface.co", hub.url))
+    assert download_task(DEMO_ID) == "ready"
+    model = api.get(f"/api/ai/models/{DEMO_ID}").json()["result"]
+    assert (model["status"], model["sha256"], model["downloadProgress"]) == ("ready", DEMO_SHA256, 100)
+    assert model["downloadedBytes"] == model["size"] == demo_gguf.stat().st_size
+    assert model["gguf"]["architecture"] == "llama"
+    assert (settings.AI_MODEL_DIR / DEMO_ID / demo_gguf.name).stat().st_size == demo_gguf.stat().st_size
+    torrent = Torrent.objects.get(model_id=DEMO_ID)
+    resolve = f"{hub.url}/{DEMO_REPO}/resolve/{hub.repos[DEMO_REPO].sha}/{demo_gguf.name}"
+    assert model["magnetUri"] == (f"magnet:?xt=urn:btih:{torrent.info_hash_v1}&xt=urn:btmh:1220{torrent.info_hash_v2}"
+                                  f"&dn={demo_gguf.name}&xl={demo_gguf.stat().st_size}&ws="
+                                  + resolve.replace(":", "%3A").replace("/", "%2F"))
+    assert AIModel.objects.get(pk=DEMO_ID).web_seed == resolve
+
+
+def test_it_returns_the_existing_model_when_the_same_file_is_asked_again(api, hub, demo_gguf):
+    first = post(api, url=f"{hub.url}/{DEMO_REPO}").json()["result"]
+    again = post(api, url=f"{hub.url}/{DEMO_REPO}/blob/main/{demo_gguf.name}").json()["result"]
+    assert again["id"] == first["id"]
+    assert AIModel.objects.count() == 1
+
+
+def test_it_gives_a_second_file_of_the_repo_an_id_with_its_quantization(api, hub):
+    post(api, url=DEMO_REPO.join([f"{hub.url}/", ""]))
+    second = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE).json()["result"]
+    assert (second["id"], second["fileName"]) == (f"{DEMO_ID}_Q2_K", SMALL_FILE)
+    assert download_task(second["id"]) == "ready"
+    assert AIModel.objects.get(pk=second["id"]).status == "ready"
+
+
+def test_it_downloads_every_part_of_a_split_model_and_serves_the_first(api, hub, settings):
+    result = post(api, url=f"{hub.url}/{SPLIT_REPO}").json()["result"]
+    assert result["fileName"] == "Q4_K_M/tiny-q4_k_m-00001-of-00003.gguf"
+    assert download_task(result["id"]) == "ready"
+    model = AIModel.objects.get(pk=result["id"])
+    parts = list(ModelFile.objects.filter(model=model).values_list("name", "verified"))
+    assert parts == [(f"Q4_K_M/tiny-q4_k_m-0000{n}-of-00003.gguf", True) for n in (1, 2, 3)]
+    assert model.size == sum((settings.AI_MODEL_DIR / model.pk / name).stat().st_size for name, _ in parts)
+    assert model.gguf["splitCount"] == 3
+    assert model.web_seed == f"{hub.url}/{SPLIT_REPO}/resolve/{hub.repos[SPLIT_REPO].sha}/"
+    assert "dn=Q4_K_M" in model.magnet_uri
+
+
+def test_it_creates_no_torrent_when_asked_not_to(api, hub):
+    result = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE, createTorrent=False).json()["result"]
+    assert download_task(result["id"]) == "ready"
+    assert (AIModel.objects.get(pk=result["id"]).magnet_uri, Torrent.objects.count()) == ("", 0)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/TheBloke/x", "not a url at all", "https://huggingface.co/a"])
+def test_it_rejects_a_url_that_is_not_a_hub_model(api, hub, url):
+    response = post(api, url=url)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_url"
+    assert AIModel.objects.count() == 0
+
+
+def test_it_answers_404_for_an_unknown_repo(api, hub):
+    response = post(api, url=f"{hub.url}/nobody/no-such-model")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "repo_not_found"
+    assert "nobody/no-such-model" in response.json()["error"]["message"]
+    assert AIModel.objects.count() == 0
+
+
+def test_it_answers_403_for_a_gated_repo_without_token_saying_how_to_get_access(api, hub):
+    response = post(api, url=f"{hub.url}/{GATED_REPO}")
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "gated_repo"
+    assert f"{hub.url}/{GATED_REPO}" in error["message"] and "HF_TOKEN" in error["message"]
+    assert AIModel.objects.count() == 0
+
+
+def test_it_answers_403_for_a_gated_repo_whose_token_has_no_access(api, hub, settings):
+    settings.HF_TOKEN = "hf_not_granted"
+    response = post(api, url=f"{hub.url}/{GATED_REPO}")
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "gated_repo")
+    assert AIModel.objects.count() == 0
+
+
+def test_it_downloads_a_gated_repo_with_a_granted_token(api, hub, settings):
+    settings.HF_TOKEN = "hf_fake_good_token"
+    result = post(api, url=f"{hub.url}/{GATED_REPO}").json()["result"]
+    assert download_task(result["id"]) == "ready"
+
+
+@pytest.mark.parametrize(("file_name", "code"), [("missing.gguf", "file_not_found"),
+                                                  ("../../etc/passwd", "invalid_file_name")])
+def test_it_rejects_a_file_name_that_is_not_in_the_repo(api, hub, file_name, code):
+    response = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=file_name)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, code)
+    assert AIModel.objects.count() == 0
+
+
+def test_it_answers_422_with_gguf_repos_of_the_same_model_when_there_is_no_gguf(api, hub):
+    response = post(api, url=f"{hub.url}/{NO_GGUF_REPO}")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "no_gguf"
+    assert sorted(error["suggestions"]) == ["bartowski/DeepSeek-R1-Distill-Qwen-1.5B-GGUF",
+                                            "unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF"]
+    assert "safetensors" in error["message"] and "unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF" in error["message"]
+    assert AIModel.objects.count() == 0
+
+
+def test_it_answers_507_before_downloading_when_the_disk_is_too_small(api, hub, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    response = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE)
+    assert response.status_code == 507
+    assert response.json()["error"]["code"] == "insufficient_storage"
+    assert (AIModel.objects.count(), hub.bytes_served) == (0, 0)
+
+
+def test_it_marks_a_checksum_mismatch_as_an_error_and_deletes_the_file(api, hub, settings):
+    result = post(api, url=f"{hub.url}/{CORRUPT_REPO}").json()["result"]
+    assert download_task(result["id"]) == "failed"
+    model = api.get(f"/api/ai/models/{result['id']}").json()["result"]
+    assert model["status"] == "error"
+    assert "Checksum mismatch" in model["error"] and "deleted" in model["error"]
+    assert not (settings.AI_MODEL_DIR / result["id"]).exists()
+
+
+def test_it_keeps_the_partial_file_when_the_hub_fails_mid_transfer_and_resumes_on_the_next_ask(api, hub, demo_gguf,
+                                                                                              settings):
+    hub.outage_after = 30 * 1024 * 1024
+    post(api, url=f"{hub.url}/{DEMO_REPO}")
+    assert download_task(DEMO_ID) == "failed"
+    model = api.get(f"/api/ai/models/{DEMO_ID}").json()["result"]
+    assert model["status"] == "error"
+    assert "503" in model["error"] and "partial file is kept" in model["error"]
+    partial = settings.AI_MODEL_DIR / DEMO_ID / f"{demo_gguf.name}.incomplete"
+    kept = partial.stat().st_size
+    assert kept >= 30 * 1024 * 1024
+    hub.outage_after = 0
+    hub.reset_counters()
+    again = post(api, url=f"{hub.url}/{DEMO_REPO}").json()["result"]
+    assert (again["id"], again["status"]) == (DEMO_ID, "queued")
+    assert download_task(DEMO_ID) == "ready"
+    assert hub.bytes_served == demo_gguf.stat().st_size - kept
+    assert hub.ranges == [f"bytes={kept}-"]
+
+
+def test_it_rides_out_connections_cut_mid_transfer(api, hub, demo_gguf):
+    hub.cut_after = 40 * 1024 * 1024
+    post(api, url=f"{hub.url}/{DEMO_REPO}")
+    assert download_task(DEMO_ID) == "ready"
+    assert hub.bytes_served == demo_gguf.stat().st_size
+    assert len(hub.ranges) == 2
+
+
+def test_it_reports_the_magnet_path_when_both_url_and_magnet_are_given(api, hub):
+    response = post(api, url=DEMO_REPO, magnetUri="magnet:?xt=urn:btih:" + "a" * 40)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_input")
+
+
+def test_it_needs_a_login(anon_api, hub):
+    assert post(anon_api, url=DEMO_REPO).status_code == 401
