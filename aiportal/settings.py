@@ -160,6 +160,9 @@ NODE_ENGINES = [
     "models_app.inference.engine.LlamaEngine",
     "torrents_app.engine.TorrentEngine",
 ]
+# NODE_ENGINES=llama (or torrent) runs one part only: a serving-only box, or a test of one engine.
+if env("NODE_ENGINES"):
+    NODE_ENGINES = [e for e in NODE_ENGINES if e.rsplit(".", 1)[1].lower().removesuffix("engine") in env("NODE_ENGINES").lower().split(",")]
 NODE_TICK_SECONDS = float(env("NODE_TICK_SECONDS", "0.5"))
 
 # Hugging Face
