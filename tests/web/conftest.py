@@ -32,6 +32,13 @@ def web_redis_url(tmp_path_factory):
     proc.wait(10)
 
 
+@pytest.fixture
+def redis_layer(settings, web_redis_url):
+    """The real Redis channel layer, in a database of its own."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [web_redis_url.rsplit("/", 1)[0] + "/8"]}}}
+
+
 @pytest.fixture(scope="session")
 def fake_hub(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hub")

@@ -9,13 +9,7 @@ from aiportal.asgi import application
 from models_app import services
 from tests.web.portal import tiny_gguf
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _redis_layer(settings, web_redis_url):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": [web_redis_url.rsplit("/", 1)[0] + "/8"]}}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_layer")]
 
 
 @pytest.fixture
