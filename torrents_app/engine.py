@@ -11,7 +11,7 @@ import logging
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from torrents_app import completion, node_services
 from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
 from torrents_app.resume import ResumeStore
-from torrents_app.session import P2PSession, SessionConfig, alert_resume_bytes, alert_stats, alert_torrent_bytes, \
+from torrents_app.session import DuplicateTorrent, P2PSession, SessionConfig, alert_resume_bytes, alert_stats, alert_torrent_bytes, \
     resume_info_hashes, torrent_files
 
 log = logging.getLogger("aiportal.torrents")
@@ -48,6 +48,7 @@ class TorrentEngine:
         self.verifying: dict[str, Future] = {}
         self.saving: set[str] = set()
         self.pausing: set[str] = set()
+        self.duplicates: set[str] = set()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
         self.next_stats = self.next_resume = 0.0
 
@@ -117,7 +118,7 @@ class TorrentEngine:
         for torrent in self._rows().filter(model__status__in=AVAILABLE, torrent_file__isnull=False):
             key, model = torrent.model_id, torrent.model
             if not self.p2p.has(key):
-                busy = model.seeding and self._seed(torrent) or busy
+                busy = model.seeding and key not in self.duplicates and self._seed(torrent) or busy
             elif model.seeding == self.p2p.is_paused(key):
                 (self.p2p.resume if model.seeding else self.p2p.pause)(key)
                 busy = True
@@ -126,13 +127,19 @@ class TorrentEngine:
     def _seed(self, torrent: Torrent) -> bool:
         model, blob = torrent.model, bytes(torrent.torrent_file)
         files = [(f.path, f.size) for f in torrent_files(blob)]
-        problem = completion.file_problem(Path(model.path), files)
+        problem = completion.file_problem(_save_path(model, files), files)
         if problem:
             node_services.torrent_fail(model_id=model.pk, code="file_missing",
                                        message=f"Cannot seed: {problem}. Download or import the model again.")
             return True
-        self.p2p.add(model.pk, save_path=Path(model.path), torrent=blob, resume=self._resume_for(torrent),
-                     seed_mode=True, uploaded=model.uploaded_bytes)
+        try:
+            self.p2p.add(model.pk, save_path=_save_path(model, files), torrent=blob,
+                         resume=self._resume_for(torrent), seed_mode=True, uploaded=model.uploaded_bytes)
+        except DuplicateTorrent as exc:
+            if model.pk not in self.duplicates:
+                log.warning("not seeding %s: %s", model.pk, exc)
+            self.duplicates.add(model.pk)
+            return False
         return True
 
     def downloads_once(self) -> bool:
@@ -310,6 +317,19 @@ class TorrentEngine:
             if delete:
                 _remove_folder(Path(torrent.model.path))
         log.warning("%s: %s", key, message)
+
+
+def _save_path(model, files: list[tuple[str, int]]) -> Path:
+    """The folder the torrent's paths start from: the model folder, or above it for a folder torrent."""
+    folder = Path(model.path)
+    names = [model.file_name, *model.files.values_list("name", flat=True)]
+    for path, _ in files:
+        parts = PurePosixPath(path).parts
+        for name in names:
+            if name and name == "/".join(parts[-len(PurePosixPath(name).parts):]):
+                depth = len(parts) - len(PurePosixPath(name).parts)
+                return folder.parents[depth - 1] if depth else folder
+    return folder
 
 
 def _present_bytes(folder: Path, files: list[tuple[str, int]]) -> int:

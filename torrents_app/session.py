@@ -21,6 +21,10 @@ _ALERTS = (
 )
 
 
+class DuplicateTorrent(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     listen: str = "0.0.0.0:6881"
@@ -155,6 +159,9 @@ class P2PSession:
         if paused:
             params.flags |= lt.torrent_flags.paused
         handle = self.session.add_torrent(params)
+        if handle in self.keys:
+            # The same torrent under another model: libtorrent hands back the existing handle.
+            raise DuplicateTorrent(f"the same torrent is already shared as {self.keys[handle]}")
         self.handles[key], self.keys[handle] = handle, key
 
     def has(self, key: str) -> bool:

@@ -6,16 +6,15 @@ import pytest
 
 from models_app.models import Status
 from models_app.services import model_import_local
-from tests.torrents_app.helpers import pump, refreshed, share
+from tests.torrents_app.helpers import pump, refreshed
 from torrents_app.sharing import magnet_download_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def _seeded(settings, engine, path: Path, fmt: str = "hybrid"):
-    settings.NODE_NAME = engine.node_name
+    settings.NODE_NAME, settings.P2P_TORRENT_FORMAT = engine.node_name, fmt
     model = model_import_local(path=path)
-    share(model, fmt=fmt)
     pump([engine], lambda: engine.p2p.has(model.pk))
     return refreshed(model)
 

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models_app.models import Status
+from models_app.services import model_delete, model_import_local
+from tests.torrents_app.ggufgen import make_gguf
+from tests.torrents_app.helpers import pump, refreshed
+from torrents_app.sharing import torrent_set_seeding
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+@pytest.fixture
+def local(settings, tmp_path):
+    settings.NODE_NAME = "alpha"
+
+    def make(model_id: str):
+        folder = tmp_path / "library" / model_id
+        folder.mkdir(parents=True)
+        return model_import_local(path=make_gguf(folder / f"{model_id}.gguf", 1024 * 1024, name=model_id))
+
+    return make
+
+
+def test_it_seeds_every_ready_model_of_its_node(local, alpha):
+    first, second = local("first"), local("second")
+    pump([alpha], lambda: alpha.p2p.has(first.pk) and alpha.p2p.has(second.pk))
+    assert alpha.p2p.stats(first.pk).is_seeding and alpha.p2p.stats(second.pk).is_seeding
+
+
+def test_it_leaves_other_nodes_models_alone(local, beta):
+    model = local("theirs")
+    beta.step()
+    assert not beta.p2p.has(model.pk)
+
+
+def test_it_pauses_and_resumes_seeding_on_request(local, alpha):
+    model = local("pausable")
+    pump([alpha], lambda: alpha.p2p.has(model.pk))
+    paused = torrent_set_seeding(model_id=model.pk, enabled=False)
+    pump([alpha], lambda: alpha.p2p.is_paused(model.pk))
+    assert (paused.seeding, model.torrent.__class__.objects.get(pk=model.pk).desired) == (False, "pause")
+    torrent_set_seeding(model_id=model.pk, enabled=True)
+    pump([alpha], lambda: not alpha.p2p.is_paused(model.pk))
+
+
+def test_it_stops_seeding_a_model_that_was_removed(local, alpha):
+    model = local("doomed")
+    pump([alpha], lambda: alpha.p2p.has(model.pk))
+    alpha.stop()
+    alpha.start()
+    pump([alpha], lambda: alpha.p2p.has(model.pk))
+    assert alpha.resume.path(model.pk).exists()
+    model_delete(model_id=model.pk)
+    pump([alpha], lambda: not alpha.p2p.has(model.pk))
+    assert not alpha.resume.path(model.pk).exists()
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (lambda path: path.unlink(), "is missing from"),
+    (lambda path: open(path, "r+b").truncate(1000), "is truncated: 1000 of"),
+])
+def test_it_notices_a_damaged_model_file_at_start_and_seeds_the_others(local, alpha, damage, says):
+    broken, healthy = local("broken"), local("healthy")
+    damage(Path(broken.path, broken.file_name))
+    pump([alpha], lambda: alpha.p2p.has(healthy.pk) and refreshed(broken).status == Status.ERROR)
+    broken = refreshed(broken)
+    assert says in broken.error and broken.file_name in broken.error
+    assert not alpha.p2p.has(broken.pk)
+    assert alpha.p2p.stats(healthy.pk).is_seeding
