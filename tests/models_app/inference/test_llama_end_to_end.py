@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.models_app.inference.portal import Portal, portal_acquire, portal_release
+
+PARIS = [{"role": "system", "content": "You are a helpful assistant."},
+         {"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="session")
+def portal(tmp_path_factory, demo_gguf) -> Portal:
+    yield portal_acquire(tmp_path_factory, demo_gguf)
+    portal_release()
+
+
+@pytest.fixture(scope="module")
+def served_a(portal) -> Portal:
+    response = portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a"})
+    assert response.status_code == 202, response.text
+    portal.wait_status("demo-a", "serving")
+    return portal
+
+
+def test_it_serves_the_demo_model_and_answers_about_paris(served_a):
+    response = served_a.api("POST", "/api/ai/chat", json={"modelId": "demo-a", "messages": PARIS, "temperature": 0,
+                                                          "maxTokens": 32})
+
+    assert response.status_code == 200, response.text
+    result = response.json()["result"]
+    assert "Paris" in result["content"]
+    assert result["usage"]["promptTokens"] > 0
+    assert result["usage"]["completionTokens"] > 0
+    assert result["usage"]["totalTokens"] == result["usage"]["promptTokens"] + result["usage"]["completionTokens"]
+
+
+def test_it_serves_two_models_at_once(served_a):
+    served_a.api("POST", "/api/ai/serve", json={"modelId": "demo-b", "contextSize": 512, "threads": 1})
+    b = served_a.wait_status("demo-b", "serving")
+    a = served_a.model("demo-a")
+
+    assert a["status"] == "serving"
+    assert a["server"]["port"] != b["server"]["port"]
+    assert b["server"]["contextSize"] == 512
+    for model_id in ("demo-a", "demo-b"):
+        chat = served_a.api("POST", "/api/ai/chat", json={"modelId": model_id, "messages": PARIS, "maxTokens": 8})
+        assert chat.status_code == 200, chat.text
+        assert chat.json()["result"]["content"].strip()
+
+
+def test_it_stops_a_served_model(served_a):
+    served_a.api("POST", "/api/ai/serve", json={"modelId": "demo-b"})
+    served_a.wait_status("demo-b", "serving")
+
+    response = served_a.api("DELETE", "/api/ai/serve", params={"modelId": "demo-b"})
+
+    assert response.status_code == 200
+    assert response.json()["result"]["status"] in {"stopping", "ready"}
+    stopped = served_a.wait_status("demo-b", "ready")
+    assert stopped["server"] is None
+    chat = served_a.api("POST", "/api/ai/chat", json={"modelId": "demo-b", "messages": PARIS})
+    assert chat.status_code == 409
+
+
+def test_it_brings_serving_models_back_after_the_node_daemon_restarts(served_a):
+    before = served_a.model("demo-a")["server"]["port"]
+
+    served_a.stop_node()
+    assert served_a.model("demo-a")["status"] == "starting"
+    served_a.start_node()
+    back = served_a.wait_status("demo-a", "serving")
+
+    assert back["server"]["port"] > 0
+    assert before > 0
+    chat = served_a.api("POST", "/api/ai/chat", json={"modelId": "demo-a", "messages": PARIS, "maxTokens": 8})
+    assert chat.status_code == 200, chat.text
