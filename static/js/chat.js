@@ -27,6 +27,28 @@
     return body;
   }
 
+  function listSession(id, title) {
+    var heading = document.getElementById("chat-title");
+    if (heading) heading.textContent = title.slice(0, 60);
+    var list = document.querySelector(".sessions");
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "sessions";
+      var hint = document.querySelector("[data-sessions-empty]");
+      if (hint) hint.replaceWith(list);
+    }
+    list.querySelectorAll("a[aria-current]").forEach(function (a) { a.removeAttribute("aria-current"); });
+    var item = document.createElement("li"), link = document.createElement("a"), meta = document.createElement("span");
+    link.href = "/chat/" + id + "/";
+    link.setAttribute("aria-current", "page");
+    link.textContent = title.length > 40 ? title.slice(0, 39) + "…" : title;
+    meta.className = "meta";
+    meta.textContent = (modelSelect ? modelSelect.value : "") + " · just now";
+    link.appendChild(meta);
+    item.appendChild(link);
+    list.prepend(item);
+  }
+
   function showError(message) {
     errorBox.textContent = message;
     textarea.setAttribute("aria-invalid", message ? "true" : "false");
@@ -46,6 +68,7 @@
     });
     var payload = data ? JSON.parse(data) : {};
     if (event === "session") {
+      if (String(sessionInput.value) !== String(payload.id)) listSession(payload.id, reply.dataset.question);
       sessionInput.value = payload.id;
       history.replaceState(null, "", "/chat/" + payload.id + "/");
     } else if (event === "error") {
@@ -80,6 +103,7 @@
     busy(true);
     bubble("user", text);
     var reply = bubble("assistant", "");
+    reply.dataset.question = text;
     reply.parentNode.classList.add("streaming");
     textarea.value = "";
     try {
