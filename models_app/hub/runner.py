@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from django.conf import settings
@@ -142,28 +143,42 @@ class Progress:
 
 
 def _verify(model: AIModel) -> str:
+    """One read per file: sha256 and torrent pieces together, while the GGUF header is parsed beside it."""
     if not _set(model, status=Status.VERIFYING, download_rate=0, download_progress=100.0, downloaded_bytes=model.size):
         raise Cancelled()
-    folder, piece = Path(model.path), creation.piece_size_for(model.size)
-    digests: dict[str, str] = {}
-    for entry in model.files.order_by("name"):
-        digest = creation.file_hashes(folder / entry.name, piece_size=piece).sha256
-        if entry.sha256 and digest != entry.sha256:
+    folder = Path(model.path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        header = pool.submit(gguf_meta.read_metadata, folder / model.file_name)
+        try:
+            digests = _check_digests(model, folder)
+            meta = _header(header)
+        except Failed:
             shutil.rmtree(folder, ignore_errors=True)
-            raise Failed(f"Checksum mismatch for {entry.name}: the Hub says sha256 {entry.sha256}, the downloaded "
-                         f"file has {digest}. The file was deleted; ask again to download it anew.")
-        digests[entry.name] = digest
-    try:
-        meta = gguf_meta.read_metadata(folder / model.file_name)
-    except gguf_meta.NotGGUF as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise Failed(f"{exc}; the file was deleted.") from None
+            raise
     for name, digest in digests.items():
         ModelFile.objects.filter(model=model, name=name).update(sha256=digest, verified=True, downloaded_bytes=F("size"))
     if not _set(model, status=Status.READY, sha256=digests[model.file_name], gguf=meta):
         raise Cancelled()
     _on_ready(model)
     return "ready"
+
+
+def _check_digests(model: AIModel, folder: Path) -> dict[str, str]:
+    piece = creation.piece_size_for(model.size)
+    digests = {}
+    for entry in model.files.order_by("name"):
+        digests[entry.name] = creation.file_hashes(folder / entry.name, piece_size=piece).sha256
+        if entry.sha256 and digests[entry.name] != entry.sha256:
+            raise Failed(f"Checksum mismatch for {entry.name}: the Hub says sha256 {entry.sha256}, the downloaded "
+                         f"file has {digests[entry.name]}. The file was deleted; ask again to download it anew.")
+    return digests
+
+
+def _header(future: Future) -> dict:
+    try:
+        return future.result()
+    except gguf_meta.NotGGUF as exc:
+        raise Failed(f"{exc}; the file was deleted.") from None
 
 
 def _on_ready(model: AIModel) -> None:
