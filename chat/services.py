@@ -20,11 +20,14 @@ from chat.selectors import (session_active_telegram, session_active_web, session
 from models_app.selectors import model_get
 
 MAX_MESSAGE_CHARS = 32_000
+# Small models answer far better with a system prompt than with none.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
 def session_start(*, model_id: str, user=None, telegram_chat_id: int | None = None,
-                  telegram_user_id: int | None = None, system_prompt: str = "") -> ChatSession:
+                  telegram_user_id: int | None = None, system_prompt: str | None = None) -> ChatSession:
     """A new, empty session with the model; the owner's previous session ends."""
+    system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
     model = model_get(model_id=model_id)
     owner = _owner(user=user, telegram_chat_id=telegram_chat_id, telegram_user_id=telegram_user_id)
     with transaction.atomic():

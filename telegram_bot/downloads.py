@@ -21,12 +21,15 @@ def _file_name(entry: dict) -> str:
 
 
 def _suggestions(exc: ApplicationError) -> list[str]:
-    for key in ("suggestions", "repos", "candidates", "alternatives"):
-        found = exc.extra.get(key)
-        if isinstance(found, list):
-            return [str(item.get("repoId") or item.get("id") or item) if isinstance(item, dict) else str(item)
-                    for item in found]
-    return []
+    """Other GGUF repos the Hub search found (for a repo without any GGUF file)."""
+    found = exc.extra.get("suggestions")
+    return [str(repo) for repo in found] if isinstance(found, list) else []
+
+
+def _alternatives(exc: ApplicationError) -> list[dict]:
+    """The repo's GGUF files (for a file name that is wrong or does not fit)."""
+    found = exc.extra.get("alternatives")
+    return [entry for entry in found if isinstance(entry, dict) and _file_name(entry)] if isinstance(found, list) else []
 
 
 def _remember(context: ContextTypes.DEFAULT_TYPE, url: str, file_name: str | None) -> str:
@@ -47,8 +50,7 @@ async def download_begin(update: Update, context: ContextTypes.DEFAULT_TYPE, *, 
             await _failed(update, context, url, exc)
             return
         if len(files) > 1:
-            rows = [(f"{_file_name(f)} ({texts.human_bytes(f.get('size') or 0)})", "dl",
-                     _remember(context, url, _file_name(f))) for f in files]
+            rows = [(_file_label(f), "dl", _remember(context, url, _file_name(f))) for f in files]
             await send.say(bot, chat_id, f"{url} has {len(files)} GGUF files. Which one should I download?",
                            markup=keyboard(rows))
             return
@@ -103,9 +105,16 @@ def _finished(model: AIModel, *, polls: int) -> bool:
 
 
 async def _failed(update: Update, context: ContextTypes.DEFAULT_TYPE, url: str, exc: ApplicationError) -> None:
-    repos = _suggestions(exc)
-    rows = [(f"⬇️ {repo}", "dl", _remember(context, repo, None)) for repo in repos]
+    rows = [(f"⬇️ {repo}", "dl", _remember(context, repo, None)) for repo in _suggestions(exc)]
     text = f"Could not download {url}: {exc.message}"
     if rows:
         text += "\n\nGGUF repos the Hub search found:"
+    files = _alternatives(exc)
+    if files:
+        rows = [(_file_label(f), "dl", _remember(context, url, _file_name(f))) for f in files]
+        text += "\n\nThe repo's GGUF files:"
     await send.say(context.bot, update.effective_chat.id, text, markup=keyboard(rows))
+
+
+def _file_label(entry: dict) -> str:
+    return f"{_file_name(entry)} ({texts.human_bytes(entry.get('size') or 0)})"
