@@ -101,6 +101,7 @@ class FakeHub:
         self.outage_after = 0  # after this many body bytes in total, every download fails (503)
         self.down = False
         self.bytes_served = 0
+        self.streaming = 0  # bodies being sent right now
         self.ranges: list[str] = []
         self.api = _server(self, host, port)
         self.cdn = _server(self, cdn_host, 0)
@@ -142,6 +143,12 @@ class FakeHub:
         with self.lock:
             self.bytes_served = 0
             self.ranges.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until no body is being sent (a client that died is noticed at the next write)."""
+        deadline = time.monotonic() + timeout
+        while self.streaming and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def count(self, n: int) -> bool:
         """Add served bytes; False once an outage has begun."""
@@ -309,7 +316,13 @@ class Handler(BaseHTTPRequestHandler):
         headers["Content-Type"] = "application/octet-stream"
         self._send(status, headers, close=False)
         if not head:
-            self._stream(entry, start, end)
+            with self.hub.lock:
+                self.hub.streaming += 1
+            try:
+                self._stream(entry, start, end)
+            finally:
+                with self.hub.lock:
+                    self.hub.streaming -= 1
 
     def _stream(self, entry: FakeFile, start: int, end: int) -> None:
         sent, began = 0, time.monotonic()

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connections
+
+from models_app.hub.tasks import download_task
+from models_app.models import AIModel
+from tests.models_app.hub.conftest import DEMO_ID, DEMO_REPO, SMALL_FILE
+
+MIB = 1024 * 1024
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Worker(threading.Thread):
+    """download_task in a thread, as a q2 worker would run it."""
+
+    def __init__(self, model_id: str):
+        super().__init__(daemon=True)
+        self.model_id, self.result = model_id, None
+
+    def run(self) -> None:
+        try:
+            self.result = download_task(self.model_id)
+        finally:
+            connections.close_all()
+
+
+def poll(probe, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def downloading(model_id: str, at_least: int = 1):
+    return AIModel.objects.filter(pk=model_id, status="downloading", downloaded_bytes__gte=at_least).first()
+
+
+def test_it_reports_progress_while_downloading_and_stops_and_cleans_up_when_deleted(api, hub, settings, demo_gguf):
+    hub.slow_bps = 15 * MIB
+    api.post("/api/ai/download", {"url": f"{hub.url}/{DEMO_REPO}"}, format="json")
+    worker = Worker(DEMO_ID)
+    worker.start()
+    first = poll(lambda: downloading(DEMO_ID))
+    later = poll(lambda: downloading(DEMO_ID, first.downloaded_bytes + 1))
+    assert 0 < first.download_progress < later.download_progress < 100
+    assert later.download_rate > 0
+    response = api.delete(f"/api/ai/models/{DEMO_ID}")
+    assert response.status_code == 200
+    worker.join(30)
+    assert worker.result == "cancelled"
+    assert not (settings.AI_MODEL_DIR / DEMO_ID).exists()
+    assert hub.bytes_served < demo_gguf.stat().st_size
+    assert api.get(f"/api/ai/models/{DEMO_ID}").status_code == 404
+
+
+def test_it_runs_no_more_downloads_at_once_than_the_setting_allows(api, hub, settings):
+    settings.DOWNLOAD_CONCURRENCY = 1
+    hub.slow_bps = 60 * MIB
+    api.post("/api/ai/download", {"url": f"{hub.url}/{DEMO_REPO}"}, format="json")
+    second = api.post("/api/ai/download", {"url": f"{hub.url}/{DEMO_REPO}", "fileName": SMALL_FILE},
+                      format="json").json()["result"]["id"]
+    worker = Worker(DEMO_ID)
+    worker.start()
+    poll(lambda: downloading(DEMO_ID))
+    assert download_task(second) == "waiting for a slot"
+    assert AIModel.objects.get(pk=second).status == "queued"
+    worker.join(60)
+    assert worker.result == "ready"
+    assert download_task(second) == "ready"
