@@ -196,3 +196,16 @@ def test_it_reports_the_magnet_path_when_both_url_and_magnet_are_given(api, hub)
 
 def test_it_needs_a_login(anon_api, hub):
     assert post(anon_api, url=DEMO_REPO).status_code == 401
+
+
+def test_it_hands_a_magnet_link_to_the_p2p_download(api, hub):
+    magnet = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=Tiny.Q4_0.gguf&xl=1234"
+    response = post(api, magnetUri=magnet, metadata={"name": "Tiny.Q4_0.gguf", "size": 1234})
+    assert response.status_code == 202
+    assert (response.json()["result"]["source"], response.json()["result"]["status"]) == ("magnet", "queued")
+
+
+def test_it_rejects_a_malformed_magnet_link(api, hub):
+    response = post(api, magnetUri="magnet:?dn=nothing")
+    assert response.status_code == 400
+    assert AIModel.objects.count() == 0
