@@ -67,7 +67,8 @@ def test_it_explains_a_port_that_is_taken_and_keeps_the_model_ready(logged_in):
 def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     page = logged_in
     row = page.locator(f"#model-{DEMO}")
-    row.get_by_role("button", name=re.compile("^Serve")).click()
+    with page.expect_navigation():
+        row.get_by_role("button", name=re.compile("^Serve")).click()
     mark_page(page)
     expect(row.locator(".badge")).to_have_text("serving", timeout=60_000)
     expect(row.get_by_text("Serving at")).to_be_visible()
@@ -93,8 +94,8 @@ def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     expect(page.locator(".sessions a")).to_contain_text(["What is the capital of France?"])
 
     page.goto("/")
-    mark_page(page)
-    row.get_by_role("button", name=re.compile("^Stop")).click()
+    with page.expect_navigation():
+        row.get_by_role("button", name=re.compile("^Stop")).click()
     mark_page(page)
     expect(row.locator(".badge")).to_have_text("ready", timeout=30_000)
     assert same_document(page)
