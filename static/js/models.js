@@ -22,7 +22,14 @@
     return model[name];
   }
 
+  var announcer = document.querySelector("[data-announcer]");
+  function announce(root, model) {
+    if (!announcer || root.dataset.status === model.status) return;
+    announcer.textContent = (model.name || model.id) + " is now " + model.status + (model.error ? ": " + model.error : "");
+  }
+
   function patch(root, model) {
+    announce(root, model);
     var progress = Math.max(0, Math.min(100, Number(model.downloadProgress) || 0));
     root.dataset.status = model.status;
     root.dataset.phase = PHASES[model.status] || "transfer";

@@ -73,7 +73,15 @@ def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     expect(row.locator(".badge")).to_have_text("serving", timeout=60_000)
     expect(row.get_by_text("Serving at")).to_be_visible()
     assert same_document(page)
+    expect(page.locator("[data-announcer]")).to_have_text(re.compile("is now serving"))
     shot(page, "models-serving")
+
+    page.goto(f"/models/{DEMO}/")
+    expect(page.get_by_role("heading", name=re.compile("Server log"))).to_be_visible()
+    expect(page.get_by_label("Server log", exact=True)).to_contain_text("llama-server")
+    expect(page.get_by_text(re.compile(r"^http://127\.0\.0\.1:\d+$"))).to_be_visible()
+    shot(page, "detail-serving")
+    page.goto("/")
 
     row.get_by_role("link", name="Chat").click()
     expect(page.get_by_label("Model")).to_have_value(DEMO)
