@@ -7,9 +7,10 @@ once the answer is complete.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict
@@ -19,6 +20,7 @@ from chat.selectors import (session_active_telegram, session_active_web, session
                             session_turns)
 from models_app.selectors import model_get
 
+log = logging.getLogger("aiportal.chat")
 MAX_MESSAGE_CHARS = 32_000
 # Small models answer far better with a system prompt than with none.
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -104,9 +106,12 @@ def _stream(session: ChatSession, text: str, text_tokens: int, deltas: Iterator[
             parts.append(delta)
             yield delta
     except GeneratorExit:
-        # The reader stopped early (a closed page): keep what the person saw.
+        # The reader stopped early (a closed page): keep what the person saw, if the session still exists.
         if parts:
-            _save_turns(session, text, text_tokens, "".join(parts))
+            try:
+                _save_turns(session, text, text_tokens, "".join(parts))
+            except DatabaseError as exc:
+                log.warning("chat session %s: partial answer not saved: %s", session.pk, exc)
         raise
     _save_turns(session, text, text_tokens, "".join(parts))
 

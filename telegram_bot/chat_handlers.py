@@ -94,7 +94,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                                              f"minutes of silence, so {session.model_id} starts afresh.")
     await send.quietly(lambda: context.bot.send_chat_action(chat_id=chat.id, action=ChatAction.TYPING))
     try:
-        deltas = await sync_to_async(session_send, thread_sensitive=False)(session=session, text=message.text)
+        deltas = await sync_to_async(session_send, thread_sensitive=False)(
+            session=session, text=message.text, max_tokens=settings.TELEGRAM_MAX_TOKENS)
     except ApplicationError as exc:
         await _cannot_send(update, context, session.model_id, exc)
         return

@@ -26,6 +26,7 @@ def telegram(fake_telegram, settings):
     settings.TELEGRAM_WEBHOOK_SECRET = SECRET
     settings.TELEGRAM_ADMIN_IDS = frozenset({ADMIN})
     settings.TELEGRAM_ALLOWED_IDS = frozenset({MEMBER})
+    settings.TELEGRAM_MAX_TOKENS = 48
     fake_telegram.reset()
     return fake_telegram
 
@@ -45,7 +46,7 @@ class Webhook:
     async def send(self, payload, **kwargs):
         response = await self.post(payload, **kwargs)
         assert response.status_code == 200
-        await bot_app.background_idle()
+        await bot_app.background_idle(timeout=300)
         return response
 
 
