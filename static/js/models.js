@@ -77,7 +77,26 @@
   function onUpdate(model) {
     var roots = rowsFor(model.id);
     if (!roots.length) { insertRow(model.id); return; }
-    roots.forEach(function (root) { patch(root, model); });
+    roots.forEach(function (root) {
+      // A snapshot fetched on (re)connect may be older than an event that overtook it.
+      if (root.dataset.updatedAt && model.updatedAt < root.dataset.updatedAt) return;
+      root.dataset.updatedAt = model.updatedAt;
+      patch(root, model);
+    });
+  }
+
+  // Events sent before the socket opened (or while it was down) are lost: catch up from the API.
+  function resync() {
+    fetch("/api/ai/list", {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body || !body.ok) return;
+        var seen = {};
+        body.result.forEach(function (model) { seen[model.id] = true; onUpdate(model); });
+        document.querySelectorAll("[data-model-id]").forEach(function (root) {
+          if (!seen[root.dataset.modelId]) onRemoved(root.dataset.modelId);
+        });
+      }, function () {});
   }
 
   function onRemoved(id) {
@@ -107,7 +126,12 @@
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + location.host + "/ws/models/");
-    socket.onopen = function () { delay = 500; setLive("Live", true); document.documentElement.dataset.live = "1"; };
+    socket.onopen = function () {
+      delay = 500;
+      setLive("Live", true);
+      document.documentElement.dataset.live = "1";
+      resync();
+    };
     socket.onmessage = function (event) {
       var data = JSON.parse(event.data);
       if (data.type === "model.update") onUpdate(data.model);
