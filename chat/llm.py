@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
+from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Upstream
 from models_app.models import ServeState, Status
 from models_app.selectors import model_get
 
+TOUCH_EVERY = timedelta(seconds=5)
 TIMEOUT = httpx.Timeout(connect=3.0, read=600.0, write=30.0, pool=30.0)
 _client = httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_keepalive_connections=32))
 
@@ -37,9 +40,10 @@ def model_base_url(*, model_id: str) -> str:
         reason = f" ({model.error.splitlines()[0]})" if model.status == Status.ERROR and model.error else ""
         raise Conflict(f"Model {model_id} is {model.status}{reason}, not serving: serve it first.",
                        code="model_not_serving")
-    from models_app.inference.services import serve_touch
+    if instance.last_used_at is None or instance.last_used_at < timezone.now() - TOUCH_EVERY:
+        from models_app.inference.services import serve_touch
 
-    serve_touch(model_id=model_id)
+        serve_touch(model_id=model_id)  # the keep-alive clock, written at most every few seconds
     return instance.url
 
 

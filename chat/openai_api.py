@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
 from aiportal.auth import BearerAuthentication
-from aiportal.errors import ApplicationError
+from aiportal.errors import ApplicationError, Conflict
 from chat import llm
 from models_app.inference.services import serve_ensure
 from models_app.selectors import model_list
@@ -79,24 +79,32 @@ def _parse(request: HttpRequest) -> dict:
 
 
 def _serving_url(model_id: str) -> str:
-    serve_ensure(model_id=model_id, timeout=ON_DEMAND_TIMEOUT)
-    return llm.model_base_url(model_id=model_id)
+    try:
+        return llm.model_base_url(model_id=model_id)
+    except Conflict:
+        serve_ensure(model_id=model_id, timeout=ON_DEMAND_TIMEOUT)
+        return llm.model_base_url(model_id=model_id)
+
+
+def _authorized_request(request: HttpRequest) -> tuple[dict, str]:
+    """Auth, body and the model's llama-server URL in one trip to a worker thread (time to first token)."""
+    _authenticate(request)
+    body = _parse(request)
+    return body, _serving_url(body["model"])
 
 
 @csrf_exempt
 async def chat_completions_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return openai_error("Use POST.", status=405, code="method_not_allowed")
-    if (denied := await _guard(request)) is not None:
-        return denied
     try:
-        body = _parse(request)
-        model_id = body["model"]
-        base_url = await sync_to_async(_serving_url, thread_sensitive=False)(model_id)
-        upstream = await llm.openai_open(model_id=model_id, base_url=base_url, body=body)
+        body, base_url = await sync_to_async(_authorized_request, thread_sensitive=False)(request)
+        upstream = await llm.openai_open(model_id=body["model"], base_url=base_url, body=body)
         if body.get("stream"):
-            return _event_stream(llm.openai_relay(model_id=model_id, response=upstream))
-        return JsonResponse(await llm.openai_json(model_id=model_id, response=upstream))
+            return _event_stream(llm.openai_relay(model_id=body["model"], response=upstream))
+        return JsonResponse(await llm.openai_json(model_id=body["model"], response=upstream))
+    except AuthenticationFailed as exc:
+        return openai_error(str(exc.detail), status=401, code="invalid_api_key")
     except ApplicationError as exc:
         return _from_application_error(exc)
 

