@@ -104,7 +104,7 @@ def hub_download(*, repo_id: str, name: str, commit: str, dest: Path, progress: 
     partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        meta = get_hf_file_metadata(url, token=settings.HF_TOKEN, endpoint=settings.HF_ENDPOINT, retry_on_errors=True)
+        meta = get_hf_file_metadata(url, token=settings.HF_TOKEN, endpoint=settings.HF_ENDPOINT)
         headers = build_hf_headers(token=settings.HF_TOKEN)
         if not hf_download._is_same_or_hub_host(url, meta.location):
             headers.pop("authorization", None)  # a signed CDN URL must not receive the Hub token

@@ -209,3 +209,20 @@ def test_it_rejects_a_malformed_magnet_link(api, hub):
     response = post(api, magnetUri="magnet:?dn=nothing")
     assert response.status_code == 400
     assert AIModel.objects.count() == 0
+
+
+def test_it_answers_503_when_the_hub_is_unreachable(api, hub, settings):
+    settings.HF_ENDPOINT = "http://127.0.0.1:9"
+    response = post(api, url=DEMO_REPO)
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "hub_unreachable")
+    assert "http://127.0.0.1:9" in response.json()["error"]["message"]
+    assert AIModel.objects.count() == 0
+
+
+def test_it_retries_a_failing_hub_then_says_why_the_download_stopped(api, hub):
+    model_id = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE).json()["result"]["id"]
+    hub.down = True
+    assert download_task(model_id) == "failed"
+    model = AIModel.objects.get(pk=model_id)
+    assert model.status == "error"
+    assert "after 3 attempt(s)" in model.error and "503" in model.error
