@@ -17,6 +17,7 @@ from gguf import GGUFWriter
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "web-ui-test-pw"
+TOKEN = "web-ui-test-token"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -89,6 +90,7 @@ def portal_env(*, base: Path, redis_url: str, hf_endpoint: str) -> dict[str, str
         "PORTAL_HOST": "127.0.0.1",
         "PORTAL_PORT": str(port),
         "AIPORTAL_ADMIN_PASSWORD": PASSWORD,
+        "AIPORTAL_ADMIN_TOKEN": TOKEN,
         "HF_ENDPOINT": hf_endpoint,
         "P2P_LISTEN": f"127.0.0.1:{free_port()}",
         "P2P_DHT": "off",

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.web.conftest import HUB_REPO
+from tests.web.portal import TOKEN
 from tests.web.test_browser import mark_page, same_document, shot
 
 pytestmark = pytest.mark.slow
@@ -56,3 +57,16 @@ def test_it_says_when_a_repository_does_not_exist_and_adds_nothing(logged_in):
     shot(page, "add-error")
     page.goto("/")
     expect(page.locator("[data-model-id]")).to_have_count(models_before)
+
+
+def test_it_shows_a_model_added_and_removed_elsewhere_without_reloading(logged_in):
+    page = logged_in
+    mark_page(page)
+    api = {"Authorization": f"Token {TOKEN}"}
+    created = page.request.post("/api/ai/download", headers=api,
+                                data={"url": HUB_REPO, "fileName": "tinyllama-q4_k_m.gguf"}).json()["result"]
+    row = page.locator(f"#model-{created['id']}")
+    expect(row).to_contain_text("tinyllama-q4_k_m")
+    page.request.delete(f"/api/ai/models/{created['id']}?deleteFiles=true", headers=api)
+    expect(row).to_have_count(0)
+    assert same_document(page)
