@@ -226,3 +226,11 @@ def test_it_retries_a_failing_hub_then_says_why_the_download_stopped(api, hub):
     model = AIModel.objects.get(pk=model_id)
     assert model.status == "error"
     assert "after 3 attempt(s)" in model.error and "503" in model.error
+
+
+def test_it_picks_the_largest_gguf_that_fits_the_free_disk(api, hub, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    result = post(api, url=f"{hub.url}/{DEMO_REPO}").json()["result"]
+    assert result["fileName"] == SMALL_FILE
+    assert [a["fileName"] for a in result["alternatives"]][0] != SMALL_FILE
