@@ -95,6 +95,12 @@ class FakeTelegram:
         with self._lock:
             return self._messages.get((int(chat_id), int(message_id)))
 
+    def messages(self, chat_id: int) -> list[dict]:
+        """The chat's messages from the bot (id, text, keyboard), in order, as they read now."""
+        with self._lock:
+            found = [dict(m) for (chat, _), m in self._messages.items() if chat == int(chat_id)]
+        return sorted(found, key=lambda m: m["message_id"])
+
     def texts(self, chat_id: int) -> list[str]:
         """The chat's messages from the bot, in order, as they read after every edit."""
         with self._lock:
