@@ -46,6 +46,7 @@ def test_it_lists_models_with_their_status_and_progress(web, tiny):
 def test_it_answers_404_for_an_unknown_model(web):
     response = web.get("/models/nope/")
     assert response.status_code == 404
+    assert "No model with id &#x27;nope&#x27;." in response.content.decode()
 
 
 def test_it_shows_a_serve_option_out_of_range_next_to_its_field_and_serves_nothing(web, tiny):
