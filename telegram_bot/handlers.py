@@ -14,7 +14,7 @@ from telegram.ext import (Application, ApplicationHandlerStop, CallbackQueryHand
                           TypeHandler, filters)
 
 from telegram_bot import chat_handlers, model_handlers, send, texts
-from telegram_bot.access import RateLimiter, may_chat
+from telegram_bot.access import RateLimiter, is_admin, may_chat
 from telegram_bot.keyboards import data_unpack
 
 COMMAND = re.compile(r"^/([A-Za-z0-9_-]+)(?:@([A-Za-z0-9_]+))?(?:\s+(.*))?$", re.S)
@@ -36,6 +36,8 @@ BUTTONS = {
     "stop": model_handlers.on_stop_button,
     "dl": model_handlers.on_download_button,
 }
+
+SPENT_BUTTONS = {"serve", "stop", "dl"}  # admin actions
 
 
 def handlers_install(app: Application) -> None:
@@ -89,6 +91,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send.quietly(lambda: query.answer())
     action, value = data_unpack(query.data or "")
     handler = BUTTONS.get(action)
+    if action in SPENT_BUTTONS and query.message is not None and is_admin(update.effective_user.id):
+        # One press is enough: take the keyboard away so a second press cannot repeat the action.
+        await send.quietly(lambda: query.edit_message_reply_markup(reply_markup=None))
     if handler is None:
         await send.say(context.bot, update.effective_chat.id, "That button no longer works. Send /ai-help to start again.")
         return

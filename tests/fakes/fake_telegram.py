@@ -1,7 +1,7 @@
 """A small Telegram Bot API server on 127.0.0.1 that records every call.
 
 It speaks the methods python-telegram-bot calls for this project (getMe, sendMessage,
-editMessageText, sendChatAction, answerCallbackQuery, setWebhook, deleteWebhook, setMyCommands,
+editMessageText, editMessageReplyMarkup, sendChatAction, answerCallbackQuery, setWebhook, deleteWebhook, setMyCommands,
 getWebhookInfo) at `/bot<token>/<method>`, with form, JSON or query parameters, and answers the
 way the real API does. Failure flags: `fail(method, ...)` makes the next calls of a method fail
 with an error code (429 carries `retry_after`).
@@ -157,6 +157,19 @@ class FakeTelegram:
             return 400, _error(400, "Bad Request: message is not modified: specified new message content "
                                     "and reply markup are exactly the same as a current content and reply markup of the message")
         message.update(text=text, edit_date=int(time.time()))
+        message.pop("reply_markup", None)
+        if markup:
+            message["reply_markup"] = markup
+        return 200, _ok(message)
+
+    def _api_editmessagereplymarkup(self, params: dict) -> tuple[int, dict]:
+        key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
+        message = self._messages.get(key)
+        if message is None:
+            return 400, _error(400, "Bad Request: message to edit not found")
+        markup = params.get("reply_markup")
+        if message.get("reply_markup") == markup or (not markup and "reply_markup" not in message):
+            return 400, _error(400, "Bad Request: message is not modified")
         message.pop("reply_markup", None)
         if markup:
             message["reply_markup"] = markup

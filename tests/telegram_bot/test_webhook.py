@@ -69,3 +69,11 @@ async def test_it_greets_on_start(webhook, telegram):
     assert telegram.texts(ADMIN) == [
         "Hello! I am this group's AI model portal.\n"
         "Send /ai to chat with a model that is running, or /ai-help to see everything I can do."]
+
+
+async def test_it_answers_404_when_the_bot_is_off(webhook, telegram, settings):
+    settings.TELEGRAM_BOT_TOKEN = ""
+    response = await webhook.post(message("/ai-help"))
+    assert response.status_code == 404
+    assert response.json() == {"ok": False, "error": "The Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)."}
+    assert telegram.calls == []
