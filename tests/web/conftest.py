@@ -12,6 +12,7 @@ from tests.web.portal import ARTIFACTS, PASSWORD, free_port, poll, portal_env, p
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 HUB_REPO = "webtest/TinyLlama-GGUF"
+BROKEN_REPO = "webtest/Broken-GGUF"
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +49,8 @@ def fake_hub(tmp_path_factory):
         "tinyllama-q8_0.gguf": tiny_gguf(folder / "b.gguf", name="TinyLlama Q8_0", megabytes=9),
         "README.md": b"# TinyLlama GGUF\n",
     })
+    hub.add_repo(BROKEN_REPO, {"broken-q4_0.gguf": tiny_gguf(folder / "c.gguf", name="Broken", megabytes=1)},
+                 wrong_sha256={"broken-q4_0.gguf"})
     hub.slow_bps = 2_000_000  # slow enough to watch the bar move
     yield hub
     hub.stop()

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import HUB_REPO
+from tests.web.conftest import BROKEN_REPO, HUB_REPO
 from tests.web.portal import TOKEN
 from tests.web.test_browser import mark_page, same_document, shot
 
@@ -70,3 +70,19 @@ def test_it_shows_a_model_added_and_removed_elsewhere_without_reloading(logged_i
     page.request.delete(f"/api/ai/models/{created['id']}?deleteFiles=true", headers=api)
     expect(row).to_have_count(0)
     assert same_document(page)
+
+
+def test_it_shows_a_failed_download_next_to_the_model_and_removes_it(logged_in):
+    page = logged_in
+    page.goto("/models/add/")
+    page.get_by_label("Hugging Face URL or magnet link").fill(BROKEN_REPO)
+    page.get_by_role("button", name="Add model").click()
+    page.wait_for_url(re.compile(r"/#model-"))
+    row = page.locator(f"#model-{page.url.split('#model-', 1)[1]}")
+    expect(row.locator(".badge")).to_have_text("error", timeout=30_000)
+    expect(row.locator(".alert-error")).to_contain_text("sha256")
+    shot(page, "models-download-error")
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        row.get_by_role("button", name=re.compile("^Remove")).click()
+    expect(row).to_have_count(0)

@@ -126,3 +126,13 @@ def test_it_clears_a_chat(web, admin_user, tiny):
     session.refresh_from_db()
     assert (response.status_code, response["Location"]) == (302, "/chat/")
     assert (session.active, session.messages.count()) == (False, 0)
+
+
+def test_it_cancels_a_queued_download(web, settings, fake_hub):
+    settings.HF_ENDPOINT = fake_hub.url
+    web.post("/models/add/", {"source": HUB_REPO, "file_name": "tinyllama-q4_k_m.gguf", "create_torrent": "on"})
+    model = AIModel.objects.get(repo_id=HUB_REPO)
+    assert f'action="/models/{model.pk}/delete/"' in web.get("/").content.decode()
+    response = web.post(f"/models/{model.pk}/delete/", {"delete_files": "on"})
+    assert (response.status_code, response["Location"]) == (302, "/")
+    assert not AIModel.objects.filter(pk=model.pk).exists()
