@@ -13,6 +13,7 @@ from tests.models_app.hub.conftest import (
     DEMO_REPO,
     GATED_REPO,
     NO_GGUF_REPO,
+    PRIVATE_REPO,
     SMALL_FILE,
     SPLIT_REPO,
 )
@@ -234,3 +235,11 @@ def test_it_picks_the_largest_gguf_that_fits_the_free_disk(api, hub, monkeypatch
     result = post(api, url=f"{hub.url}/{DEMO_REPO}").json()["result"]
     assert result["fileName"] == SMALL_FILE
     assert [a["fileName"] for a in result["alternatives"]][0] != SMALL_FILE
+
+
+def test_it_downloads_a_private_repo_only_with_a_token_that_sees_it(api, hub, settings):
+    hidden = post(api, url=f"{hub.url}/{PRIVATE_REPO}")
+    assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "repo_not_found")
+    settings.HF_TOKEN = "hf_fake_good_token"
+    result = post(api, url=f"{hub.url}/{PRIVATE_REPO}").json()["result"]
+    assert download_task(result["id"]) == "ready"
