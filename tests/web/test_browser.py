@@ -101,14 +101,24 @@ def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     expect(page.locator(".msg-assistant")).to_have_text(re.compile(re.escape(answer.strip()[:20])))
     expect(page.locator(".sessions a")).to_contain_text(["What is the capital of France?"])
 
-    page.goto("/")
-    with page.expect_navigation():
-        row.get_by_role("button", name=re.compile("^Stop")).click()
-    mark_page(page)
-    expect(row.locator(".badge")).to_have_text("ready", timeout=30_000)
-    assert same_document(page)
-    expect(row.get_by_role("button", name=re.compile("^Serve"))).to_be_visible()
-    shot(page, "models-stopped")
+    models = page.context.new_page()
+    models.goto("/")
+    mark_page(models)
+    listed = models.locator(f"#model-{DEMO}")
+    with models.expect_navigation():
+        listed.get_by_role("button", name=re.compile("^Stop")).click()
+    mark_page(models)
+    expect(listed.locator(".badge")).to_have_text("ready", timeout=30_000)
+    assert same_document(models)
+    expect(listed.get_by_role("button", name=re.compile("^Serve"))).to_be_visible()
+    shot(models, "models-stopped")
+
+    page.get_by_label("Message").fill("And of Italy?")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-chat-error]")).to_contain_text("not serving: serve it first")
+    expect(page.get_by_label("Message")).to_have_value("And of Italy?")
+    expect(page.locator(".msg")).to_have_count(2)
+    shot(page, "chat-error")
 
 
 def test_it_says_why_a_message_cannot_be_sent(logged_in):
