@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from aiportal.errors import ApplicationError
 from chat.models import ChatSession
+from chat.selectors import session_turns
 from models_app.models import Status
 from models_app.selectors import model_list
 
@@ -94,13 +95,19 @@ def _page(request: HttpRequest, session: ChatSession | None, model_id: str) -> H
     served = list(model_list().filter(status=Status.SERVING))
     context = {
         "session": session,
-        "turns": list(session.messages.exclude(role="system").order_by("created_at", "id")) if session else [],
+        "turns": session_turns(session=session) if session else [],
         "served": served,
         "chosen": model_id or (served[0].pk if served else ""),
-        "sessions": ChatSession.objects.filter(user=request.user).exclude(title="").select_related("model")[:SESSIONS_SHOWN],
+        "sessions": _past_sessions(request),
         "expired": bool(session and getattr(session, "was_expired", False)),
     }
     return render(request, "chat/chat.html", context)
+
+
+def _past_sessions(request: HttpRequest) -> list[ChatSession]:
+    """The user's conversations that still have messages (a cleared one is gone), newest first."""
+    kept = ChatSession.objects.filter(user=request.user, messages__isnull=False).distinct()
+    return list(kept.order_by("-last_activity")[:SESSIONS_SHOWN])
 
 
 def _event(data: dict, event: str | None = None) -> bytes:

@@ -126,6 +126,7 @@ def test_it_clears_a_chat(web, admin_user, tiny):
     session.refresh_from_db()
     assert (response.status_code, response["Location"]) == (302, "/chat/")
     assert (session.active, session.messages.count()) == (False, 0)
+    assert f"/chat/{session.pk}/" not in web.get("/chat/").content.decode()
 
 
 def test_it_cancels_a_queued_download(web, settings, fake_hub):
