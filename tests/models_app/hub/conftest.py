@@ -12,6 +12,9 @@ NO_GGUF_REPO = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 GATED_REPO = "meta-llama/Gated-Tiny-GGUF"
 CORRUPT_REPO = "corrupt-org/Tiny-GGUF"
 PRIVATE_REPO = "private-org/Private-Tiny-GGUF"
+MEDIUM_REPO = "medium-org/Medium-GGUF"
+MEDIUM_ID = "medium-org_Medium-GGUF"
+MEDIUM_FILE = "medium.Q8_0.gguf"
 SMALL_FILE = "smollm2-135m-instruct.Q2_K.gguf"
 
 
@@ -27,6 +30,7 @@ def fake_hub(demo_gguf):
     hub.add_repo("unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF", {"q4.gguf": tiny_gguf(name="ds")})
     hub.add_repo("bartowski/DeepSeek-R1-Distill-Qwen-1.5B-GGUF", {"q8.gguf": tiny_gguf(name="ds8")})
     hub.add_repo(GATED_REPO, {"gated.Q4_0.gguf": tiny_gguf(name="gated")}, gated=True)
+    hub.add_repo(MEDIUM_REPO, {MEDIUM_FILE: tiny_gguf(name="medium", padding=24 * 1024 * 1024)})
     hub.add_repo(PRIVATE_REPO, {"private.Q8_0.gguf": tiny_gguf(name="private")}, private=True)
     hub.add_repo(CORRUPT_REPO, {"tiny.Q4_0.gguf": tiny_gguf(name="corrupt", padding=40_000)},
                  wrong_sha256={"tiny.Q4_0.gguf"})

@@ -12,6 +12,9 @@ from tests.models_app.hub.conftest import (
     DEMO_ID,
     DEMO_REPO,
     GATED_REPO,
+    MEDIUM_FILE,
+    MEDIUM_ID,
+    MEDIUM_REPO,
     NO_GGUF_REPO,
     PRIVATE_REPO,
     SMALL_FILE,
@@ -162,31 +165,30 @@ def test_it_marks_a_checksum_mismatch_as_an_error_and_deletes_the_file(api, hub,
     assert not (settings.AI_MODEL_DIR / result["id"]).exists()
 
 
-def test_it_keeps_the_partial_file_when_the_hub_fails_mid_transfer_and_resumes_on_the_next_ask(api, hub, demo_gguf,
-                                                                                              settings):
-    hub.outage_after = 30 * 1024 * 1024
-    post(api, url=f"{hub.url}/{DEMO_REPO}")
-    assert download_task(DEMO_ID) == "failed"
-    model = api.get(f"/api/ai/models/{DEMO_ID}").json()["result"]
+def test_it_keeps_the_partial_file_when_the_hub_fails_mid_transfer_and_resumes_on_the_next_ask(api, hub, settings):
+    hub.outage_after = 8 * 1024 * 1024
+    post(api, url=f"{hub.url}/{MEDIUM_REPO}")
+    assert download_task(MEDIUM_ID) == "failed"
+    model = api.get(f"/api/ai/models/{MEDIUM_ID}").json()["result"]
     assert model["status"] == "error"
     assert "503" in model["error"] and "partial file is kept" in model["error"]
-    partial = settings.AI_MODEL_DIR / DEMO_ID / f"{demo_gguf.name}.incomplete"
+    partial = settings.AI_MODEL_DIR / MEDIUM_ID / f"{MEDIUM_FILE}.incomplete"
     kept = partial.stat().st_size
-    assert kept >= 30 * 1024 * 1024
+    assert kept >= 8 * 1024 * 1024
     hub.outage_after = 0
     hub.reset_counters()
-    again = post(api, url=f"{hub.url}/{DEMO_REPO}").json()["result"]
-    assert (again["id"], again["status"]) == (DEMO_ID, "queued")
-    assert download_task(DEMO_ID) == "ready"
-    assert hub.bytes_served == demo_gguf.stat().st_size - kept
+    again = post(api, url=f"{hub.url}/{MEDIUM_REPO}").json()["result"]
+    assert (again["id"], again["status"]) == (MEDIUM_ID, "queued")
+    assert download_task(MEDIUM_ID) == "ready"
+    assert hub.bytes_served == model["size"] - kept
     assert hub.ranges == [f"bytes={kept}-"]
 
 
-def test_it_rides_out_connections_cut_mid_transfer(api, hub, demo_gguf):
-    hub.cut_after = 40 * 1024 * 1024
-    post(api, url=f"{hub.url}/{DEMO_REPO}")
-    assert download_task(DEMO_ID) == "ready"
-    assert hub.bytes_served == demo_gguf.stat().st_size
+def test_it_rides_out_connections_cut_mid_transfer(api, hub):
+    hub.cut_after = 10 * 1024 * 1024
+    size = post(api, url=f"{hub.url}/{MEDIUM_REPO}").json()["result"]["size"]
+    assert download_task(MEDIUM_ID) == "ready"
+    assert hub.bytes_served == size
     assert len(hub.ranges) == 2
 
 

@@ -8,7 +8,7 @@ from django.db import connections
 
 from models_app.hub.tasks import download_task
 from models_app.models import AIModel
-from tests.models_app.hub.conftest import DEMO_ID, DEMO_REPO, SMALL_FILE
+from tests.models_app.hub.conftest import DEMO_ID, DEMO_REPO, MEDIUM_ID, MEDIUM_REPO, SMALL_FILE
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,15 +62,46 @@ def test_it_reports_progress_while_downloading_and_stops_and_cleans_up_when_dele
 
 def test_it_runs_no_more_downloads_at_once_than_the_setting_allows(api, hub, settings):
     settings.DOWNLOAD_CONCURRENCY = 1
-    hub.slow_bps = 60 * MIB
-    api.post("/api/ai/download", {"url": f"{hub.url}/{DEMO_REPO}"}, format="json")
+    hub.slow_bps = 20 * MIB
+    api.post("/api/ai/download", {"url": f"{hub.url}/{MEDIUM_REPO}"}, format="json")
     second = api.post("/api/ai/download", {"url": f"{hub.url}/{DEMO_REPO}", "fileName": SMALL_FILE},
                       format="json").json()["result"]["id"]
-    worker = Worker(DEMO_ID)
+    worker = Worker(MEDIUM_ID)
     worker.start()
-    poll(lambda: downloading(DEMO_ID))
+    poll(lambda: downloading(MEDIUM_ID))
     assert download_task(second) == "waiting for a slot"
     assert AIModel.objects.get(pk=second).status == "queued"
     worker.join(60)
     assert worker.result == "ready"
     assert download_task(second) == "ready"
+
+
+def test_it_pushes_progress_to_open_pages_at_most_twice_a_second(api, hub):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    async_to_sync(layer.group_add)("models", "test-page")
+    hub.slow_bps = 10 * MIB
+    api.post("/api/ai/download", {"url": f"{hub.url}/{MEDIUM_REPO}"}, format="json")
+    began = time.monotonic()
+    assert download_task(MEDIUM_ID) == "ready"
+    seconds = time.monotonic() - began
+    pushed = async_to_sync(drain)(layer, "test-page")
+    statuses = [event["model"]["status"] for event in pushed if event["type"] == "model.update"]
+    assert statuses[0] == "queued" and statuses[-1] == "ready"
+    assert statuses.index("downloading") < statuses.index("verifying") < statuses.index("ready")
+    progress = [event["model"]["downloadedBytes"] for event in pushed if event["model"]["status"] == "downloading"]
+    assert progress == sorted(progress) and len(progress) >= 3
+    assert len(progress) <= seconds / 0.5 + 3
+
+
+async def drain(layer, channel: str) -> list[dict]:
+    import asyncio
+
+    events = []
+    while True:
+        try:
+            events.append(await asyncio.wait_for(layer.receive(channel), 0.2))
+        except asyncio.TimeoutError:
+            return events
