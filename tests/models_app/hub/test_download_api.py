@@ -245,3 +245,13 @@ def test_it_downloads_a_private_repo_only_with_a_token_that_sees_it(api, hub, se
     settings.HF_TOKEN = "hf_fake_good_token"
     result = post(api, url=f"{hub.url}/{PRIVATE_REPO}").json()["result"]
     assert download_task(result["id"]) == "ready"
+
+
+def test_it_requeues_a_download_left_behind_by_a_dead_worker_on_the_next_reconcile(api, hub):
+    from models_app.hub.services import downloads_reconcile
+
+    model_id = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE).json()["result"]["id"]
+    AIModel.objects.filter(pk=model_id).update(status="downloading")  # what a killed worker leaves
+    assert downloads_reconcile() == 1
+    assert AIModel.objects.get(pk=model_id).status == "queued"
+    assert download_task(model_id) == "ready"
