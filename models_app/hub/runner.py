@@ -39,25 +39,23 @@ def download_run(*, model_id: str) -> str:
     with locks.model_lock(model_id) as mine:
         if not mine:
             return "running elsewhere"
-        model = _claim(model_id)
-        if model is None:
-            return "waiting for a slot"
-        return _run(model)
+        model, why = _claim(model_id)
+        return _run(model) if model is not None else why
 
 
-def _claim(model_id: str) -> AIModel | None:
+def _claim(model_id: str) -> tuple[AIModel | None, str]:
     with locks.node_lock():
         model = AIModel.objects.filter(pk=model_id, node=settings.NODE_NAME).first()
         if model is None or model.status not in (Status.QUEUED, Status.DOWNLOADING, Status.VERIFYING):
-            return None
+            return None, "nothing to download"
         others = AIModel.objects.filter(node=settings.NODE_NAME, status__in=(Status.DOWNLOADING, Status.VERIFYING),
                                         source=model.source).exclude(pk=model_id).values_list("pk", flat=True)
         if sum(1 for pk in others if locks.model_lock_held(pk)) >= settings.DOWNLOAD_CONCURRENCY:
-            return None
+            return None, "waiting for a slot"
         model.status, model.error = Status.DOWNLOADING, ""
         model.save(update_fields=["status", "error", "updated_at"])
     model_notify(model)
-    return model
+    return model, ""
 
 
 def _run(model: AIModel) -> str:
