@@ -5,6 +5,7 @@ form or the model row that caused it.
 """
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
@@ -13,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from aiportal.errors import ApplicationError, NotFound
+from aiportal.errors import ApplicationError, NotFound, Unavailable
 from models_app import selectors, services
 from models_app.forms import AddModelForm, DeleteForm, ServeForm
 
@@ -49,8 +50,7 @@ def model_add_view(request: HttpRequest) -> HttpResponse:
 def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
     data = form.cleaned_data
     if form.is_magnet:
-        from torrents_app.services import magnet_download_start
-
+        magnet_download_start = _service("torrents_app.services", "magnet_download_start", "Magnet downloads")
         model = magnet_download_start(magnet_uri=data["source"])
         return redirect(f"{reverse('home')}#model-{model.pk}")
     from models_app.hub.services import download_start, repo_gguf_files
@@ -113,10 +113,12 @@ def model_stop_view(request: HttpRequest, model_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def model_seeding_view(request: HttpRequest, model_id: str) -> HttpResponse:
-    from torrents_app.services import torrent_set_seeding
-
     enabled = request.POST.get("enabled") == "on"
-    return _act(request, model_id, lambda: torrent_set_seeding(model_id=model_id, enabled=enabled))
+    def action():
+        set_seeding = _service("torrents_app.services", "torrent_set_seeding", "Seeding changes")
+        set_seeding(model_id=model_id, enabled=enabled)
+
+    return _act(request, model_id, action)
 
 
 @login_required
@@ -187,6 +189,14 @@ def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **co
         **context,
     }
     return render(request, "models/detail.html", context, status=status)
+
+
+def _service(module: str, name: str, what: str):
+    """A service of another part of the portal, imported when used; a clear message while it is missing."""
+    try:
+        return getattr(import_module(module), name)
+    except (ImportError, AttributeError):
+        raise Unavailable(f"{what} are not available on this portal (yet).", code="not_available") from None
 
 
 def _get(model_id: str):
