@@ -18,7 +18,7 @@ from django.conf import settings
 
 from models_app.models import Status
 from torrents_app import completion, node_services
-from torrents_app.magnets import magnet_build
+from torrents_app.magnets import magnet_build, magnet_parse
 from torrents_app.models import Torrent
 from torrents_app.resume import ResumeStore
 from torrents_app.session import DuplicateTorrent, P2PSession, SessionConfig, alert_resume_bytes, alert_stats, alert_torrent_bytes, \
@@ -151,8 +151,10 @@ class TorrentEngine:
             blob = bytes(torrent.torrent_file) if torrent.torrent_file else None
             resume = self._resume_for(torrent)
             Path(model.path).mkdir(parents=True, exist_ok=True)
+            # Not a byte of content before the checks on the metadata: hold a magnet's files, pause the rest.
             self.p2p.add(key, save_path=Path(model.path), torrent=blob, magnet=torrent.magnet_source, resume=resume,
-                         uploaded=model.uploaded_bytes, downloaded=model.downloaded_bytes)
+                         paused=bool(blob or resume), hold_files=True, uploaded=model.uploaded_bytes,
+                         downloaded=model.downloaded_bytes)
             if blob or resume:
                 self._accept_metadata(key)
             busy = True
@@ -231,6 +233,12 @@ class TorrentEngine:
             self.finishing.discard(key)
             self._verify(key)
 
+    def on_file_prio_alert(self, key: str, alert) -> None:
+        # While nothing was wanted, seeds hung up on us (seed to seed): call them back.
+        torrent = self._rows().filter(pk=key).first()
+        if torrent is not None and torrent.model.status in FETCHING:
+            self.p2p.reconnect(key, peers=_magnet_peers(torrent.magnet_source))
+
     def on_hash_failed_alert(self, key: str, alert) -> None:
         log.warning("%s: piece %s failed its hash check; fetching it again", key, alert.piece_index)
 
@@ -265,10 +273,11 @@ class TorrentEngine:
             return
         v1, v2 = self.p2p.info_hashes(key)
         node_services.torrent_metadata_accept(model_id=key, files=files, v1=v1, v2=v2)
+        self.p2p.want_all_files(key)
         self.p2p.save_resume(key)  # records the .torrent (info dict) right away
 
     def _maybe_finish(self, key: str) -> None:
-        if key in self.finishing or key in self.verifying:
+        if key in self.finishing or key in self.verifying or not self.p2p.is_complete(key):
             return
         torrent = self._rows().filter(pk=key).first()
         if torrent is None or torrent.model.status not in FETCHING:
@@ -330,6 +339,16 @@ def _save_path(model, files: list[tuple[str, int]]) -> Path:
                 depth = len(parts) - len(PurePosixPath(name).parts)
                 return folder.parents[depth - 1] if depth else folder
     return folder
+
+
+def _magnet_peers(uri: str) -> list[tuple[str, int]]:
+    if not uri:
+        return []
+    peers = []
+    for peer in magnet_parse(uri).peers:
+        host, port = peer.rsplit(":", 1)
+        peers.append((host.strip("[]"), int(port)))
+    return peers
 
 
 def _present_bytes(folder: Path, files: list[tuple[str, int]]) -> int:

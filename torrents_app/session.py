@@ -101,6 +101,9 @@ def session_settings(config: SessionConfig) -> dict:
         # Several portals may share one host (and one address behind a NAT).
         "allow_multiple_connections_per_ip": True,
         "urlseed_wait_retry": 5,
+        # Seeds hang up on a magnet download while its files are held for the metadata checks;
+        # call them back within a second once the files are wanted (default: a minute).
+        "min_reconnect_time": 1,
         "out_enc_policy": 1,
         "in_enc_policy": 1,
         "allowed_enc_level": 3,
@@ -145,8 +148,9 @@ class P2PSession:
 
     # -- torrents ---------------------------------------------------------------------------------
     def add(self, key: str, *, save_path: Path, torrent: bytes | None = None, magnet: str = "",
-            resume: bytes | None = None, seed_mode: bool = False, paused: bool = False,
+            resume: bytes | None = None, seed_mode: bool = False, paused: bool = False, hold_files: bool = False,
             uploaded: int = 0, downloaded: int = 0) -> None:
+        """Add a torrent; `hold_files` fetches metadata only until `want_all_files` (checks come first)."""
         params = _params(torrent=torrent, magnet=magnet, resume=resume)
         if not resume:
             # Keep the lifetime figures the database knows when resume data was lost.
@@ -158,6 +162,8 @@ class P2PSession:
             params.flags |= lt.torrent_flags.seed_mode
         if paused:
             params.flags |= lt.torrent_flags.paused
+        if hold_files:
+            params.flags |= lt.torrent_flags.default_dont_download
         handle = self.session.add_torrent(params)
         if handle in self.keys:
             # The same torrent under another model: libtorrent hands back the existing handle.
@@ -197,6 +203,25 @@ class P2PSession:
 
     def files(self, key: str) -> list[TorrentFile]:
         return _files(self.handles[key].torrent_file())
+
+    def want_all_files(self, key: str) -> None:
+        """Fetch every file (a `file_prio_alert` follows)."""
+        handle = self.handles[key]
+        handle.prioritize_files([4] * handle.torrent_file().layout().num_files())
+        handle.resume()
+
+    def reconnect(self, key: str, *, peers: list[tuple[str, int]] = ()) -> None:
+        handle = self.handles[key]
+        for peer in peers:
+            handle.connect_peer(peer)
+        handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+        handle.force_dht_announce()
+
+    def is_complete(self, key: str) -> bool:
+        """Every byte of every file is here (not just the files wanted so far)."""
+        handle = self.handles[key]
+        info, status = handle.torrent_file(), handle.status()
+        return info is not None and status.is_seeding and status.total_wanted_done == info.total_size()
 
     def has_metadata(self, key: str) -> bool:
         return self.handles[key].torrent_file() is not None
@@ -276,7 +301,10 @@ def alert_torrent_bytes(alert) -> bytes | None:
     """The .torrent of a `save_resume_data_alert` saved with its info dict."""
     if alert.params.ti is None:
         return None
-    return lt.bencode(lt.write_torrent_file(alert.params))
+    try:
+        return lt.bencode(lt.write_torrent_file(alert.params))
+    except RuntimeError:
+        return None  # a v2 torrent's piece layers arrive with its pieces: not complete yet
 
 
 def alert_stats(alert, keys: dict) -> list[TorrentStats]:
