@@ -45,6 +45,7 @@ class StreamingReply:
         except RetryAfter as exc:
             self.next_at = self.clock() + send.retry_seconds(exc)
         except TelegramError as exc:
+            self.next_at = self.clock() + self.interval  # try again at the next turn, not at once
             log.info("streaming edit skipped: %s", exc)
 
     async def finish(self, text: str) -> None:

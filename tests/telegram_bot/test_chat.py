@@ -16,6 +16,7 @@ from models_app.inference.engine import LlamaEngine
 from models_app.inference.services import serve_start
 from models_app.models import AIModel, ServedInstance, Source, Status
 from models_app.services import model_import_local
+from telegram_bot import send
 from telegram_bot.app import background_idle
 from tests.models_app.inference.helpers import drive
 from tests.telegram_bot.updates import GROUP, MEMBER, button, message
@@ -121,3 +122,19 @@ async def test_it_offers_the_keyboard_when_the_model_stopped(webhook, telegram):
 
     assert telegram.texts(MEMBER) == ["gone_model is not running any more, so it cannot answer.\n\n"
                                       "No model is running right now. Ask an admin to start one (/ai-list shows them all)."]
+
+
+async def test_it_keeps_the_history_when_the_bot_api_fails_during_an_answer(webhook, telegram, demo, monkeypatch):
+    async def no_wait(seconds):
+        pass
+
+    monkeypatch.setattr(send, "sleep", no_wait)
+    await sync_to_async(session_for_telegram)(chat_id=MEMBER, user_id=MEMBER, model_id=DEMO_ID)
+    telegram.fail("sendMessage", code=502, description="Bad Gateway", times=100)
+
+    await webhook.send(message("What is the capital of France?", user_id=MEMBER))
+
+    assert telegram.texts(MEMBER) == []
+    history = await sync_to_async(_history)(MEMBER, MEMBER)
+    assert [role for role, _ in history] == ["user", "assistant"]
+    assert history[1][1].strip()
