@@ -28,7 +28,23 @@
     announcer.textContent = (model.name || model.id) + " is now " + model.status + (model.error ? ": " + model.error : "");
   }
 
+  // Parts of the detail page that are not plain figures (server, log, files) come fresh from the server.
+  function refreshParts(root) {
+    if (!root.classList.contains("detail")) return;
+    fetch(location.pathname, {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        root.querySelectorAll("[data-refresh]").forEach(function (part) {
+          var next = fresh.querySelector('[data-refresh="' + part.dataset.refresh + '"]');
+          if (next) part.replaceWith(next);
+        });
+      }, function () {});
+  }
+
   function patch(root, model) {
+    var changed = root.dataset.status !== model.status;
     announce(root, model);
     var progress = Math.max(0, Math.min(100, Number(model.downloadProgress) || 0));
     root.dataset.status = model.status;
@@ -47,6 +63,7 @@
       bar.firstElementChild.style.width = progress + "%";
     });
     root.querySelectorAll("[data-copy-magnet]").forEach(function (btn) { btn.dataset.copyMagnet = model.magnetUri || ""; });
+    if (changed) refreshParts(root);
   }
 
   function rowsFor(id) {

@@ -67,6 +67,9 @@ def test_it_explains_a_port_that_is_taken_and_keeps_the_model_ready(logged_in):
 def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     page = logged_in
     row = page.locator(f"#model-{DEMO}")
+    detail = page.context.new_page()
+    detail.goto(f"/models/{DEMO}/")
+    mark_page(detail)
     with page.expect_navigation():
         row.get_by_role("button", name=re.compile("^Serve")).click()
     mark_page(page)
@@ -76,8 +79,11 @@ def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     expect(page.locator("[data-announcer]")).to_have_text(re.compile("is now serving"))
     shot(page, "models-serving")
 
+    expect(detail.get_by_role("heading", name=re.compile("Server log"))).to_be_visible()
+    expect(detail.get_by_role("button", name="Stop serving")).to_be_visible()
+    assert same_document(detail)
+    detail.close()
     page.goto(f"/models/{DEMO}/")
-    expect(page.get_by_role("heading", name=re.compile("Server log"))).to_be_visible()
     expect(page.get_by_label("Server log", exact=True)).to_contain_text("llama-server")
     expect(page.get_by_text(re.compile(r"^http://127\.0\.0\.1:\d+$"))).to_be_visible()
     shot(page, "detail-serving")
