@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from django.conf import settings
+
 from aiportal.errors import ApplicationError, NoRoom
 from models_app.hub.client import HubFile
 
@@ -62,12 +64,16 @@ def variant_pick(found: list[Variant], *, file_name: str | None, all_files: tupl
         smallest = min(found, key=lambda v: v.size)
         raise NoRoom(f"No GGUF file of this repository fits this machine: the smallest, {smallest.main}, needs "
                      f"{smallest.size / GIB:.1f} GiB; {free_disk / GIB:.1f} GiB of disk are free and "
-                     f"{memory_total() / GIB:.1f} GiB of memory installed.",
+                     f"{memory_total() / GIB:.1f} GiB of memory can serve a model.",
                      code="insufficient_storage", extra={"alternatives": [v.as_dict() for v in found]})
     return fitting[0]
 
 
 def memory_total() -> int:
+    """Memory a served model may use: LLAMA_MEMORY_LIMIT when set, else the machine's RAM."""
+    limit = getattr(settings, "LLAMA_MEMORY_LIMIT", 0)
+    if limit:
+        return limit
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):

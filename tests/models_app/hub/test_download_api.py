@@ -255,3 +255,17 @@ def test_it_requeues_a_download_left_behind_by_a_dead_worker_on_the_next_reconci
     assert downloads_reconcile() == 1
     assert AIModel.objects.get(pk=model_id).status == "queued"
     assert download_task(model_id) == "ready"
+
+
+def test_it_picks_the_largest_gguf_that_the_memory_limit_can_serve(api, hub, settings):
+    settings.LLAMA_MEMORY_LIMIT = 10 * 1024 * 1024
+    assert post(api, url=f"{hub.url}/{DEMO_REPO}").json()["result"]["fileName"] == SMALL_FILE
+
+
+def test_it_answers_507_when_no_gguf_of_the_repo_fits(api, hub, settings):
+    settings.LLAMA_MEMORY_LIMIT = 1000
+    response = post(api, url=f"{hub.url}/{DEMO_REPO}")
+    assert (response.status_code, response.json()["error"]["code"]) == (507, "insufficient_storage")
+    assert SMALL_FILE in response.json()["error"]["message"]
+    assert len(response.json()["error"]["alternatives"]) == 2
+    assert AIModel.objects.count() == 0
