@@ -187,6 +187,7 @@ P2P_LSD = envbool("P2P_LSD", True)
 P2P_DHT_BOOTSTRAP = env("P2P_DHT_BOOTSTRAP")
 P2P_UPLOAD_LIMIT = envint("P2P_UPLOAD_LIMIT", 0, minimum=0)
 P2P_DOWNLOAD_LIMIT = envint("P2P_DOWNLOAD_LIMIT", 0, minimum=0)
+P2P_RESUME_SAVE_SECONDS = envint("P2P_RESUME_SAVE_SECONDS", 30, minimum=1)
 P2P_TORRENT_FORMAT = env("P2P_TORRENT_FORMAT", "hybrid").lower()
 if P2P_TORRENT_FORMAT not in {"hybrid", "v1", "v2"}:
     raise ConfigError(f"P2P_TORRENT_FORMAT={P2P_TORRENT_FORMAT!r} must be hybrid, v1 or v2")
