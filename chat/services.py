@@ -16,8 +16,13 @@ from django.utils import timezone
 from aiportal.errors import ApplicationError, Conflict
 from chat import history
 from chat.models import ChatMessage, ChatSession
-from chat.selectors import (session_active_telegram, session_active_web, session_context_size, session_is_idle,
-                            session_turns)
+from chat.selectors import (
+    session_active_telegram,
+    session_active_web,
+    session_context_size,
+    session_is_idle,
+    session_turns,
+)
 from models_app.selectors import model_get
 
 log = logging.getLogger("aiportal.chat")

@@ -30,7 +30,8 @@ async def cmd_start(update: Update, context: ContextTypes.DEFAULT_TYPE, args: li
 
 
 async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
-    await send.say(context.bot, update.effective_chat.id, texts.HELP.format(timeout=settings.CHAT_SESSION_TIMEOUT_MINUTES))
+    help_text = texts.HELP.format(timeout=settings.CHAT_SESSION_TIMEOUT_MINUTES)
+    await send.say(context.bot, update.effective_chat.id, help_text)
 
 
 async def cmd_ai(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
@@ -90,8 +91,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await offer_models(update, context, intro="You are not chatting with a model yet.")
         return
     if session.was_expired:
-        await send.say(context.bot, chat.id, f"Our last conversation ended after {settings.CHAT_SESSION_TIMEOUT_MINUTES} "
-                                             f"minutes of silence, so {session.model_id} starts afresh.")
+        minutes = settings.CHAT_SESSION_TIMEOUT_MINUTES
+        await send.say(context.bot, chat.id,
+                       f"Our last conversation ended after {minutes} minutes of silence, so {session.model_id} "
+                       "starts afresh.")
     await send.quietly(lambda: context.bot.send_chat_action(chat_id=chat.id, action=ChatAction.TYPING))
     try:
         deltas = await sync_to_async(session_send, thread_sensitive=False)(

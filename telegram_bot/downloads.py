@@ -29,7 +29,9 @@ def _suggestions(exc: ApplicationError) -> list[str]:
 def _alternatives(exc: ApplicationError) -> list[dict]:
     """The repo's GGUF files (for a file name that is wrong or does not fit)."""
     found = exc.extra.get("alternatives")
-    return [entry for entry in found if isinstance(entry, dict) and _file_name(entry)] if isinstance(found, list) else []
+    if not isinstance(found, list):
+        return []
+    return [entry for entry in found if isinstance(entry, dict) and _file_name(entry)]
 
 
 def _remember(context: ContextTypes.DEFAULT_TYPE, url: str, file_name: str | None) -> str:
@@ -39,7 +41,8 @@ def _remember(context: ContextTypes.DEFAULT_TYPE, url: str, file_name: str | Non
     return key
 
 
-async def download_begin(update: Update, context: ContextTypes.DEFAULT_TYPE, *, url: str, file_name: str | None) -> None:
+async def download_begin(update: Update, context: ContextTypes.DEFAULT_TYPE, *, url: str,
+                         file_name: str | None) -> None:
     from models_app.hub.services import repo_gguf_files
 
     bot, chat_id = context.bot, update.effective_chat.id

@@ -10,8 +10,15 @@ import re
 from django.conf import settings
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.ext import (Application, ApplicationHandlerStop, CallbackQueryHandler, ContextTypes, MessageHandler,
-                          TypeHandler, filters)
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from telegram_bot import chat_handlers, model_handlers, send, texts
 from telegram_bot.access import RateLimiter, is_admin, may_chat
@@ -95,13 +102,15 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # One press is enough: take the keyboard away so a second press cannot repeat the action.
         await send.quietly(lambda: query.edit_message_reply_markup(reply_markup=None))
     if handler is None:
-        await send.say(context.bot, update.effective_chat.id, "That button no longer works. Send /ai-help to start again.")
+        await send.say(context.bot, update.effective_chat.id,
+                       "That button no longer works. Send /ai-help to start again.")
         return
     await handler(update, context, value)
 
 
 async def on_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await send.say(context.bot, update.effective_chat.id, "I can only read text messages. Send /ai-help to see what I can do.")
+    await send.say(context.bot, update.effective_chat.id,
+                   "I can only read text messages. Send /ai-help to see what I can do.")
 
 
 def _limiter(context: ContextTypes.DEFAULT_TYPE) -> RateLimiter:

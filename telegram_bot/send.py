@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import TypeVar
 
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 log = logging.getLogger("aiportal.telegram")
 

@@ -16,18 +16,20 @@ from telegram_bot.services import update_record, update_summary
 
 log = logging.getLogger("aiportal.telegram")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+BOT_OFF = "The Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)."
 
 
 @csrf_exempt
 @require_POST
 async def webhook(request: HttpRequest) -> JsonResponse:
     if not settings.TELEGRAM_BOT_TOKEN:
-        return JsonResponse({"ok": False, "error": "The Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)."}, status=404)
+        return JsonResponse({"ok": False, "error": BOT_OFF}, status=404)
     if not _secret_ok(request):
         return JsonResponse({"ok": False, "error": "Wrong or missing secret token."}, status=403)
     payload = _payload(request.body)
     # Junk is answered 200 too: an error status only makes Telegram send the same junk again.
-    if payload is not None and await sync_to_async(update_record)(update_id=payload["update_id"], **update_summary(payload)):
+    if payload is not None and await sync_to_async(update_record)(update_id=payload["update_id"],
+                                                                  **update_summary(payload)):
         app.background(app.update_process(payload))
     return JsonResponse({"ok": True})
 
@@ -45,7 +47,8 @@ def _payload(body: bytes) -> dict | None:
     except (ValueError, UnicodeDecodeError):
         log.warning("Telegram webhook: ignored a body that is not JSON (%d bytes)", len(body))
         return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int) or isinstance(payload.get("update_id"), bool):
+    update_id = payload.get("update_id") if isinstance(payload, dict) else None
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
         log.warning("Telegram webhook: ignored JSON without an update_id")
         return None
     return payload

@@ -9,8 +9,14 @@ from django.utils import timezone
 from aiportal.errors import ApplicationError, Conflict, NotFound
 from chat import history, llm
 from chat.models import ChatMessage, ChatSession
-from chat.services import (session_ask, session_clear, session_for_telegram, session_for_web_user, session_send,
-                           session_start)
+from chat.services import (
+    session_ask,
+    session_clear,
+    session_for_telegram,
+    session_for_web_user,
+    session_send,
+    session_start,
+)
 from models_app.inference.services import serve_stop
 from tests.chat.conftest import CONTEXT
 
