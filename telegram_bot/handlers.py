@@ -50,7 +50,7 @@ SPENT_BUTTONS = {"serve", "stop", "dl"}  # admin actions
 def handlers_install(app: Application) -> None:
     new_text = filters.UpdateType.MESSAGE & filters.TEXT
     app.add_handler(TypeHandler(Update, gate), group=-1)
-    app.add_handler(MessageHandler(new_text & filters.Regex(r"^/"), on_command))
+    app.add_handler(MessageHandler(new_text & filters.Regex(r"^/[A-Za-z0-9_-]"), on_command))
     app.add_handler(MessageHandler(new_text, chat_handlers.on_text))
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE, on_not_text))

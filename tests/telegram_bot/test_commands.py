@@ -180,3 +180,9 @@ async def test_it_survives_a_failing_bot_api(webhook, telegram, monkeypatch):
     await webhook.send(message("/ai-help", user_id=MEMBER))
     assert len(telegram.calls_of("sendMessage")) == send.ATTEMPTS + 1
     assert [text[:14] for text in telegram.texts(MEMBER)] == ["What I can do:"]
+
+
+async def test_it_takes_a_slash_that_starts_no_command_as_chat_text(webhook, telegram):
+    await webhook.send(message("/ then a space is no command", user_id=MEMBER))
+    assert telegram.texts(MEMBER) == ["You are not chatting with a model yet.\n\n"
+                                      "No model is running right now. Ask an admin to start one (/ai-list shows them all)."]
