@@ -34,7 +34,6 @@ class TorrentEngine:
     """Seeds, downloads and verifies this node's torrents; see the module docstring."""
 
     STATS_EVERY = 1.0
-    RESUME_EVERY = 60.0
     STOP_TIMEOUT = 10.0
 
     def __init__(self, *, node_name: str, config: SessionConfig | None = None, torrent_dir: Path | None = None,
@@ -51,11 +50,12 @@ class TorrentEngine:
         self.duplicates: set[str] = set()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
         self.next_stats = self.next_resume = 0.0
+        self.resume_every = float(settings.P2P_RESUME_SAVE_SECONDS)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         self.p2p = P2PSession(self.config)
-        self.next_resume = self.clock() + self.RESUME_EVERY
+        self.next_resume = self.clock() + self.resume_every
         log.info("torrent engine %s listening on port %s", self.node_name, self.p2p.listen_port())
 
     def step(self) -> bool:
@@ -185,7 +185,7 @@ class TorrentEngine:
     def resume_once(self) -> None:
         if self.clock() < self.next_resume:
             return
-        self.next_resume = self.clock() + self.RESUME_EVERY
+        self.next_resume = self.clock() + self.resume_every
         for key in self.p2p.tracked():
             if self.p2p.needs_resume_save(key):
                 self.p2p.save_resume(key)

@@ -55,6 +55,8 @@ class TorrentStats:
     peers: int
     seeds: int
     total_wanted: int
+    session_downloaded: int
+    session_uploaded: int
     failed_bytes: int
     has_metadata: bool
     is_seeding: bool
@@ -143,8 +145,18 @@ class P2PSession:
 
     def __init__(self, config: SessionConfig):
         self.session = lt.session(session_settings(config))
+        if config.upload_limit or config.download_limit:
+            self._limit_every_peer()
         self.handles: dict[str, lt.torrent_handle] = {}
         self.keys: dict[lt.torrent_handle, str] = {}
+
+    def _limit_every_peer(self) -> None:
+        # libtorrent exempts LAN peers from rate limits by default; a cap set by a person is a cap.
+        rules = lt.ip_filter()
+        everyone = 1 << lt.session.global_peer_class_id
+        rules.add_rule("0.0.0.0", "255.255.255.255", everyone)
+        rules.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", everyone)
+        self.session.set_peer_class_filter(rules)
 
     # -- torrents ---------------------------------------------------------------------------------
     def add(self, key: str, *, save_path: Path, torrent: bytes | None = None, magnet: str = "",
@@ -321,6 +333,7 @@ def _stats(key: str, status) -> TorrentStats:
         key=key, state=str(status.state), progress=status.progress, download_rate=status.download_payload_rate,
         upload_rate=status.upload_payload_rate, downloaded=status.all_time_download, uploaded=status.all_time_upload,
         peers=status.num_peers, seeds=status.num_seeds, total_wanted=status.total_wanted,
+        session_downloaded=status.total_payload_download, session_uploaded=status.total_payload_upload,
         failed_bytes=status.total_failed_bytes, has_metadata=status.has_metadata, is_seeding=status.is_seeding,
         paused=bool(status.flags & lt.torrent_flags.paused), error=status.errc.message() if status.errc.value() else "",
     )
