@@ -19,6 +19,7 @@ from huggingface_hub import file_download as hf_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -161,6 +162,8 @@ def _hub_errors(repo_id: str) -> Iterator[None]:
         yield
     except GatedRepoError:
         raise ApplicationError(gated_message(repo_id), code="gated_repo", status=403) from None
+    except HFValidationError as exc:
+        raise ApplicationError(f"{repo_id!r} is not a valid repository: {exc}", code="invalid_url") from None
     except RevisionNotFoundError:
         raise NotFound(f"{repo_id} has no such revision on the Hub.", code="revision_not_found") from None
     except RepositoryNotFoundError:

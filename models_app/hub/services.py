@@ -6,9 +6,9 @@ import shutil
 from pathlib import PurePosixPath
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from aiportal.errors import ApplicationError, NoRoom
+from aiportal.errors import ApplicationError, Conflict, NoRoom
 from models_app.hub import choice, client, locks
 from models_app.hub.refs import hub_ref_parse
 from models_app.models import AIModel, ModelFile, Source, Status
@@ -37,15 +37,26 @@ def download_start(*, url: str, file_name: str | None = None, create_torrent: bo
     if not found:
         raise _no_gguf(repo)
     variant = choice.variant_pick(found, file_name=ref.file_name, all_files=repo.files, free_disk=_free_disk())
-    existing = AIModel.objects.filter(source=Source.HUGGINGFACE, repo_id=repo.repo_id, file_name=variant.main,
-                                      node=settings.NODE_NAME).first()
+    existing = _existing(repo.repo_id, variant.main)
     if existing is not None:
         return _again(existing)
     if repo.gated and not settings.HF_TOKEN:
         raise ApplicationError(client.gated_message(repo.repo_id), code="gated_repo", status=403)
     client.hub_check_access(repo_id=repo.repo_id, name=variant.main, commit=repo.commit)
     _check_disk(variant)
-    return _create(repo, variant, create_torrent=create_torrent, requested_by=requested_by)
+    try:
+        return _create(repo, variant, create_torrent=create_torrent, requested_by=requested_by)
+    except IntegrityError:  # the same file asked twice at the same moment: the other request won
+        return _again(_existing(repo.repo_id, variant.main) or _busy())
+
+
+def _existing(repo_id: str, main: str) -> AIModel | None:
+    return AIModel.objects.filter(source=Source.HUGGINGFACE, repo_id=repo_id, file_name=main,
+                                  node=settings.NODE_NAME).first()
+
+
+def _busy() -> AIModel:
+    raise Conflict("Another download of this repository is being registered right now; try again.", code="busy")
 
 
 def _no_gguf(repo: client.HubRepo) -> ApplicationError:
