@@ -19,6 +19,7 @@ class BotPortal(Portal):
 
     def start(self) -> BotPortal:
         self.manage("migrate", "--noinput", "-v0")
+        self.manage("ensure_admin")
         python, manage = sys.executable, str(ROOT / "manage.py")
         self.daphne = self._spawn("daphne", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                                              "aiportal.asgi:application"])

@@ -92,6 +92,10 @@ def test_it_walks_the_whole_seed_flow(portal, fake_telegram, demo_gguf):
     _say(portal, MEMBER, "/ai-clear")
     cleared = f"Done: I forgot our conversation with {MODEL_ID}. Send /ai to start a new one."
     telegram.wait_for(lambda t: t.texts(MEMBER)[-1] == cleared)
+
+    _say(portal, ADMIN, f"/ai_stop {MODEL_ID}")
+    telegram.wait_for(lambda t: t.texts(ADMIN)[-1] == f"⏹ Stopped {MODEL_ID}: it no longer answers chats.")
+    portal.wait_status(MODEL_ID, "ready")
     print("\n".join(f"[{who}] {text}" for who, chat in (("admin", ADMIN), ("member", MEMBER))
                     for text in telegram.texts(chat)))
 
