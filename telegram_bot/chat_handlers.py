@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 
 from aiportal.errors import ApplicationError
 from chat.services import session_clear, session_for_telegram, session_send
-from models_app.models import Status
+from models_app.models import AIModel, Status
 from models_app.selectors import model_list
 from telegram_bot import send, texts
 from telegram_bot.access import is_admin
@@ -111,11 +111,19 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _cannot_send(update: Update, context: ContextTypes.DEFAULT_TYPE, model_id: str | None,
                        exc: ApplicationError) -> None:
-    if exc.code in NOT_SERVING_CODES:
+    status = await sync_to_async(_status)(model_id)
+    if status == Status.STARTING:
+        await send.say(context.bot, update.effective_chat.id,
+                       f"{model_id} is still starting. Send your message again in a moment.")
+    elif exc.code in NOT_SERVING_CODES:
         name = model_id or "The model of this conversation"
         await offer_models(update, context, intro=f"{name} is not running any more, so it cannot answer.")
     else:
         await send.say(context.bot, update.effective_chat.id, exc.message)
+
+
+def _status(model_id: str | None) -> str | None:
+    return AIModel.objects.filter(pk=model_id).values_list("status", flat=True).first() if model_id else None
 
 
 def _replies_to_bot(message, context: ContextTypes.DEFAULT_TYPE) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 
+from chat.services import session_for_telegram
 from models_app.models import AIModel, Source, Status
 from telegram_bot import send
 from tests.telegram_bot.updates import ADMIN, GROUP, MEMBER, STRANGER, button, message, sticker
@@ -186,3 +187,13 @@ async def test_it_takes_a_slash_that_starts_no_command_as_chat_text(webhook, tel
     await webhook.send(message("/ then a space is no command", user_id=MEMBER))
     assert telegram.texts(MEMBER) == ["You are not chatting with a model yet.\n\n"
                                       "No model is running right now. Ask an admin to start one (/ai-list shows them all)."]
+
+
+async def test_it_asks_to_wait_while_the_model_is_still_starting(webhook, telegram):
+    def starting_session():
+        _model("warming_up", status=Status.STARTING)
+        session_for_telegram(chat_id=MEMBER, user_id=MEMBER, model_id="warming_up")
+
+    await sync_to_async(starting_session)()
+    await webhook.send(message("Hello?", user_id=MEMBER))
+    assert telegram.texts(MEMBER) == ["warming_up is still starting. Send your message again in a moment."]

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from telegram_bot.models import ProcessedUpdate
+from telegram_bot.services import update_forget_old, update_record
 from tests.telegram_bot.updates import ADMIN, MEMBER, edited, message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,3 +81,12 @@ async def test_it_answers_404_when_the_bot_is_off(webhook, telegram, settings):
     assert response.status_code == 404
     assert response.json() == {"ok": False, "error": "The Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)."}
     assert telegram.calls == []
+
+
+def test_it_forgets_updates_too_old_to_be_retried(transactional_db):
+    update_record(update_id=1)
+    update_record(update_id=2)
+    ProcessedUpdate.objects.filter(update_id=1).update(received_at=timezone.now() - timedelta(days=3))
+
+    assert update_forget_old() == 1
+    assert list(ProcessedUpdate.objects.values_list("update_id", flat=True)) == [2]
