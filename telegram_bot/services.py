@@ -8,7 +8,6 @@ from django.utils import timezone
 
 from telegram_bot.models import ProcessedUpdate
 
-
 # Telegram gives up redelivering an update after a day; the record only has to outlive that.
 KEEP = timedelta(days=2)
 FORGET_EVERY = 500
