@@ -17,12 +17,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiportal.settings")
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from models_app.demo import DEMO_WHEEL, demo_extract  # noqa: E402
-from tests.models_app.inference.portal import TOKEN, Portal  # noqa: E402
+from models_app.demo import DEMO_WHEEL, demo_extract
+from tests.models_app.inference.portal import TOKEN, Portal
 
 PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.", "Name three colours.",
            "Explain what a GGUF file is.", "Give me a tip for learning Python."]

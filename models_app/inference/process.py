@@ -87,7 +87,9 @@ def server_spawn(spec: ServerSpec) -> ServerProcess:
         log.flush()
         popen = subprocess.Popen(
             server_argv(spec), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=_child_env(spec.binary), start_new_session=True, preexec_fn=_die_with_parent,
+            env=_child_env(spec.binary), start_new_session=True,
+            # The node daemon spawns from its main thread; the hook only calls prctl(2).
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
     return ServerProcess(popen, spec)
 
@@ -130,7 +132,7 @@ def free_port() -> int:
 def _problem_cached(path: str, mtime: float) -> str:
     binary = Path(path)
     try:
-        done = subprocess.run([path, "--version"], env=_child_env(binary), capture_output=True, timeout=20)
+        done = subprocess.run([path, "--version"], env=_child_env(binary), capture_output=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if done.returncode != 0:
@@ -155,7 +157,7 @@ def gpu_offload_available(binary: str) -> bool:
     if smi is None or not any(Path(binary).parent.glob("libggml-cuda*")):
         return False
     try:
-        return subprocess.run([smi, "-L"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=10, check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 

@@ -4,7 +4,12 @@ import httpx
 import openai
 import pytest
 
-from tests.models_app.inference.portal import TOKEN, Portal, portal_acquire, portal_release
+from tests.models_app.inference.portal import (
+    TOKEN,
+    Portal,
+    portal_acquire,
+    portal_release,
+)
 
 PARIS = [{"role": "system", "content": "You are a helpful assistant."},
          {"role": "user", "content": "What is the capital of France?"}]

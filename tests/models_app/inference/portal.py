@@ -55,8 +55,8 @@ class Portal:
                        stdout=subprocess.DEVNULL)
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "ab")
-        return subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.workdir / f"{name}.log", "ab") as log:
+            return subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def start(self) -> Portal:
         self.manage("migrate", "--noinput", "-v0")
