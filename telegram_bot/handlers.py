@@ -88,7 +88,7 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     handler = COMMANDS.get(name)
     if handler is not None:
         await handler(update, context, args)
-    elif update.effective_chat.type == ChatType.PRIVATE or "@" in update.message.text.split()[0]:
+    elif _for_me(update, name):
         await send.say(context.bot, update.effective_chat.id,
                        f"I don't know the command /{name.replace('_', '-')}. Send /ai-help to see what I can do.")
 
@@ -111,6 +111,12 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send.say(context.bot, update.effective_chat.id,
                    "I can only read text messages. Send /ai-help to see what I can do.")
+
+
+def _for_me(update: Update, name: str) -> bool:
+    """In a group, an unknown command may be another bot's: answer only ours (`/ai…`) or ones addressed to us."""
+    private = update.effective_chat.type == ChatType.PRIVATE
+    return private or name.startswith("ai") or "@" in update.message.text.split()[0]
 
 
 def _limiter(context: ContextTypes.DEFAULT_TYPE) -> RateLimiter:

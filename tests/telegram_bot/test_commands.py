@@ -64,6 +64,13 @@ async def test_it_ignores_commands_for_another_bot_in_a_group(webhook, telegram)
     assert telegram.calls_of("sendMessage") == []
 
 
+async def test_it_answers_a_mistyped_command_of_its_own_in_a_group(webhook, telegram):
+    await webhook.send(message("/ai-lsit", user_id=MEMBER, chat_id=GROUP))
+    await webhook.send(message("/weather@portal_test_bot", user_id=MEMBER, chat_id=GROUP))
+    assert telegram.texts(GROUP) == ["I don't know the command /ai-lsit. Send /ai-help to see what I can do.",
+                                     "I don't know the command /weather. Send /ai-help to see what I can do."]
+
+
 async def test_it_answers_commands_addressed_to_it_in_a_group(webhook, telegram):
     await webhook.send(message("/ai-list@portal_test_bot", user_id=MEMBER, chat_id=GROUP))
     await webhook.send(message("/ai_list@portal_test_bot", user_id=MEMBER, chat_id=GROUP))
