@@ -12,7 +12,6 @@ from models_app.inference.engine import LlamaEngine
 from models_app.models import AIModel
 from models_app.services import model_import_local
 from tests.models_app.inference.helpers import FAKE_SERVER, write_tiny_gguf
-
 from tests.models_app.inference.portal import (
     TOKEN,
     Portal,
