@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from models_app.models import Status
+from models_app.models import AIModel, Status
 from models_app.services import model_import_local
 from tests.torrents_app.helpers import pump, refreshed
 from torrents_app.sharing import magnet_download_start
@@ -19,13 +19,16 @@ def _seeded(settings, engine, path: Path, fmt: str = "hybrid"):
     return refreshed(model)
 
 
-def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(settings, demo_gguf, alpha, beta):
+def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(settings, api, demo_gguf, alpha, beta):
     source = _seeded(settings, alpha, demo_gguf)
     settings.NODE_NAME = "beta"
-    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
-    assert copy.status == Status.QUEUED
+    magnet = f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}"
+    response = api.post("/api/ai/download", {"magnetUri": magnet}, format="json")
+    assert (response.status_code, response.json()["result"]["status"]) == (202, "queued")
+    copy = AIModel.objects.get(pk=response.json()["result"]["id"])
     pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
     copy = refreshed(copy)
+    assert copy.id == "SmolLM2-135M-Instruct.Q4_1-2"  # named after dn, unique beside the seed's row
     assert (copy.sha256, copy.size, copy.file_name) == (source.sha256, source.size, demo_gguf.name)
     assert copy.gguf["architecture"] == "llama"
     assert Path(copy.path, copy.file_name).stat().st_size == source.size

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from models_app.models import Status
+from models_app.services import model_import_local
+from tests.torrents_app.helpers import pump, refreshed
+from torrents_app.magnets import magnet_build
+from torrents_app.session import SessionConfig
+from torrents_app.sharing import magnet_download_start
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+WITH_LSD = SessionConfig(listen="127.0.0.1:0", dht=False, lsd=True)
+
+
+def test_it_finds_the_other_portal_on_the_lan_by_local_service_discovery(settings, small_gguf, make_engine):
+    alpha, beta = make_engine("alpha", WITH_LSD), make_engine("beta", WITH_LSD)
+    settings.NODE_NAME = "alpha"
+    source = refreshed(model_import_local(path=small_gguf))
+    pump([alpha], lambda: alpha.p2p.has(source.pk))
+    settings.NODE_NAME = "beta"
+    copy = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=source.info_hash, info_hash_v2=source.info_hash_v2))
+    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
+    assert refreshed(copy).sha256 == source.sha256
