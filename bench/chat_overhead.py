@@ -52,7 +52,9 @@ def measure(portal: Portal, direct_url: str) -> dict[str, list[tuple[float, floa
     runs: dict[str, list] = {"direct": [], "portal": []}
     targets = {"direct": (f"{direct_url}/v1/chat/completions", {}),
                "portal": (f"{portal.url}/v1/chat/completions", {"Authorization": f"Bearer {TOKEN}"})}
-    with httpx.Client(timeout=120) as client:
+    # A new connection per request on both sides: idle keep-alive connections are closed by the
+    # servers at different times, and a reused one that was just closed would fail the run.
+    with httpx.Client(timeout=120, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for name, (url, headers) in targets.items():
             stream_once(client, url, headers, "warm up")
         for round_no in range(ROUNDS):

@@ -72,14 +72,26 @@ def chat_stream(*, model_id: str, messages: list[dict], max_tokens: int = 512, t
     return _stream_deltas(model_id, f"{url}/v1/chat/completions", body)
 
 
+def _send(request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    # llama-server closes idle keep-alive connections after 5 s; a request racing that close never
+    # reached it and is safe to send once more on a fresh connection.
+    try:
+        return _client.send(request, stream=stream)
+    except httpx.RemoteProtocolError:
+        return _client.send(request, stream=stream)
+
+
 def _stream_deltas(model_id: str, url: str, body: dict) -> Iterator[str]:
     try:
-        with _client.stream("POST", url, json=body) as response:
+        response = _send(_client.build_request("POST", url, json=body), stream=True)
+        try:
             _raise_for_status(model_id, response)
             for line in response.iter_lines():
                 delta = _sse_delta(model_id, line)
                 if delta:
                     yield delta
+        finally:
+            response.close()
     except httpx.HTTPError as exc:
         raise _down(model_id, exc) from None
 
@@ -108,7 +120,7 @@ def count_tokens(*, model_id: str, text: str) -> int:
 
 def _post_json(model_id: str, url: str, body: dict) -> dict:
     try:
-        response = _client.post(url, json=body)
+        response = _send(_client.build_request("POST", url, json=body))
     except httpx.HTTPError as exc:
         raise _down(model_id, exc) from None
     _raise_for_status(model_id, response)
@@ -169,7 +181,10 @@ async def openai_open(*, model_id: str, base_url: str, body: dict) -> httpx.Resp
     client = _async_client()
     request = client.build_request("POST", f"{base_url}/v1/chat/completions", json=body)
     try:
-        response = await client.send(request, stream=True)
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.RemoteProtocolError:  # a keep-alive connection closed as we sent (see _send)
+            response = await client.send(request, stream=True)
     except httpx.HTTPError as exc:
         raise _down(model_id, exc) from None
     if response.status_code >= 400:
