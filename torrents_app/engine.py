@@ -151,9 +151,10 @@ class TorrentEngine:
             blob = bytes(torrent.torrent_file) if torrent.torrent_file else None
             resume = self._resume_for(torrent)
             Path(model.path).mkdir(parents=True, exist_ok=True)
-            # Not a byte of content before the checks on the metadata: hold a magnet's files, pause the rest.
+            # A magnet without a size (xl) had no disk check yet: hold its files until the metadata says
+            # how big it is (seeds hang up meanwhile, ~1 s lost). Known torrents wait for the checks paused.
             self.p2p.add(key, save_path=Path(model.path), torrent=blob, magnet=torrent.magnet_source, resume=resume,
-                         paused=bool(blob or resume), hold_files=True, uploaded=model.uploaded_bytes,
+                         paused=bool(blob or resume), hold_files=not model.size, uploaded=model.uploaded_bytes,
                          downloaded=model.downloaded_bytes)
             if blob or resume:
                 self._accept_metadata(key)
