@@ -137,12 +137,13 @@ def model_delete_view(request: HttpRequest, model_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def model_torrent_view(request: HttpRequest, model_id: str) -> HttpResponse:
-    model = _get(model_id)
-    torrent = getattr(model, "torrent", None)
-    if torrent is None or not torrent.torrent_file:
-        raise Http404(f"{model_id} has no .torrent yet.")
-    response = HttpResponse(bytes(torrent.torrent_file), content_type="application/x-bittorrent")
-    response["Content-Disposition"] = f'attachment; filename="{model.pk}.torrent"'
+    torrent_file_get = _service("torrents_app.services", "torrent_file_get", "Torrent files")
+    try:
+        name, data = torrent_file_get(model_id=model_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    response = HttpResponse(data, content_type="application/x-bittorrent")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 

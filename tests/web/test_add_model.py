@@ -7,12 +7,12 @@ from playwright.sync_api import expect
 
 from tests.web.conftest import BROKEN_REPO, HUB_REPO
 from tests.web.portal import TOKEN
-from tests.web.test_browser import mark_page, same_document, shot
+from tests.web.test_browser import mark_page, row_of, same_document, shot
 
 pytestmark = pytest.mark.slow
 WATCH_BAR = """(id) => {
   window.__progress = [];
-  const root = document.getElementById('model-' + id);
+  const root = document.querySelector('.model[data-model-id="' + id + '"]');
   const bar = root.querySelector('[data-bar]');
   window.__progress.push(Number(bar.getAttribute('aria-valuenow')));
   new MutationObserver(() => window.__progress.push(Number(bar.getAttribute('aria-valuenow'))))
@@ -35,7 +35,7 @@ def test_it_downloads_a_chosen_file_from_the_hub_with_live_progress(logged_in):
     model_id = page.url.split("#model-", 1)[1]
     mark_page(page)
     page.evaluate(WATCH_BAR, model_id)
-    row = page.locator(f"#model-{model_id}")
+    row = row_of(page, model_id)
     page.wait_for_function("() => window.__progress.some(v => v > 0 && v < 100)", timeout=30_000)
     shot(page, "models-downloading")
     expect(row.locator(".badge")).to_have_text("ready", timeout=60_000)
@@ -65,7 +65,7 @@ def test_it_shows_a_model_added_and_removed_elsewhere_without_reloading(logged_i
     api = {"Authorization": f"Token {TOKEN}"}
     created = page.request.post("/api/ai/download", headers=api,
                                 data={"url": HUB_REPO, "fileName": "tinyllama-q4_k_m.gguf"}).json()["result"]
-    row = page.locator(f"#model-{created['id']}")
+    row = row_of(page, created["id"])
     expect(row).to_contain_text("tinyllama-q4_k_m")
     page.request.delete(f"/api/ai/models/{created['id']}?deleteFiles=true", headers=api)
     expect(row).to_have_count(0)
@@ -78,11 +78,43 @@ def test_it_shows_a_failed_download_next_to_the_model_and_removes_it(logged_in):
     page.get_by_label("Hugging Face URL or magnet link").fill(BROKEN_REPO)
     page.get_by_role("button", name="Add model").click()
     page.wait_for_url(re.compile(r"/#model-"))
-    row = page.locator(f"#model-{page.url.split('#model-', 1)[1]}")
+    row = row_of(page, page.url.split("#model-", 1)[1])
     expect(row.locator(".badge")).to_have_text("error", timeout=30_000)
     expect(row.locator(".alert-error")).to_contain_text("sha256")
     shot(page, "models-download-error")
     page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_navigation():
         row.get_by_role("button", name=re.compile("^Remove")).click()
+    expect(row).to_have_count(0)
+
+
+def test_it_explains_a_broken_magnet_link_and_adds_nothing(logged_in):
+    page = logged_in
+    models_before = page.locator("[data-model-id]").count()
+    page.goto("/models/add/")
+    page.get_by_label("Hugging Face URL or magnet link").fill("magnet:?dn=no-hash-here.gguf")
+    page.get_by_role("button", name="Add model").click()
+    expect(page.locator(".field-error")).to_have_text("The magnet link has no BitTorrent info-hash "
+                                                      "(xt=urn:btih:… or xt=urn:btmh:1220…).")
+    expect(page.get_by_label("Hugging Face URL or magnet link")).to_have_value("magnet:?dn=no-hash-here.gguf")
+    page.goto("/")
+    expect(page.locator("[data-model-id]")).to_have_count(models_before)
+
+
+def test_it_adds_a_magnet_link_and_cancels_it(logged_in):
+    page = logged_in
+    magnet = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=Nobody-Seeds-This.Q4_0.gguf&xl=123456789"
+    page.goto("/models/add/")
+    page.get_by_label("Hugging Face URL or magnet link").fill(magnet)
+    page.get_by_role("button", name="Add model").click()
+    page.wait_for_url(re.compile(r"/#model-"))
+    row = row_of(page, page.url.split("#model-", 1)[1])
+    expect(row).to_contain_text("Nobody-Seeds-This.Q4_0")
+    expect(row).to_contain_text("Magnet link")
+    expect(row.locator("[data-field=size]").first).to_have_text("123.5 MB")
+    expect(row.locator("[data-field=peers]")).to_have_text("0")
+    shot(page, "models-magnet")
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        row.get_by_role("button", name=re.compile("^Cancel")).click()
     expect(row).to_have_count(0)

@@ -24,6 +24,10 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def row_of(page, model_id: str):
+    return page.locator(f'.model[data-model-id="{model_id}"]')
+
+
 def mark_page(page) -> None:
     page.evaluate("window.__sameDocument = true")
 
@@ -66,7 +70,7 @@ def test_it_explains_a_port_that_is_taken_and_keeps_the_model_ready(logged_in):
 
 def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     page = logged_in
-    row = page.locator(f"#model-{DEMO}")
+    row = row_of(page, DEMO)
     detail = page.context.new_page()
     detail.goto(f"/models/{DEMO}/")
     mark_page(detail)
@@ -110,7 +114,7 @@ def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
     models = page.context.new_page()
     models.goto("/")
     mark_page(models)
-    listed = models.locator(f"#model-{DEMO}")
+    listed = row_of(models, DEMO)
     with models.expect_navigation():
         listed.get_by_role("button", name=re.compile("^Stop")).click()
     mark_page(models)

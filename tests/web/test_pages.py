@@ -54,3 +54,17 @@ def test_it_fits_a_phone_screen_with_every_control_named(phone, name, path):
     shot(page, f"phone-{name}")
     assert page.evaluate(FITS)
     assert page.evaluate(UNNAMED) == []
+
+
+def test_it_pauses_and_resumes_seeding(logged_in):
+    page = logged_in
+    page.goto(f"/models/{DEMO}/")
+    seed = page.get_by_label("Seed this model")
+    seed.uncheck()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save").click()
+    expect(seed).not_to_be_checked()
+    seed.check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save").click()
+    expect(seed).to_be_checked()
