@@ -95,3 +95,13 @@ def test_it_refuses_a_download_that_turns_out_too_big_for_the_disk(settings, for
     assert "Not enough disk space: 2000" in model.error and "1000000 free" in model.error
     assert model.torrent.error.startswith("insufficient_storage")
     assert not Path(model.path).exists() and not beta.p2p.has(model.pk)
+
+
+def test_it_refuses_content_whose_sha256_differs_from_the_known_one(settings, foreign, beta, small_gguf, tmp_path):
+    magnet = _offer(foreign, torrent_bytes(small_gguf), small_gguf.parent)
+    settings.NODE_NAME = "beta"
+    model = magnet_download_start(magnet_uri=magnet, metadata={"name": "Expected", "sha256": "ab" * 32})
+    pump([beta], lambda: refreshed(model).status == Status.ERROR)
+    model = refreshed(model)
+    assert f"{small_gguf.name} has sha256" in model.error and f"expected {'ab' * 32}" in model.error
+    assert not beta.p2p.has(model.pk)
