@@ -6,8 +6,11 @@ touches files only, never the database.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from django.conf import settings
 
 from models_app import gguf_meta
 from models_app.hashing import sha256_file
@@ -98,3 +101,30 @@ def _file_problem(path: Path, size: int) -> str:
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:5])
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def save_path(folder: Path, names: list[str], files: list[tuple[str, int]]) -> Path:
+    """Where a torrent's paths start: the model folder, or above it for a torrent named after a folder."""
+    for path, _ in files:
+        parts = PurePosixPath(path).parts
+        for name in filter(None, names):
+            depth = len(parts) - len(PurePosixPath(name).parts)
+            if depth >= 0 and name == "/".join(parts[depth:]):
+                return folder.parents[depth - 1] if depth else folder
+    return folder
+
+
+def present_bytes(folder: Path, files: list[tuple[str, int]]) -> int:
+    total = 0
+    for name, size in files:
+        path = folder / name
+        total += min(path.stat().st_size, size) if path.is_file() else 0
+    return total
+
+
+def remove_model_folder(folder: Path) -> None:
+    """Remove a refused download's folder, only ever inside AI_MODEL_DIR."""
+    root = settings.AI_MODEL_DIR.resolve()
+    folder = folder.resolve()
+    if folder.is_relative_to(root) and folder != root:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -10,19 +10,27 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
-from typing import Callable
+from pathlib import Path
 
 from django.conf import settings
 
 from models_app.models import Status
 from torrents_app import completion, node_services
-from torrents_app.magnets import magnet_build, magnet_parse
+from torrents_app.magnets import magnet_build, magnet_peer_endpoints
 from torrents_app.models import Torrent
 from torrents_app.resume import ResumeStore
-from torrents_app.session import DuplicateTorrent, P2PSession, SessionConfig, alert_resume_bytes, alert_stats, alert_torrent_bytes, \
-    resume_info_hashes, torrent_files
+from torrents_app.session import (
+    DuplicateTorrent,
+    P2PSession,
+    SessionConfig,
+    alert_resume_bytes,
+    alert_stats,
+    alert_torrent_bytes,
+    resume_info_hashes,
+    torrent_files,
+)
 
 log = logging.getLogger("aiportal.torrents")
 
@@ -127,13 +135,13 @@ class TorrentEngine:
     def _seed(self, torrent: Torrent) -> bool:
         model, blob = torrent.model, bytes(torrent.torrent_file)
         files = [(f.path, f.size) for f in torrent_files(blob)]
-        problem = completion.file_problem(_save_path(model, files), files)
+        problem = completion.file_problem(completion.save_path(Path(model.path), [model.file_name, *model.files.values_list("name", flat=True)], files), files)
         if problem:
             node_services.torrent_fail(model_id=model.pk, code="file_missing",
                                        message=f"Cannot seed: {problem}. Download or import the model again.")
             return True
         try:
-            self.p2p.add(model.pk, save_path=_save_path(model, files), torrent=blob,
+            self.p2p.add(model.pk, save_path=completion.save_path(Path(model.path), [model.file_name, *model.files.values_list("name", flat=True)], files), torrent=blob,
                          resume=self._resume_for(torrent), seed_mode=True, uploaded=model.uploaded_bytes)
         except DuplicateTorrent as exc:
             if model.pk not in self.duplicates:
@@ -238,7 +246,7 @@ class TorrentEngine:
         # While nothing was wanted, seeds hung up on us (seed to seed): call them back.
         torrent = self._rows().filter(pk=key).first()
         if torrent is not None and torrent.model.status in FETCHING:
-            self.p2p.reconnect(key, peers=_magnet_peers(torrent.magnet_source))
+            self.p2p.reconnect(key, peers=magnet_peer_endpoints(torrent.magnet_source))
 
     def on_hash_failed_alert(self, key: str, alert) -> None:
         log.warning("%s: piece %s failed its hash check; fetching it again", key, alert.piece_index)
@@ -266,7 +274,7 @@ class TorrentEngine:
                 log.warning("%s: file name %r would leave the model folder; saved as %r", key, f.path, safe)
                 self.p2p.rename_file(key, f.index, safe)
         files = [(completion.safe_relpath(f.path), f.size) for f in files]
-        needed = sum(size for _, size in files) - _present_bytes(folder, files)
+        needed = sum(size for _, size in files) - completion.present_bytes(folder, files)
         free = shutil.disk_usage(folder).free
         if needed > free:
             self._fail(key, "insufficient_storage", f"Not enough disk space: {needed} more bytes needed, "
@@ -325,43 +333,5 @@ class TorrentEngine:
         if torrent is not None:
             node_services.torrent_fail(model_id=key, code=code, message=message)
             if delete:
-                _remove_folder(Path(torrent.model.path))
+                completion.remove_model_folder(Path(torrent.model.path))
         log.warning("%s: %s", key, message)
-
-
-def _save_path(model, files: list[tuple[str, int]]) -> Path:
-    """The folder the torrent's paths start from: the model folder, or above it for a folder torrent."""
-    folder = Path(model.path)
-    names = [model.file_name, *model.files.values_list("name", flat=True)]
-    for path, _ in files:
-        parts = PurePosixPath(path).parts
-        for name in names:
-            if name and name == "/".join(parts[-len(PurePosixPath(name).parts):]):
-                depth = len(parts) - len(PurePosixPath(name).parts)
-                return folder.parents[depth - 1] if depth else folder
-    return folder
-
-
-def _magnet_peers(uri: str) -> list[tuple[str, int]]:
-    if not uri:
-        return []
-    peers = []
-    for peer in magnet_parse(uri).peers:
-        host, port = peer.rsplit(":", 1)
-        peers.append((host.strip("[]"), int(port)))
-    return peers
-
-
-def _present_bytes(folder: Path, files: list[tuple[str, int]]) -> int:
-    total = 0
-    for name, size in files:
-        path = folder / name
-        total += min(path.stat().st_size, size) if path.is_file() else 0
-    return total
-
-
-def _remove_folder(folder: Path) -> None:
-    root = settings.AI_MODEL_DIR.resolve()
-    folder = folder.resolve()
-    if folder.is_relative_to(root) and folder != root:
-        shutil.rmtree(folder, ignore_errors=True)

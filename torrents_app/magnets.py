@@ -73,6 +73,15 @@ def magnet_build(*, info_hash_v1: str = "", info_hash_v2: str = "", name: str = 
     return "magnet:?" + "&".join(parts)
 
 
+def magnet_peer_endpoints(uri: str) -> list[tuple[str, int]]:
+    """The magnet's `x.pe` peers as (host, port); none for an empty or unreadable magnet."""
+    try:
+        peers = magnet_parse(uri).peers if uri else []
+    except BadMagnet:
+        return []
+    return [(peer.rsplit(":", 1)[0].strip("[]"), int(peer.rsplit(":", 1)[1])) for peer in peers]
+
+
 def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for key, value in pairs:

@@ -9,7 +9,6 @@ import pytest
 
 from models_app.models import Status
 from models_app.services import model_import_local
-from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
 from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
