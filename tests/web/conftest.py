@@ -93,11 +93,30 @@ def page(browser, portal):
     context.close()
 
 
+def log_in(tab) -> None:
+    tab.goto("/login/")
+    tab.get_by_label("Username").fill("admin")
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Log in").click()
+    tab.wait_for_url("**/")
+
+
+@pytest.fixture(scope="session")
+def auth_state(browser, portal) -> dict:
+    """The admin's logged-in cookies, made once by logging in through the form."""
+    context = browser.new_context(base_url=portal.url)
+    log_in(context.new_page())
+    state = context.storage_state()
+    context.close()
+    return state
+
+
 @pytest.fixture
-def logged_in(page):
-    page.goto("/login/")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/")
-    return page
+def logged_in(browser, portal, auth_state):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=portal.url,
+                                  storage_state=auth_state)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    tab.goto("/")
+    yield tab
+    context.close()

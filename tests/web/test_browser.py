@@ -6,6 +6,7 @@ import socket
 import pytest
 from playwright.sync_api import expect
 
+from tests.web.conftest import log_in
 from tests.web.portal import ARTIFACTS, PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -41,6 +42,15 @@ def test_it_sends_a_visitor_to_the_login_page(page):
     expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     shot(page, "login")
+
+
+def test_it_logs_in_and_out(page):
+    log_in(page)
+    expect(page.get_by_role("heading", name="Models")).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login/$"))
+    page.goto("/chat/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/chat/$"))
 
 
 def test_it_shows_a_wrong_password_next_to_the_form(page):

@@ -5,7 +5,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.portal import PASSWORD
 from tests.web.test_browser import DEMO, shot
 
 pytestmark = pytest.mark.slow
@@ -17,15 +16,10 @@ UNNAMED = """() => [...document.querySelectorAll('input:not([type=hidden]), sele
 
 
 @pytest.fixture
-def phone(browser, portal):
+def phone(browser, portal, auth_state):
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True, base_url=portal.url)
+                                  has_touch=True, base_url=portal.url, storage_state=auth_state)
     tab = context.new_page()
-    tab.goto("/login/")
-    tab.get_by_label("Username").fill("admin")
-    tab.get_by_label("Password").fill(PASSWORD)
-    tab.get_by_role("button", name="Log in").click()
-    tab.wait_for_url("**/")
     yield tab
     context.close()
 
