@@ -27,8 +27,8 @@ def _setup(tmp: Path) -> None:
         "DJANGO_SETTINGS_MODULE": "aiportal.settings", "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
         "AIPORTAL_CHANNEL_LAYER": "memory", "AIPORTAL_RUN_DIR": str(tmp / "run"), "Q_SYNC": "1",
         "AI_MODEL_DIR": str(tmp / "alpha-models"), "AI_TORRENT_DIR": str(tmp / "alpha-torrents"),
-        "LOG_LEVEL": "WARNING",
     })
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     sys.path.insert(0, str(ROOT))
     import django
     from django.core.management import call_command

@@ -302,6 +302,7 @@ class TorrentEngine:
             return
         files = [(completion.safe_relpath(f.path), f.size) for f in self.p2p.files(key)]
         expected = node_services.torrent_expected_hashes(model_id=key)
+        log.info("%s: all %d file(s) flushed to disk; verifying", key, len(files))
         self.verifying[key] = self.executor.submit(
             completion.verify_download, folder=Path(torrent.model.path), files=files, expected=expected)
 
