@@ -89,8 +89,16 @@ def page(browser, portal):
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=portal.url)
     context.set_default_timeout(15_000)
     tab = context.new_page()
+    errors = watch_script_errors(tab)
     yield tab
     context.close()
+    assert errors == [], "the page's JavaScript failed"
+
+
+def watch_script_errors(tab) -> list[str]:
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
 
 
 def log_in(tab) -> None:
@@ -117,6 +125,8 @@ def logged_in(browser, portal, auth_state):
                                   storage_state=auth_state)
     context.set_default_timeout(15_000)
     tab = context.new_page()
+    errors = watch_script_errors(tab)
     tab.goto("/")
     yield tab
     context.close()
+    assert errors == [], "the page's JavaScript failed"
