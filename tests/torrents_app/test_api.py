@@ -93,3 +93,11 @@ def test_it_answers_404_when_a_model_has_no_torrent_yet(api):
 def test_it_asks_anonymous_callers_to_log_in(anon_api, ready):
     assert anon_api.get(f"/api/ai/models/{ready.pk}/torrent").status_code == 401
     assert anon_api.post(f"/api/ai/models/{ready.pk}/seeding", {"enabled": False}, format="json").status_code == 401
+
+
+def test_it_pauses_seeding_from_the_admin(client, admin_user, ready):
+    client.force_login(admin_user)
+    response = client.post("/admin/torrents_app/torrent/", {"action": "pause_seeding", "_selected_action": [ready.pk]},
+                           follow=True)
+    assert "Paused seeding of 1 model(s)." in response.content.decode()
+    assert (AIModel.objects.get(pk=ready.pk).seeding, Torrent.objects.get(pk=ready.pk).desired) == (False, "pause")

@@ -7,6 +7,7 @@ import pytest
 from models_app.models import AIModel, Status
 from models_app.services import model_import_local
 from tests.torrents_app.helpers import pump, refreshed
+from torrents_app.models import Torrent
 from torrents_app.sharing import magnet_download_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -33,6 +34,7 @@ def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(setting
     assert copy.gguf["architecture"] == "llama"
     assert Path(copy.path, copy.file_name).stat().st_size == source.size
     assert copy.magnet_uri == source.magnet_uri
+    assert bytes(Torrent.objects.get(pk=copy.pk).torrent_file) == bytes(Torrent.objects.get(pk=source.pk).torrent_file)
     assert beta.p2p.stats(copy.pk).is_seeding
 
 
