@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 import redis
 
 from tests.fakes.fake_hub import FakeHub
-from tests.web.portal import ARTIFACTS, PASSWORD, free_port, poll, portal_env, portal_start, tiny_gguf
+from tests.web.portal import ARTIFACTS, PASSWORD, manage, portal_env, portal_start, tiny_gguf
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -16,21 +13,9 @@ BROKEN_REPO = "webtest/Broken-GGUF"
 
 
 @pytest.fixture(scope="session")
-def web_redis_url(tmp_path_factory):
-    """A Redis database of its own for the browser portal (the one `make test` started, or a new one)."""
-    given = os.environ.get("REDIS_URL")
-    if given:
-        yield given.rsplit("/", 1)[0] + "/7"
-        return
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-                            stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/7"
-    poll(lambda: redis.Redis.from_url(url).ping(), what="redis-server")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def web_redis_url(redis_url) -> str:
+    """A Redis database of its own for the web tests, on the suite's Redis."""
+    return redis_url.rsplit("/", 1)[0] + "/7"
 
 
 @pytest.fixture
@@ -64,11 +49,8 @@ def portal(tmp_path_factory, web_redis_url, fake_hub, demo_gguf):
     env = portal_env(base=base, redis_url=web_redis_url, hf_endpoint=fake_hub.url)
     log = ARTIFACTS / "portal.log"
     log.write_text("")
-    from tests.web.portal import Portal
-
-    setup = Portal(url="", proc=None, env=env, log=log)
-    setup.manage("migrate", "--noinput", "-v", "0")
-    setup.manage("import_model", str(demo_gguf), "--id", "smollm2-demo", "--copy")
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "import_model", str(demo_gguf), "--id", "smollm2-demo", "--copy")
     running = portal_start(env=env, log=log)
     yield running
     running.stop()

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,30 +12,12 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFWriter
 
+from tests.conftest import free_port, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "web-ui-test-pw"
 TOKEN = "web-ui-test-token"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def poll(probe, *, what: str, timeout: float = 60.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = probe()
-            if result:
-                return result
-        except Exception as exc:  # not up yet
-            error = exc
-        time.sleep(interval)
-    raise AssertionError(f"{what} did not come within {timeout:.0f}s (last error: {error})")
 
 
 def tiny_gguf(path: Path, *, name: str, megabytes: int) -> Path:
@@ -61,12 +41,6 @@ class Portal:
     env: dict[str, str]
     log: Path
 
-    def manage(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=self.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -75,6 +49,13 @@ class Portal:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def portal_env(*, base: Path, redis_url: str, hf_endpoint: str) -> dict[str, str]:
@@ -119,7 +100,7 @@ def portal_start(*, env: dict[str, str], log: Path) -> Portal:
             return response.status == 200
 
     try:
-        poll(up, what="the portal", timeout=90)
+        wait_for(up, what="the portal", timeout=90)
     except AssertionError:
         portal.stop()
         raise
