@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 
 from django.contrib.auth.decorators import login_required
 from django.db import connections
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -143,7 +149,7 @@ def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio
         put(_event({}, "done"))
     except ApplicationError as exc:
         put(_event({"code": exc.code, "message": exc.message}, "error"))
-    except Exception:  # the page must learn the answer ended, whatever broke
+    except Exception:  # noqa: BLE001  the page must learn the answer ended, whatever broke
         put(_event({"code": "chat_failed", "message": "The model stopped answering. Try again."}, "error"))
     finally:
         close = getattr(deltas, "close", None)

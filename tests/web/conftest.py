@@ -4,7 +4,14 @@ import pytest
 import redis
 
 from tests.fakes.fake_hub import FakeHub
-from tests.web.portal import ARTIFACTS, PASSWORD, manage, portal_env, portal_start, tiny_gguf
+from tests.web.portal import (
+    ARTIFACTS,
+    PASSWORD,
+    manage,
+    portal_env,
+    portal_start,
+    tiny_gguf,
+)
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
