@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -30,6 +31,7 @@ from models_app.models import Status
 from models_app.selectors import model_list
 
 SESSIONS_SHOWN = 30
+log = logging.getLogger(__name__)
 
 
 @login_required
@@ -149,7 +151,8 @@ def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio
         put(_event({}, "done"))
     except ApplicationError as exc:
         put(_event({"code": exc.code, "message": exc.message}, "error"))
-    except Exception:  # noqa: BLE001  the page must learn the answer ended, whatever broke
+    except Exception:  # the page must learn the answer ended, whatever broke
+        log.exception("web chat stream failed")
         put(_event({"code": "chat_failed", "message": "The model stopped answering. Try again."}, "error"))
     finally:
         close = getattr(deltas, "close", None)
