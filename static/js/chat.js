@@ -74,6 +74,8 @@
     } else if (event === "error") {
       showError(payload.message);
       reply.parentNode.classList.add("msg-failed");
+      // The turn was not kept: give the question back so it can be sent again.
+      if (!textarea.value) textarea.value = reply.dataset.question || "";
     } else if (event === "message" && payload.delta) {
       reply.textContent += payload.delta;
       conversation.scrollTop = conversation.scrollHeight;
