@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from models_app.models import Status
@@ -21,4 +23,26 @@ def test_it_finds_the_other_portal_on_the_lan_by_local_service_discovery(setting
     settings.NODE_NAME = "beta"
     copy = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=source.info_hash, info_hash_v2=source.info_hash_v2))
     pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
+    assert refreshed(copy).sha256 == source.sha256
+
+
+def _free_port() -> int:
+    with socket.socket(type=socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_it_finds_the_other_portal_through_dht_alone(settings, small_gguf, make_engine):
+    port_a = _free_port()
+    # alpha's only bootstrap node is a dead port (no internet routers); beta bootstraps from alpha.
+    alpha = make_engine("alpha", SessionConfig(listen=f"127.0.0.1:{port_a}", dht=True, lsd=False,
+                                               dht_bootstrap="127.0.0.1:9"))
+    beta = make_engine("beta", SessionConfig(listen="127.0.0.1:0", dht=True, lsd=False,
+                                             dht_bootstrap=f"127.0.0.1:{port_a}"))
+    settings.NODE_NAME = "alpha"
+    source = refreshed(model_import_local(path=small_gguf))
+    pump([alpha, beta], lambda: alpha.p2p.has(source.pk))
+    settings.NODE_NAME = "beta"
+    copy = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=source.info_hash, info_hash_v2=source.info_hash_v2))
+    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY, timeout=120)
     assert refreshed(copy).sha256 == source.sha256
