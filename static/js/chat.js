@@ -9,6 +9,8 @@
   var sessionInput = form.querySelector("input[name=session]");
   var sendButton = form.querySelector("button[type=submit]");
   var modelSelect = document.getElementById("chat-model");
+  var stopButton = form.querySelector("[data-chat-stop]");
+  var controller = null;
 
   function bubble(role, text) {
     var empty = conversation.querySelector("[data-chat-empty]");
@@ -57,6 +59,7 @@
   function busy(on) {
     sendButton.disabled = on;
     sendButton.textContent = on ? "Answering…" : "Send";
+    stopButton.hidden = !on;
     form.setAttribute("aria-busy", on ? "true" : "false");
   }
 
@@ -108,8 +111,9 @@
     reply.dataset.question = text;
     reply.parentNode.classList.add("streaming");
     textarea.value = "";
+    controller = new AbortController();
     try {
-      var response = await fetch(form.action, {method: "POST", body: data, credentials: "same-origin",
+      var response = await fetch(form.action, {method: "POST", body: data, credentials: "same-origin", signal: controller.signal,
         headers: {"X-CSRFToken": data.get("csrfmiddlewaretoken"), "Accept": "text/event-stream"}});
       if (!response.ok) {
         var body = await response.json().catch(function () { return {}; });
@@ -117,6 +121,7 @@
       }
       await readStream(response, reply);
     } catch (err) {
+      if (err.name === "AbortError") { reply.parentNode.classList.add("msg-stopped"); return; }
       reply.parentNode.remove();
       conversation.lastElementChild && conversation.lastElementChild.remove();
       textarea.value = text;
@@ -129,6 +134,8 @@
   }
 
   form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
+  // Stopping closes the stream; the portal keeps the part of the answer written so far.
+  stopButton.addEventListener("click", function () { if (controller) controller.abort(); });
   textarea.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
   });

@@ -1,17 +1,43 @@
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import wait_for
 from tests.web.portal import TOKEN
-from tests.web.test_browser import DEMO, row_of, shot
+from tests.web.test_browser import DEMO, shot
 
 pytestmark = pytest.mark.slow
+LONG_ASK = "Write a very long story about a dragon who learns to cook, in many chapters."
+GROWN = "() => (document.querySelector('.msg-assistant .msg-text')?.textContent || '').length > 40"
+
+
+def call(portal, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(f"{portal.url}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["result"]
+
+
+def demo_status(portal) -> str:
+    return call(portal, "GET", f"/api/ai/models/{DEMO}")["status"]
+
+
+@pytest.fixture(scope="module")
+def serving(portal):
+    call(portal, "POST", "/api/ai/serve", {"modelId": DEMO})
+    wait_for(lambda: demo_status(portal) == "serving", what="the demo model serving")
+    yield call(portal, "GET", f"/api/ai/models/{DEMO}")["server"]["port"]
+    call(portal, "DELETE", f"/api/ai/serve?modelId={DEMO}")
+    wait_for(lambda: demo_status(portal) == "ready", what="the demo model stopped")
 
 
 def llama_server_pid(port: int) -> int:
@@ -25,23 +51,34 @@ def llama_server_pid(port: int) -> int:
     raise AssertionError(f"no llama-server on port {port}")
 
 
-def test_it_says_so_when_the_model_dies_mid_answer(logged_in):
+def answers_saved(page) -> int:
+    page.reload()
+    return page.locator(".msg-assistant").count()
+
+
+def test_it_stops_an_answer_and_keeps_what_was_written(logged_in, serving):
     page = logged_in
-    api = {"Authorization": f"Token {TOKEN}"}
-    page.request.post("/api/ai/serve", headers=api, data={"modelId": DEMO})
-    expect(row_of(page, DEMO).locator(".badge")).to_have_text("serving", timeout=60_000)
-    port = page.request.get(f"/api/ai/models/{DEMO}", headers=api).json()["result"]["server"]["port"]
     page.goto(f"/chat/?new=1&model={DEMO}")
-    page.get_by_label("Message").fill("Write a very long story about a dragon who learns to cook, in many chapters.")
+    page.get_by_label("Message").fill(LONG_ASK)
     page.keyboard.press("Enter")
-    page.wait_for_function("() => (document.querySelector('.msg-assistant .msg-text')?.textContent || '').length > 40",
-                           timeout=60_000)
-    os.kill(llama_server_pid(port), signal.SIGKILL)
+    page.wait_for_function(GROWN, timeout=60_000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-stopped"))
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    expect(page.locator("[data-chat-error]")).to_have_text("")
+    wait_for(lambda: answers_saved(page) == 1, what="the stopped answer in the chat's history")
+    expect(page.locator(".msg-user")).to_have_text(re.compile(LONG_ASK))
+
+
+def test_it_says_so_when_the_model_dies_mid_answer(logged_in, serving):
+    page = logged_in
+    page.goto(f"/chat/?new=1&model={DEMO}")
+    page.get_by_label("Message").fill(LONG_ASK)
+    page.keyboard.press("Enter")
+    page.wait_for_function(GROWN, timeout=60_000)
+    os.kill(llama_server_pid(serving), signal.SIGKILL)
     expect(page.locator("[data-chat-error]")).not_to_be_empty(timeout=30_000)
     expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-failed"))
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
-    expect(page.get_by_label("Message")).to_have_value(re.compile("^Write a very long story"))
+    expect(page.get_by_label("Message")).to_have_value(LONG_ASK)
     shot(page, "chat-model-died")
-    page.request.delete(f"/api/ai/serve?modelId={DEMO}", headers=api)
-    page.goto("/")
-    expect(row_of(page, DEMO).locator(".badge")).to_have_text("ready", timeout=30_000)
