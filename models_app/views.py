@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib import import_module
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -53,10 +54,12 @@ def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
         magnet_download_start = _service("torrents_app.services", "magnet_download_start", "Magnet downloads")
         model = magnet_download_start(magnet_uri=data["source"])
         return redirect(f"{reverse('home')}#model-{model.pk}")
+    from models_app.hub.refs import hub_ref_parse
     from models_app.hub.services import download_start, repo_gguf_files
 
     file_name = data["file_name"] or None
-    if file_name is None and ".gguf" not in data["source"].lower():
+    names_a_file = hub_ref_parse(data["source"], endpoint=settings.HF_ENDPOINT).file_name is not None
+    if file_name is None and not names_a_file:
         files = repo_gguf_files(url=data["source"])
         if len(files) > 1:
             return render(request, "models/add.html", {"form": form, "files": files, "chosen": _default_file(files)})

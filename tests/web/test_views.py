@@ -137,3 +137,19 @@ def test_it_cancels_a_queued_download(web, settings, fake_hub):
     response = web.post(f"/models/{model.pk}/delete/", {"delete_files": "on"})
     assert (response.status_code, response["Location"]) == (302, "/")
     assert not AIModel.objects.filter(pk=model.pk).exists()
+
+
+def test_it_downloads_a_file_link_without_asking_which_file(web, settings, fake_hub):
+    settings.HF_ENDPOINT = fake_hub.url
+    response = web.post("/models/add/", {"source": f"{fake_hub.url}/{HUB_REPO}/blob/main/tinyllama-q8_0.gguf",
+                                         "create_torrent": "on"})
+    model = AIModel.objects.get(repo_id=HUB_REPO)
+    assert (response.status_code, response["Location"]) == (302, f"/#model-{model.pk}")
+    assert model.file_name == "tinyllama-q8_0.gguf"
+
+
+def test_it_lists_the_files_of_a_repository_to_choose_from(web, settings, fake_hub):
+    settings.HF_ENDPOINT = fake_hub.url
+    page = web.post("/models/add/", {"source": HUB_REPO, "create_torrent": "on"}).content.decode()
+    assert 'value="tinyllama-q8_0.gguf"' in page and 'value="tinyllama-q4_k_m.gguf" checked' in page
+    assert not AIModel.objects.exists()
