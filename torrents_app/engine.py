@@ -206,12 +206,15 @@ class TorrentEngine:
             handler = getattr(self, f"on_{name}", None)
             if handler is None:
                 continue
-            if name != "state_update_alert" and (key is None or not self.p2p.has(key)):
+            if key is None or (key and not self.p2p.has(key)):
                 continue  # a handle removed since the alert was posted
             handler(key, alert)
         return bool(alerts)
 
-    def on_state_update_alert(self, key: None, alert) -> None:
+    def on_listen_failed_alert(self, key: str, alert) -> None:
+        log.error("BitTorrent cannot listen on %s: %s (check P2P_LISTEN)", self.config.listen, alert.message())
+
+    def on_state_update_alert(self, key: str, alert) -> None:
         for stats in alert_stats(alert, self.p2p.keys):
             status = node_services.torrent_stats_write(stats=stats)
             if stats.is_seeding and status in FETCHING:

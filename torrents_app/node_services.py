@@ -23,11 +23,13 @@ def torrent_stats_write(*, stats: TorrentStats) -> str | None:
     model.uploaded_bytes = stats.uploaded
     if model.source == Source.MAGNET:
         model.downloaded_bytes = stats.downloaded
+    fields = ["peers", "seeds", "download_rate", "upload_rate", "uploaded_bytes", "downloaded_bytes", "updated_at"]
     if model.status in _FETCHING and stats.has_metadata:
+        # Only a download's own status moves here; a served model's status belongs to the llama engine.
         model.status = Status.DOWNLOADING
         model.download_progress = min(stats.progress * 100, 99.99)
-    model.save(update_fields=["peers", "seeds", "download_rate", "upload_rate", "uploaded_bytes",
-                              "downloaded_bytes", "status", "download_progress", "updated_at"])
+        fields += ["status", "download_progress"]
+    model.save(update_fields=fields)
     Torrent.objects.filter(pk=stats.key).update(state=stats.state, failed_bytes=stats.failed_bytes)
     model_notify(model)
     return model.status

@@ -268,10 +268,14 @@ class P2PSession:
         return self.session.status().dht_nodes
 
     def pop_alerts(self) -> list[tuple[str, str | None, object]]:
+        """(alert name, key, alert): key '' for session alerts, None for a handle no longer tracked."""
         out = []
         for alert in self.session.pop_alerts():
             handle = getattr(alert, "handle", None)
-            key = self.keys.get(handle) if handle is not None and handle.is_valid() else None
+            if handle is None:
+                key = ""  # a session alert
+            else:
+                key = self.keys.get(handle) if handle.is_valid() else None
             out.append((type(alert).__name__, key, alert))
         return out
 
