@@ -49,17 +49,21 @@ def model_add_view(request: HttpRequest) -> HttpResponse:
 
 
 def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
-    data = form.cleaned_data
     if form.is_magnet:
         magnet_download_start = _service("torrents_app.services", "magnet_download_start", "Magnet downloads")
-        model = magnet_download_start(magnet_uri=data["source"])
+        model = magnet_download_start(magnet_uri=form.cleaned_data["source"])
         return redirect(f"{reverse('home')}#model-{model.pk}")
+    return _add_from_hub(request, form)
+
+
+def _add_from_hub(request: HttpRequest, form: AddModelForm) -> HttpResponse:
+    """A repo with several GGUF files asks which one first; a file link or a single file starts at once."""
     from models_app.hub.refs import hub_ref_parse
     from models_app.hub.services import download_start, repo_gguf_files
 
-    file_name = data["file_name"] or None
-    names_a_file = hub_ref_parse(data["source"], endpoint=settings.HF_ENDPOINT).file_name is not None
-    if file_name is None and not names_a_file:
+    data = form.cleaned_data
+    file_name = data["file_name"] or hub_ref_parse(data["source"], endpoint=settings.HF_ENDPOINT).file_name
+    if file_name is None:
         files = repo_gguf_files(url=data["source"])
         if len(files) > 1:
             return render(request, "models/add.html", {"form": form, "files": files, "chosen": _default_file(files)})
