@@ -6,7 +6,7 @@ import pytest
 
 from tests.torrents_app.ggufgen import make_gguf
 from torrents_app.engine import TorrentEngine
-from torrents_app.session import SessionConfig
+from torrents_app.session import P2PSession, SessionConfig
 
 LOOPBACK = SessionConfig(listen="127.0.0.1:0", dht=False, lsd=False)
 
@@ -43,3 +43,11 @@ def alpha(make_engine) -> TorrentEngine:
 @pytest.fixture
 def beta(make_engine) -> TorrentEngine:
     return make_engine("beta")
+
+
+@pytest.fixture
+def foreign():
+    """Another BitTorrent client on 127.0.0.1 (a bare libtorrent session, no portal behind it)."""
+    session = P2PSession(LOOPBACK)
+    yield session
+    session.close()

@@ -7,10 +7,19 @@ from pathlib import Path
 
 from models_app.models import AIModel
 from torrents_app.creation import torrent_create
+from torrents_app.magnets import magnet_build
+from torrents_app.session import torrent_info_hashes
 
 
 def torrent_bytes(path: Path, *, fmt: str = "hybrid") -> bytes:
     return torrent_create(content=path, fmt=fmt).data
+
+
+def offer(foreign, blob: bytes, folder: Path) -> str:
+    """Seed `blob` from a bare session; the magnet to fetch it, with that peer in `x.pe`."""
+    v1, v2 = torrent_info_hashes(blob)
+    foreign.add("offer", save_path=folder, torrent=blob, seed_mode=True)
+    return magnet_build(info_hash_v1=v1, info_hash_v2=v2, peers=[f"127.0.0.1:{foreign.listen_port()}"])
 
 
 def pump(engines: list, until: Callable[[], bool], *, timeout: float = 60.0) -> None:

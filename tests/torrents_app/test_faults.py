@@ -8,29 +8,15 @@ import libtorrent as lt
 import pytest
 
 from models_app.models import AIModel, Status
-from tests.torrents_app.conftest import LOOPBACK
 from tests.torrents_app.ggufgen import make_gguf
+from tests.torrents_app.helpers import offer as _offer
 from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
 from torrents_app.magnets import magnet_build
-from torrents_app.session import P2PSession, torrent_files, torrent_info_hashes
+from torrents_app.session import torrent_files
 from torrents_app.sharing import magnet_download_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 PIECE = 256 * 1024
-
-
-@pytest.fixture
-def foreign():
-    """Another BitTorrent client on 127.0.0.1 (a bare libtorrent session, no portal behind it)."""
-    session = P2PSession(LOOPBACK)
-    yield session
-    session.close()
-
-
-def _offer(foreign: P2PSession, blob: bytes, folder: Path) -> str:
-    v1, v2 = torrent_info_hashes(blob)
-    foreign.add("offer", save_path=folder, torrent=blob, seed_mode=True)
-    return magnet_build(info_hash_v1=v1, info_hash_v2=v2, peers=[f"127.0.0.1:{foreign.listen_port()}"])
 
 
 def _start(settings, magnet: str) -> AIModel:
