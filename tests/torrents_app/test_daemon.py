@@ -45,9 +45,9 @@ class Node:
                        cwd=django_settings.BASE_DIR, stdout=subprocess.DEVNULL)
 
     def start(self, **extra: str) -> subprocess.Popen:
-        log = open(self.root / "runnode.log", "ab")
-        return subprocess.Popen([sys.executable, "manage.py", "runnode"], env=self.env | extra,
-                                cwd=django_settings.BASE_DIR, stdout=log, stderr=log)
+        with open(self.root / "runnode.log", "ab") as log:
+            return subprocess.Popen([sys.executable, "manage.py", "runnode"], env=self.env | extra,
+                                    cwd=django_settings.BASE_DIR, stdout=log, stderr=log)
 
     def model(self) -> tuple:
         with sqlite3.connect(self.db, timeout=20) as conn:

@@ -11,7 +11,6 @@ from models_app.models import AIModel, Status
 from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import offer as _offer
 from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
-from torrents_app.magnets import magnet_build
 from torrents_app.session import torrent_files
 from torrents_app.sharing import magnet_download_start
 
