@@ -56,13 +56,14 @@ class TorrentEngine:
         self.saving: set[str] = set()
         self.pausing: set[str] = set()
         self.duplicates: set[str] = set()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
+        self.executor: ThreadPoolExecutor | None = None
         self.next_stats = self.next_resume = 0.0
         self.resume_every = float(settings.P2P_RESUME_SAVE_SECONDS)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         self.p2p = P2PSession(self.config)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
         self.next_resume = self.clock() + self.resume_every
         log.info("torrent engine %s listening on port %s", self.node_name, self.p2p.listen_port())
 
@@ -90,6 +91,8 @@ class TorrentEngine:
             self.p2p.save_resume(key)
         self._wait(lambda: not self.saving)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.verifying.clear()  # unfinished checks run again after the restart (status `verifying`)
+        self.finishing.clear()
         self.p2p.close()
         self.p2p = None
 
@@ -135,14 +138,16 @@ class TorrentEngine:
     def _seed(self, torrent: Torrent) -> bool:
         model, blob = torrent.model, bytes(torrent.torrent_file)
         files = [(f.path, f.size) for f in torrent_files(blob)]
-        problem = completion.file_problem(completion.save_path(Path(model.path), [model.file_name, *model.files.values_list("name", flat=True)], files), files)
+        names = [model.file_name, *model.files.values_list("name", flat=True)]
+        root = completion.save_path(Path(model.path), names, files)
+        problem = completion.file_problem(root, files)
         if problem:
             node_services.torrent_fail(model_id=model.pk, code="file_missing",
                                        message=f"Cannot seed: {problem}. Download or import the model again.")
             return True
         try:
-            self.p2p.add(model.pk, save_path=completion.save_path(Path(model.path), [model.file_name, *model.files.values_list("name", flat=True)], files), torrent=blob,
-                         resume=self._resume_for(torrent), seed_mode=True, uploaded=model.uploaded_bytes)
+            self.p2p.add(model.pk, save_path=root, torrent=blob, resume=self._resume_for(torrent), seed_mode=True,
+                         uploaded=model.uploaded_bytes)
         except DuplicateTorrent as exc:
             if model.pk not in self.duplicates:
                 log.warning("not seeding %s: %s", model.pk, exc)
@@ -164,8 +169,10 @@ class TorrentEngine:
             self.p2p.add(key, save_path=Path(model.path), torrent=blob, magnet=torrent.magnet_source, resume=resume,
                          paused=bool(blob or resume), hold_files=not model.size, uploaded=model.uploaded_bytes,
                          downloaded=model.downloaded_bytes)
-            if blob or resume:
-                self._accept_metadata(key)
+            if self.p2p.has_metadata(key):
+                self._accept_metadata(key)  # resumes the torrent once the checks pass
+            else:
+                self.p2p.resume(key)  # resume data saved before the metadata came: fetch it again
             busy = True
         return busy
 

@@ -11,7 +11,8 @@ from models_app.models import AIModel, Status
 from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import offer as _offer
 from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
-from torrents_app.session import torrent_files
+from torrents_app.magnets import magnet_build
+from torrents_app.session import torrent_files, torrent_info_hashes
 from torrents_app.sharing import magnet_download_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -90,3 +91,18 @@ def test_it_refuses_content_whose_sha256_differs_from_the_known_one(settings, fo
     model = refreshed(model)
     assert f"{small_gguf.name} has sha256" in model.error and f"expected {'ab' * 32}" in model.error
     assert not beta.p2p.has(model.pk)
+
+
+def test_it_carries_on_after_a_restart_that_came_before_the_metadata(settings, foreign, beta, small_gguf, tmp_path):
+    blob = torrent_bytes(small_gguf)
+    v1, v2 = torrent_info_hashes(blob)
+    settings.NODE_NAME = "beta"
+    magnet = magnet_build(info_hash_v1=v1, info_hash_v2=v2, peers=[f"127.0.0.1:{foreign.listen_port()}"])
+    model = magnet_download_start(magnet_uri=magnet)  # the peer does not have it yet
+    pump([beta], lambda: beta.p2p.has(model.pk))
+    beta.stop()
+    assert beta.resume.path(model.pk).exists()
+    foreign.add("late", save_path=small_gguf.parent, torrent=blob, seed_mode=True)
+    beta.start()
+    pump([beta], lambda: refreshed(model).status == Status.READY)
+    assert refreshed(model).sha256 == hashlib.sha256(small_gguf.read_bytes()).hexdigest()
