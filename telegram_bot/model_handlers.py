@@ -20,6 +20,7 @@ from telegram_bot.access import is_admin
 from telegram_bot.keyboards import keyboard, value_resolve
 
 SERVE_TIMEOUT = 600.0
+SERVE_POLL = 0.5
 PROGRESS_EVERY = 3.0  # at most one edit of a progress message every 3 seconds
 
 
@@ -112,12 +113,23 @@ async def serve(update: Update, context: ContextTypes.DEFAULT_TYPE, model_id: st
         await send.say(bot, chat_id, f"✅ {model_id} is already running. Send /ai to chat with it.")
         return
     message = await send.say(bot, chat_id, f"⏳ Starting {model_id}… I will update this message when it is ready.")
-    try:
-        await sync_to_async(serve_wait, thread_sensitive=False)(model_id=model_id, timeout=SERVE_TIMEOUT)
-        text = f"✅ {model_id} is serving. Send /ai to chat with it."
-    except ApplicationError as exc:
-        text = f"❌ {model_id} did not start: {exc.message}"
-    await send.edit(bot, chat_id, message.message_id, text)
+    await send.edit(bot, chat_id, message.message_id, await _serve_outcome(model_id))
+
+
+async def _serve_outcome(model_id: str) -> str:
+    """Wait for the model to serve, asking `serve_wait` without blocking (no thread held for minutes)."""
+    deadline = asyncio.get_running_loop().time() + SERVE_TIMEOUT
+    while True:
+        try:
+            await sync_to_async(serve_wait)(model_id=model_id, timeout=0)
+            return f"✅ {model_id} is serving. Send /ai to chat with it."
+        except ApplicationError as exc:
+            if exc.code != "serve_timeout":
+                return f"❌ {model_id} did not start: {exc.message}"
+        if asyncio.get_running_loop().time() >= deadline:
+            return (f"❌ {model_id} did not start within {SERVE_TIMEOUT / 60:.0f} minutes "
+                    "(is the node daemon `manage.py runnode` running?).")
+        await asyncio.sleep(SERVE_POLL)
 
 
 async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, model_id: str) -> None:

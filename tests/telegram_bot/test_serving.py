@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import threading
+import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.db import connections
 
 from models_app.inference.engine import LlamaEngine
 from models_app.models import AIModel
@@ -17,27 +16,28 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def node(transactional_db, settings, tmp_path):
-    """The node daemon's llama engine, stepping in a thread (with the fake llama-server)."""
+async def node(transactional_db, settings, tmp_path):
+    """The node daemon's llama engine (with the fake llama-server), stepping as the daemon would.
+
+    Its steps run on the thread Django gives sync code in async context, like the webhook's
+    database calls: the in-memory test database allows one writer at a time.
+    """
     settings.LLAMA_SERVER_BIN = str(FAKE_SERVER)
     settings.LLAMA_DEFAULT_THREADS = 1
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    model_import_local(path=write_tiny_gguf(tmp_path / "tiny.gguf"), model_id="tiny")
+    await sync_to_async(model_import_local)(path=write_tiny_gguf(tmp_path / "tiny.gguf"), model_id="tiny")
     engine = LlamaEngine(node_name=django_settings.NODE_NAME)
-    done = threading.Event()
+    await sync_to_async(engine.start)()
 
-    def loop():
-        engine.start()
-        while not done.wait(0.05):
-            engine.step()
-        engine.stop()
-        connections.close_all()
+    async def loop():
+        while True:
+            await sync_to_async(engine.step)()
+            await asyncio.sleep(0.05)
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    stepping = asyncio.create_task(loop())
     yield engine
-    done.set()
-    thread.join(30)
+    stepping.cancel()
+    await sync_to_async(engine.stop)()
 
 
 async def test_it_edits_the_serve_reply_when_the_model_is_up(webhook, telegram, node):
