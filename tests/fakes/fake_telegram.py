@@ -107,7 +107,7 @@ class FakeTelegram:
             found = [m for (chat, _), m in self._messages.items() if chat == int(chat_id)]
         return [m["text"] for m in sorted(found, key=lambda m: m["message_id"])]
 
-    def wait_for(self, predicate, timeout: float = 30.0):
+    def wait_for(self, predicate, timeout: float = 90.0):
         """Block until `predicate(self)` is truthy (re-checked on every call); return its value."""
         deadline = time.monotonic() + timeout
         with self._lock:
