@@ -1,16 +1,9 @@
 from __future__ import annotations
 
-import threading
-
 import httpx
 import openai
 import pytest
-from django.db import connection
-from django.test import AsyncClient
 
-from models_app.inference.engine import LlamaEngine
-from models_app.models import AIModel
-from models_app.services import model_import_local
 from tests.models_app.inference.helpers import FAKE_SERVER, write_tiny_gguf
 from tests.models_app.inference.portal import (
     TOKEN,
@@ -103,75 +96,57 @@ def test_it_answers_404_in_openai_shape_for_an_unknown_v1_path(portal):
     assert response.json()["error"]["code"] == "not_found"
 
 
-# Faults, in-process: the real views and engine against the fake llama-server.
+# Faults: a second portal whose node daemon runs the fake llama-server, one model per failure.
 
-@pytest.fixture
-def fake_node(transactional_db, settings, tmp_path):
-    """A tiny model and the llama engine stepping in a thread, as the node daemon would."""
-    settings.LLAMA_SERVER_BIN = str(FAKE_SERVER)
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    model_import_local(path=write_tiny_gguf(tmp_path / "tiny.gguf"), model_id="tiny")
-    engine, stop = LlamaEngine(node_name=settings.NODE_NAME), threading.Event()
-
-    def run():
-        engine.start()
-        while not stop.wait(0.02):
-            engine.step()
-        engine.stop()
-        connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    yield engine
-    stop.set()
-    thread.join(30)
+@pytest.fixture(scope="module")
+def fake_portal(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("fake-portal")
+    flags = workdir / "fake-flags"
+    portal = Portal(workdir, write_tiny_gguf(workdir / "tiny.gguf"), model_ids=("t-ok", "t-crash", "t-junk", "t-die"),
+                    env={"LLAMA_SERVER_BIN": str(FAKE_SERVER), "FAKE_LLAMA_FLAGS_FILE": str(flags)})
+    portal.flags = flags
+    yield portal.start()
+    portal.stop()
 
 
-async def ask(api_token: str, *, stream: bool = False):
-    return await AsyncClient().post("/v1/chat/completions", {"model": "tiny", "messages": PARIS, "stream": stream},
-                                    content_type="application/json", headers={"Authorization": f"Bearer {api_token}"})
+def ask(portal: Portal, model_id: str, flags: str = "", **extra) -> httpx.Response:
+    portal.flags.write_text(flags)
+    return httpx.post(f"{portal.url}/v1/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"model": model_id, "messages": PARIS, **extra}, timeout=120)
 
 
-async def status_of(model_id: str) -> str:
-    return (await AIModel.objects.aget(pk=model_id)).status
-
-
-async def test_it_relays_the_stream_of_an_on_demand_started_model(fake_node, api_token):
-    response = await ask(api_token, stream=True)
+def test_it_relays_the_stream_of_an_on_demand_started_model(fake_portal):
+    response = ask(fake_portal, "t-ok", stream=True)
 
     assert response.status_code == 200
-    assert response["Content-Type"] == "text/event-stream"
-    events = b"".join([chunk async for chunk in response.streaming_content]).decode().split("\n\n")
+    assert response.headers["Content-Type"] == "text/event-stream"
+    events = response.text.split("\n\n")
     assert events[0].startswith('data: {"object": "chat.completion.chunk"')
     assert events[-2] == "data: [DONE]"
-    assert await status_of("tiny") == "serving"
+    assert fake_portal.model("t-ok")["status"] == "serving"
 
 
-async def test_it_answers_502_with_the_log_when_an_on_demand_start_crashes(fake_node, api_token, monkeypatch):
-    monkeypatch.setenv("FAKE_LLAMA_CRASH_AT_LOAD", "1")
-
-    response = await ask(api_token)
+def test_it_answers_502_with_the_log_when_an_on_demand_start_crashes(fake_portal):
+    response = ask(fake_portal, "t-crash", "FAKE_LLAMA_CRASH_AT_LOAD=1")
 
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "serve_failed"
     assert "failed to load model" in response.json()["error"]["message"]
-    assert await status_of("tiny") == "error"
+    assert fake_portal.model("t-crash")["status"] == "error"
 
 
-async def test_it_answers_502_when_llama_server_sends_garbage(fake_node, api_token, monkeypatch):
-    monkeypatch.setenv("FAKE_LLAMA_GARBAGE", "1")
-
-    response = await ask(api_token)
+def test_it_answers_502_when_llama_server_sends_garbage(fake_portal):
+    response = ask(fake_portal, "t-junk", "FAKE_LLAMA_GARBAGE=1")
 
     assert response.status_code == 502
-    assert response.json()["error"] == {"message": "llama-server for tiny sent an answer that is not valid OpenAI JSON.",
+    assert response.json()["error"] == {"message": "llama-server for t-junk sent an answer that is not valid OpenAI JSON.",
                                         "type": "server_error", "param": None, "code": "llama_server_garbage"}
 
 
-async def test_it_answers_502_when_llama_server_dies_as_the_chat_arrives(fake_node, api_token, monkeypatch):
-    monkeypatch.setenv("FAKE_LLAMA_DIE_ON_CHAT", "1")
-
-    response = await ask(api_token, stream=True)
+def test_it_answers_502_when_llama_server_dies_as_the_chat_arrives(fake_portal):
+    response = ask(fake_portal, "t-die", "FAKE_LLAMA_DIE_ON_CHAT=1", stream=True)
 
     assert response.status_code == 502
-    assert "llama-server for tiny is not answering" in response.json()["error"]["message"]
+    assert "llama-server for t-die is not answering" in response.json()["error"]["message"]
+    died = fake_portal.wait(lambda: (m := fake_portal.model("t-die"))["status"] == "error" and m, "crash noticed")
+    assert "simulated crash in the middle of a chat" in died["error"]

@@ -8,6 +8,7 @@ failure flags, each also readable from the environment (the portal builds the ar
   --fake-crash-at-load     (FAKE_LLAMA_CRASH_AT_LOAD) print a load error and exit with code 1
   --fake-garbage           (FAKE_LLAMA_GARBAGE)       answer chat and tokenize with non-JSON bytes
   --fake-die-on-chat       (FAKE_LLAMA_DIE_ON_CHAT)   exit abruptly when a chat request arrives
+The same names may also come as NAME=VALUE lines from the file named by FAKE_LLAMA_FLAGS_FILE.
 """
 from __future__ import annotations
 
@@ -22,8 +23,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ANSWER = ["Paris", " is", " the", " capital", " of", " France", "."]
 
 
+def _flags_from_file() -> dict[str, str]:
+    """FAKE_LLAMA_FLAGS_FILE: lines of NAME=VALUE read at start (a portal's daemon keeps one env for all)."""
+    path = os.environ.get("FAKE_LLAMA_FLAGS_FILE")
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        pairs = [line.strip().split("=", 1) for line in handle if "=" in line]
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
-    env = os.environ.get
+    flags = {**os.environ, **_flags_from_file()}
+    env = flags.get
     p = argparse.ArgumentParser()
     p.add_argument("--version", action="store_true")
     p.add_argument("--host", default="127.0.0.1")

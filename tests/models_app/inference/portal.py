@@ -27,12 +27,14 @@ def _free_port() -> int:
 
 
 class Portal:
-    def __init__(self, workdir: Path, demo_gguf: Path):
+    def __init__(self, workdir: Path, demo_gguf: Path, *, model_ids: tuple[str, ...] = MODEL_IDS,
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = self._env(workdir)
+        self.env = {**self._env(workdir), **(env or {})}
         self.demo_gguf = demo_gguf
+        self.model_ids = model_ids
         self.daphne: subprocess.Popen | None = None
         self.node: subprocess.Popen | None = None
         self.users = 0
@@ -62,7 +64,7 @@ class Portal:
         self.manage("migrate", "--noinput", "-v0")
         # One process for the set-up commands: each Django start costs a second on this machine.
         commands = ["call_command('ensure_admin')"] + [
-            f"call_command('import_model', {str(self.demo_gguf)!r}, '--id', {model_id!r})" for model_id in MODEL_IDS]
+            f"call_command('import_model', {str(self.demo_gguf)!r}, '--id', {model_id!r})" for model_id in self.model_ids]
         self.manage("shell", "-c", "from django.core.management import call_command; " + "; ".join(commands))
         self.daphne = self._spawn("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                                              "aiportal.asgi:application"])
