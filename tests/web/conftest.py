@@ -65,8 +65,9 @@ def portal(tmp_path_factory, web_redis_url, fake_hub, demo_gguf):
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=15_000)  # two shared cores under load: give the page time, never a fixed sleep
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield chromium
