@@ -5,6 +5,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, NoRoom, Unavailable, Upstream
@@ -51,9 +52,8 @@ def _check_port(model: AIModel, port: int | None) -> None:
     mine = getattr(model, "instance", None)
     if mine is not None and mine.port == port and mine.state in {ServeState.STARTING, ServeState.SERVING}:
         return
-    taken = ServedInstance.objects.filter(desired="serving", port=port).exclude(pk=model.pk).exists()
-    taken = taken or ServedInstance.objects.filter(desired="serving", requested_port=port).exclude(pk=model.pk).exists()
-    if taken or not process.port_is_free(port):
+    taken = ServedInstance.objects.filter(Q(port=port) | Q(requested_port=port), desired="serving").exclude(pk=model.pk)
+    if taken.exists() or not process.port_is_free(port):
         raise Conflict(f"Port {port} is in use; pick another port or leave it empty.", code="port_in_use",
                        extra={"port": port})
 
@@ -63,8 +63,9 @@ def _check_memory(model: AIModel, context_size: int) -> None:
     available = memory.memory_available()
     limit = settings.LLAMA_MEMORY_LIMIT
     if limit:
-        others = ServedInstance.objects.filter(desired="serving", node=model.node).exclude(pk=model.pk).select_related("model")
-        used = sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size) for i in others)
+        others = ServedInstance.objects.filter(desired="serving", node=model.node).exclude(pk=model.pk)
+        used = sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size)
+                   for i in others.select_related("model"))
         available = min(available or limit, limit - used)
     if available is not None and needed > available:
         raise NoRoom(

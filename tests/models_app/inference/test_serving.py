@@ -4,7 +4,8 @@ from pathlib import Path
 
 from models_app.inference.process import free_port
 from models_app.models import AIModel, ServedInstance
-from tests.models_app.inference.helpers import drive
+from models_app.services import model_import_local
+from tests.models_app.inference.helpers import drive, write_tiny_gguf
 
 
 def status_of(model_id: str) -> str:
@@ -132,3 +133,15 @@ def test_it_serves_on_the_port_asked_for(api, fake_llama, tiny_model, engine):
     server = serve(api, engine, port=port)["server"]
 
     assert server["port"] == port
+
+
+def test_it_refuses_the_port_of_another_served_model_with_409(api, fake_llama, tiny_model, engine, tmp_path):
+    port = serve(api, engine)["server"]["port"]
+    model_import_local(path=write_tiny_gguf(tmp_path / "other.gguf"), model_id="other")
+
+    response = api.post("/api/ai/serve", {"modelId": "other", "port": port}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == f"Port {port} is in use; pick another port or leave it empty."
+    assert status_of("other") == "ready"
+    assert status_of("tiny") == "serving"
