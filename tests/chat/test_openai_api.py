@@ -102,7 +102,7 @@ def test_it_answers_404_in_openai_shape_for_an_unknown_v1_path(portal):
 def fake_portal(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fake-portal")
     flags = workdir / "fake-flags"
-    portal = Portal(workdir, write_tiny_gguf(workdir / "tiny.gguf"), model_ids=("t-ok", "t-crash", "t-junk", "t-die"),
+    portal = Portal(workdir, write_tiny_gguf(workdir / "tiny.gguf"), model_ids=("t-ok", "t-crash", "t-junk", "t-die", "t-cut"),
                     env={"LLAMA_SERVER_BIN": str(FAKE_SERVER), "FAKE_LLAMA_FLAGS_FILE": str(flags)})
     portal.flags = flags
     yield portal.start()
@@ -150,3 +150,13 @@ def test_it_answers_502_when_llama_server_dies_as_the_chat_arrives(fake_portal):
     assert "llama-server for t-die is not answering" in response.json()["error"]["message"]
     died = fake_portal.wait(lambda: (m := fake_portal.model("t-die"))["status"] == "error" and m, "crash noticed")
     assert "simulated crash in the middle of a chat" in died["error"]
+
+
+def test_it_ends_a_stream_with_an_error_event_when_llama_server_dies_mid_answer(fake_portal):
+    response = ask(fake_portal, "t-cut", "FAKE_LLAMA_DIE_MID_STREAM=1", stream=True)
+
+    assert response.status_code == 200
+    events = [e for e in response.text.split("\n\n") if e]
+    assert len(events) == 4
+    assert '"content": "Paris"' in events[0]
+    assert events[-1].startswith('data: {"error": {"message": "llama-server for t-cut is not answering')

@@ -8,6 +8,7 @@ failure flags, each also readable from the environment (the portal builds the ar
   --fake-crash-at-load     (FAKE_LLAMA_CRASH_AT_LOAD) print a load error and exit with code 1
   --fake-garbage           (FAKE_LLAMA_GARBAGE)       answer chat and tokenize with non-JSON bytes
   --fake-die-on-chat       (FAKE_LLAMA_DIE_ON_CHAT)   exit abruptly when a chat request arrives
+  --fake-die-mid-stream    (FAKE_LLAMA_DIE_MID_STREAM) exit after three streamed tokens
 The same names may also come as NAME=VALUE lines from the file named by FAKE_LLAMA_FLAGS_FILE.
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fake-crash-at-load", action="store_true", default=bool(env("FAKE_LLAMA_CRASH_AT_LOAD")))
     p.add_argument("--fake-garbage", action="store_true", default=bool(env("FAKE_LLAMA_GARBAGE")))
     p.add_argument("--fake-die-on-chat", action="store_true", default=bool(env("FAKE_LLAMA_DIE_ON_CHAT")))
+    p.add_argument("--fake-die-mid-stream", action="store_true", default=bool(env("FAKE_LLAMA_DIE_MID_STREAM")))
     return p.parse_args(argv)
 
 
@@ -100,15 +102,21 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
                                                   "total_tokens": 9 + len(ANSWER)}})
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for piece in ANSWER:
+            for n, piece in enumerate(ANSWER):
+                if opts.fake_die_mid_stream and n == 3:
+                    print("fatal: simulated crash in the middle of a stream", flush=True)
+                    os._exit(5)
                 chunk = {"object": "chat.completion.chunk", "model": opts.alias,
                          "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                self.wfile.flush()
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.close_connection = True
+                self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+            self._chunk(b"data: [DONE]\n\n")
+            self._chunk(b"")
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
 
     return Handler
 

@@ -66,3 +66,15 @@ def test_it_raises_upstream_from_a_stream_whose_server_died(fake_llama, tiny_mod
 
     with pytest.raises(Upstream, match="llama-server for tiny is not answering"):
         list(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"]))
+
+
+def test_it_raises_upstream_when_the_server_dies_in_the_middle_of_a_stream(fake_llama, tiny_model, engine, api,
+                                                                           monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_DIE_MID_STREAM", "1")
+    serve(api, engine)
+    received = []
+
+    with pytest.raises(Upstream, match="llama-server for tiny is not answering"):
+        received.extend(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"]))
+
+    assert received == ["Paris", " is", " the"]
