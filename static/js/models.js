@@ -28,10 +28,12 @@
     announcer.textContent = (model.name || model.id) + " is now " + model.status + (model.error ? ": " + model.error : "");
   }
 
-  // Parts of the detail page that are not plain figures (server, log, files) come fresh from the server.
+  // Parts that are not plain figures (model facts, server, log, files) come fresh from the server.
   function refreshParts(root) {
-    if (!root.classList.contains("detail")) return;
-    fetch(location.pathname, {credentials: "same-origin"})
+    var url = root.classList.contains("detail") ? location.pathname
+      : list && list.dataset.rowUrl.replace("__id__", encodeURIComponent(root.dataset.modelId));
+    if (!url || !root.querySelector("[data-refresh]")) return;
+    fetch(url, {credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.text() : ""; })
       .then(function (html) {
         if (!html) return;

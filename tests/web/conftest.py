@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import redis
+from gguf import LlamaFileType
 
 from tests.fakes.fake_hub import FakeHub
 from tests.web.portal import (
@@ -37,8 +38,10 @@ def fake_hub(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hub")
     hub = FakeHub().start()
     hub.add_repo(HUB_REPO, {
-        "tinyllama-q4_k_m.gguf": tiny_gguf(folder / "a.gguf", name="TinyLlama Q4_K_M", megabytes=6),
-        "tinyllama-q8_0.gguf": tiny_gguf(folder / "b.gguf", name="TinyLlama Q8_0", megabytes=9),
+        "tinyllama-q4_k_m.gguf": tiny_gguf(folder / "a.gguf", name="TinyLlama Q4_K_M", megabytes=6,
+                                           file_type=LlamaFileType.MOSTLY_Q4_K_M),
+        "tinyllama-q8_0.gguf": tiny_gguf(folder / "b.gguf", name="TinyLlama Q8_0", megabytes=9,
+                                         file_type=LlamaFileType.MOSTLY_Q8_0),
         "README.md": b"# TinyLlama GGUF\n",
     })
     hub.add_repo(BROKEN_REPO, {"broken-q4_0.gguf": tiny_gguf(folder / "c.gguf", name="Broken", megabytes=1)},

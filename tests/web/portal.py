@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFWriter
+from gguf import GGUFWriter, LlamaFileType
 
 from tests.conftest import free_port, wait_for
 
@@ -20,12 +20,12 @@ PASSWORD = "web-ui-test-pw"
 TOKEN = "web-ui-test-token"
 
 
-def tiny_gguf(path: Path, *, name: str, megabytes: int) -> Path:
+def tiny_gguf(path: Path, *, name: str, megabytes: int, file_type: LlamaFileType = LlamaFileType.MOSTLY_Q4_0) -> Path:
     """A small but well-formed GGUF file (header, metadata, one tensor)."""
     writer = GGUFWriter(str(path), "llama")
     writer.add_name(name)
     writer.add_context_length(2048)
-    writer.add_file_type(2)
+    writer.add_file_type(file_type.value)
     writer.add_tensor("filler", np.zeros(megabytes * 1024 * 256, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

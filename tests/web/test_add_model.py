@@ -43,6 +43,7 @@ def test_it_downloads_a_chosen_file_from_the_hub_with_live_progress(logged_in):
     assert same_document(page)
     assert progress[-1] == 100 and progress == sorted(progress)
     expect(row.get_by_role("button", name=re.compile("^Serve"))).to_be_visible()
+    expect(row.locator(".model-sub")).to_contain_text("Q8_0")
     shot(page, "models-downloaded")
 
 
