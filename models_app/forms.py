@@ -8,7 +8,7 @@ class AddModelForm(forms.Form):
     source = forms.CharField(
         label="Hugging Face URL or magnet link",
         max_length=4000,
-        widget=forms.TextInput(attrs={"placeholder": "https://huggingface.co/owner/repo  ·  owner/repo  ·  magnet:?xt=…",
+        widget=forms.TextInput(attrs={"placeholder": "Paste a Hugging Face link or a magnet link",
                                       "autocomplete": "off", "spellcheck": "false"}),
     )
     file_name = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
