@@ -62,6 +62,7 @@ def test_it_stops_an_answer_and_keeps_what_was_written(logged_in, serving):
     page.get_by_label("Message").fill(LONG_ASK)
     page.keyboard.press("Enter")
     page.wait_for_function(GROWN, timeout=60_000)
+    shot(page, "chat-streaming")
     page.get_by_role("button", name="Stop").click()
     expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-stopped"))
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
