@@ -9,6 +9,8 @@ failure flags, each also readable from the environment (the portal builds the ar
   --fake-garbage           (FAKE_LLAMA_GARBAGE)       answer chat and tokenize with non-JSON bytes
   --fake-die-on-chat       (FAKE_LLAMA_DIE_ON_CHAT)   exit abruptly when a chat request arrives
   --fake-die-mid-stream    (FAKE_LLAMA_DIE_MID_STREAM) exit after three streamed tokens
+  --fake-tokens N          (FAKE_LLAMA_TOKENS)        stream about N tokens (the answer repeated)
+  --fake-token-seconds S   (FAKE_LLAMA_TOKEN_SECONDS) pause S seconds after each streamed token
 The same names may also come as NAME=VALUE lines from the file named by FAKE_LLAMA_FLAGS_FILE.
 """
 from __future__ import annotations
@@ -51,6 +53,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fake-crash-at-load", action="store_true", default=bool(env("FAKE_LLAMA_CRASH_AT_LOAD")))
     p.add_argument("--fake-garbage", action="store_true", default=bool(env("FAKE_LLAMA_GARBAGE")))
     p.add_argument("--fake-die-on-chat", action="store_true", default=bool(env("FAKE_LLAMA_DIE_ON_CHAT")))
+    p.add_argument("--fake-tokens", type=int, default=int(env("FAKE_LLAMA_TOKENS", "0")))
+    p.add_argument("--fake-token-seconds", type=float, default=float(env("FAKE_LLAMA_TOKEN_SECONDS", "0")))
     p.add_argument("--fake-die-mid-stream", action="store_true", default=bool(env("FAKE_LLAMA_DIE_MID_STREAM")))
     return p.parse_args(argv)
 
@@ -105,13 +109,15 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for n, piece in enumerate(ANSWER):
+            answer = ANSWER * max(1, opts.fake_tokens // len(ANSWER))
+            for n, piece in enumerate(answer):
                 if opts.fake_die_mid_stream and n == 3:
                     print("fatal: simulated crash in the middle of a stream", flush=True)
                     os._exit(5)
                 chunk = {"object": "chat.completion.chunk", "model": opts.alias,
                          "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
                 self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+                time.sleep(opts.fake_token_seconds)
             self._chunk(b"data: [DONE]\n\n")
             self._chunk(b"")
 
