@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from models_app.inference.memory import OVERHEAD_BYTES, kv_cache_bytes, memory_available, memory_needed
+from models_app.inference.memory import (
+    OVERHEAD_BYTES,
+    kv_cache_bytes,
+    memory_available,
+    memory_needed,
+)
 
 SMOLLM2 = {"blockCount": 30, "embeddingLength": 576, "headCount": 9, "headCountKv": 3}
 
