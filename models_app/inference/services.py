@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -41,6 +42,9 @@ def _servable(model: AIModel) -> None:
         raise Conflict(f"Model {model.id!r} is {model.status}, not ready to serve.", code="model_not_ready")
     if not model.file_name or not model.path:
         raise Conflict(f"Model {model.id!r} has no file on this node.", code="model_not_ready")
+    path = Path(model.path) / model.file_name
+    if model.node == settings.NODE_NAME and not path.is_file():
+        raise Conflict(f"The file of model {model.id} is missing: {path}.", code="model_file_missing")
 
 
 def _check_port(model: AIModel, port: int | None) -> None:

@@ -130,3 +130,15 @@ def test_it_answers_401_to_anonymous_serve_requests(anon_api, tiny_model):
 
     assert response.status_code == 401
     assert_nothing_served()
+
+
+def test_it_refuses_to_serve_a_model_whose_file_is_gone_with_409(api, fake_llama, tiny_model):
+    gone = tiny_model.path + "/tiny.gguf"
+    os.remove(gone)
+
+    response = api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"] == {"code": "model_file_missing",
+                                        "message": f"The file of model tiny is missing: {gone}."}
+    assert_nothing_served()
