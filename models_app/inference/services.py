@@ -154,6 +154,8 @@ def serve_wait(*, model_id: str, timeout: float) -> AIModel:
 def serve_ensure(*, model_id: str, timeout: float = 120.0) -> AIModel:
     """The model, serving: started on demand when it is ready but not served (like Ollama)."""
     model = model_get(model_id=model_id)
-    if model.status != Status.SERVING:
+    instance = getattr(model, "instance", None)
+    # Already wanted (perhaps with someone's own options, or restarting after a crash): just wait.
+    if instance is None or instance.desired != "serving":
         serve_start(model_id=model_id)
     return serve_wait(model_id=model_id, timeout=timeout)

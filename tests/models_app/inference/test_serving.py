@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from aiportal.errors import Unavailable
 from models_app.inference.process import free_port
+from models_app.inference.services import serve_ensure
 from models_app.models import AIModel, ServedInstance
 from models_app.services import model_import_local
 from tests.models_app.inference.helpers import drive, write_tiny_gguf
@@ -145,3 +149,13 @@ def test_it_refuses_the_port_of_another_served_model_with_409(api, fake_llama, t
     assert response.json()["error"]["message"] == f"Port {port} is in use; pick another port or leave it empty."
     assert status_of("other") == "ready"
     assert status_of("tiny") == "serving"
+
+
+def test_it_waits_for_a_starting_model_on_demand_without_changing_its_options(api, fake_llama, tiny_model, engine):
+    api.post("/api/ai/serve", {"modelId": "tiny", "contextSize": 512}, format="json")
+    engine.step()
+
+    with pytest.raises(Unavailable, match="did not start within 0 seconds"):
+        serve_ensure(model_id="tiny", timeout=0)
+    drive(engine, lambda: status_of("tiny") == "serving", what="serving")
+    assert serve_ensure(model_id="tiny", timeout=5).instance.context_size == 512
