@@ -5,6 +5,7 @@ touches files only, never the database.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -13,7 +14,6 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 
 from models_app import gguf_meta
-from models_app.hashing import sha256_file
 
 _SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 _UNSAFE_PART = re.compile(r"[\x00-\x1f\\:]")
@@ -71,7 +71,7 @@ def verify_download(*, folder: Path, files: list[tuple[str, int]], expected: dic
         meta = gguf_meta.read_metadata(folder / main)
     except gguf_meta.NotGGUF as exc:
         return Verdict(False, "not_gguf", str(exc))
-    hashes = {name: sha256_file(folder / name) for name in names}
+    hashes = {name: _sha256(folder / name) for name in names}
     for name, digest in expected.items():
         if digest and hashes.get(name) != digest:
             return Verdict(False, "sha256_mismatch",
@@ -128,3 +128,12 @@ def remove_model_folder(folder: Path) -> None:
     folder = folder.resolve()
     if folder.is_relative_to(root) and folder != root:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    # Not models_app.hashing's per-process cache: a file just written must be read afresh.
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -242,12 +242,11 @@ class TorrentEngine:
         blob = alert_torrent_bytes(alert)
         if blob:
             node_services.torrent_file_store(model_id=key, torrent=blob)
-        if key in self.finishing:
-            self.finishing.discard(key)
-            self._verify(key)
 
     def on_save_resume_data_failed_alert(self, key: str, alert) -> None:
         self.saving.discard(key)
+
+    def on_cache_flushed_alert(self, key: str, alert) -> None:
         if key in self.finishing:
             self.finishing.discard(key)
             self._verify(key)
@@ -301,9 +300,11 @@ class TorrentEngine:
         torrent = self._rows().filter(pk=key).first()
         if torrent is None or torrent.model.status not in FETCHING:
             return
-        # Verify only what is on disk: flush libtorrent's cache first (through save_resume_data).
+        # Verify only what is on disk: libtorrent may still hold received blocks in memory. Its
+        # cache_flushed_alert comes after every pending write (save_resume_data's flag does not wait).
         self.finishing.add(key)
         node_services.torrent_verifying(model_id=key)
+        self.p2p.flush(key)
         self.p2p.save_resume(key)
 
     def _verify(self, key: str) -> None:

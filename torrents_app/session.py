@@ -136,10 +136,6 @@ def torrent_files(torrent: bytes) -> list[TorrentFile]:
     return _files(lt.torrent_info(torrent))
 
 
-def torrent_web_seeds(torrent: bytes) -> list[str]:
-    return [seed["url"] for seed in lt.torrent_info(torrent).web_seeds()]
-
-
 class P2PSession:
     """One libtorrent session; torrents are added under a key (the model id)."""
 
@@ -149,6 +145,7 @@ class P2PSession:
             self._limit_every_peer()
         self.handles: dict[str, lt.torrent_handle] = {}
         self.keys: dict[lt.torrent_handle, str] = {}
+        self.paused: set[str] = set()  # what we asked for: asking libtorrent means a round trip each time
 
     def _limit_every_peer(self) -> None:
         # libtorrent exempts LAN peers from rate limits by default; a cap set by a person is a cap.
@@ -181,6 +178,8 @@ class P2PSession:
             # The same torrent under another model: libtorrent hands back the existing handle.
             raise DuplicateTorrent(f"the same torrent is already shared as {self.keys[handle]}")
         self.handles[key], self.keys[handle] = handle, key
+        if paused:
+            self.paused.add(key)
 
     def has(self, key: str) -> bool:
         return key in self.handles
@@ -193,19 +192,26 @@ class P2PSession:
         if handle is None:
             return
         self.keys.pop(handle, None)
+        self.paused.discard(key)
         self.session.remove_torrent(handle, lt.session.delete_files if delete_files else 0)
 
     def pause(self, key: str) -> None:
         self.handles[key].pause()
+        self.paused.add(key)
 
     def resume(self, key: str) -> None:
         self.handles[key].resume()
+        self.paused.discard(key)
 
     def is_paused(self, key: str) -> bool:
-        return bool(self.handles[key].status().flags & lt.torrent_flags.paused)
+        return key in self.paused
 
     def connect_peer(self, key: str, host: str, port: int) -> None:
         self.handles[key].connect_peer((host, port))
+
+    def flush(self, key: str) -> None:
+        """Write out everything received (a `cache_flushed_alert` follows once it is on disk)."""
+        self.handles[key].flush_cache()
 
     def save_resume(self, key: str) -> None:
         self.handles[key].save_resume_data(_FLUSH)
@@ -220,7 +226,7 @@ class P2PSession:
         """Fetch every file (a `file_prio_alert` follows)."""
         handle = self.handles[key]
         handle.prioritize_files([4] * handle.torrent_file().layout().num_files())
-        handle.resume()
+        self.resume(key)
 
     def reconnect(self, key: str, *, peers: list[tuple[str, int]] = ()) -> None:
         handle = self.handles[key]
@@ -248,9 +254,6 @@ class P2PSession:
         hashes = self.handles[key].info_hashes()
         return (str(hashes.v1) if hashes.has_v1() else "", str(hashes.v2) if hashes.has_v2() else "")
 
-    def torrent_bytes(self, key: str) -> bytes:
-        return lt.bencode(lt.create_torrent(self.handles[key].torrent_file()).generate())
-
     def stats(self, key: str) -> TorrentStats:
         return _stats(key, self.handles[key].status())
 
@@ -258,14 +261,8 @@ class P2PSession:
     def listen_port(self) -> int:
         return self.session.listen_port()
 
-    def set_rate_limits(self, *, upload: int, download: int) -> None:
-        self.session.apply_settings({"upload_rate_limit": upload, "download_rate_limit": download})
-
     def post_updates(self) -> None:
         self.session.post_torrent_updates()
-
-    def dht_nodes(self) -> int:
-        return self.session.status().dht_nodes
 
     def pop_alerts(self) -> list[tuple[str, str | None, object]]:
         """(alert name, key, alert): key '' for session alerts, None for a handle no longer tracked."""
@@ -282,6 +279,7 @@ class P2PSession:
     def close(self) -> None:
         self.handles.clear()
         self.keys.clear()
+        self.paused.clear()
         self.session.pause()
         del self.session
 
