@@ -27,7 +27,7 @@ from tests.models_app.inference.portal import TOKEN, Portal
 PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.", "Name three colours.",
            "Explain what a GGUF file is.", "Give me a tip for learning Python."]
 TOKENS = 64
-ROUNDS = 4
+ROUNDS = 5
 
 
 def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str) -> tuple[float, float, int]:
@@ -70,14 +70,15 @@ def measure(portal: Portal, direct_url: str) -> dict[str, list[tuple[float, floa
 def report(runs: dict[str, list[tuple[float, float, int]]]) -> bool:
     rate = {name: sum(r[2] for r in rs) / sum(r[1] for r in rs) for name, rs in runs.items()}
     ttft = {name: statistics.median(r[0] for r in rs) * 1000 for name, rs in runs.items()}
-    # Pairs ran back to back, so their ratios and differences cancel the load of the machine at that moment.
+    ratio = rate["portal"] / rate["direct"]
+    # Pairs ran back to back: their differences cancel most of what the machine's load does meanwhile.
     pairs = list(zip(runs["portal"], runs["direct"]))
-    ratio = statistics.median((p[2] / p[1]) / (d[2] / d[1]) for p, d in pairs)
+    pair_ratio = statistics.median((p[2] / p[1]) / (d[2] / d[1]) for p, d in pairs)
     added = statistics.median((p[0] - d[0]) * 1000 for p, d in pairs)
     print(f"requests per side:      {len(runs['direct'])} streamed answers of {TOKENS} tokens, interleaved")
     print(f"direct llama-server:    {rate['direct']:.1f} tokens/s, time to first token {ttft['direct']:.1f} ms (median)")
     print(f"portal /v1 (daphne):    {rate['portal']:.1f} tokens/s, time to first token {ttft['portal']:.1f} ms (median)")
-    print(f"ratio portal/direct:    {ratio:.3f}  (median of pairs; target >= 0.97)")
+    print(f"ratio portal/direct:    {ratio:.3f}  (target >= 0.97; median of pair ratios {pair_ratio:.3f})")
     print(f"added time to 1st tok:  {added:.1f} ms  (median of pairs; target <= 15 ms)")
     return ratio >= 0.97 and added <= 15
 
