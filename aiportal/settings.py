@@ -1,6 +1,7 @@
 """Settings, all from the environment and an optional `.env` file (SPEC §3)."""
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -195,7 +196,9 @@ if P2P_TORRENT_FORMAT not in {"hybrid", "v1", "v2"}:
 # Inference
 LLAMA_SERVER_BIN = env("LLAMA_SERVER_BIN")
 LLAMA_DEFAULT_CTX = envint("LLAMA_DEFAULT_CTX", 2048, minimum=1)
-LLAMA_DEFAULT_THREADS = envint("LLAMA_DEFAULT_THREADS", 4, minimum=1)
+# 4, but never more than the CPUs minus one: the portal relays every token too, and llama.cpp's
+# threads wait for each other, so a busy core slows them all (bench/chat_overhead.py, README).
+LLAMA_DEFAULT_THREADS = envint("LLAMA_DEFAULT_THREADS", max(1, min(4, len(os.sched_getaffinity(0)) - 1)), minimum=1)
 LLAMA_DEFAULT_GPU_LAYERS = envint("LLAMA_DEFAULT_GPU_LAYERS", 0, minimum=0)
 LLAMA_KEEP_ALIVE_SECONDS = envint("LLAMA_KEEP_ALIVE_SECONDS", 0, minimum=0)
 # Bytes that the served models of this node may use together (0 = only what the machine has free).
