@@ -10,6 +10,7 @@ Prints MiB/s of each and the ratio (target: P2P >= 1.0x HTTP).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("bench.p2p")
 MIB = 1024 * 1024
 
 
@@ -86,6 +88,7 @@ def _p2p(alpha, beta, source, tmp: Path) -> tuple[float, float]:
     copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
     _run([alpha, beta], lambda: beta.p2p.has(copy.pk) and beta.p2p.is_complete(copy.pk))
     on_disk = time.monotonic() - start
+    log.info("%s: every byte on disk after %.2f s", copy.pk, on_disk)
     _run([alpha, beta], lambda: AIModel.objects.get(pk=copy.pk).status in {"ready", "error"})
     ready = time.monotonic() - start
     final = AIModel.objects.get(pk=copy.pk)
