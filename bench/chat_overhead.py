@@ -21,6 +21,8 @@ import django
 
 django.setup()
 
+from django.conf import settings
+
 from models_app.demo import DEMO_WHEEL, demo_extract
 from tests.models_app.inference.portal import TOKEN, Portal
 
@@ -28,6 +30,7 @@ PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.", "Na
            "Explain what a GGUF file is.", "Give me a tip for learning Python."]
 TOKENS = 64
 ROUNDS = 5
+THREADS = int(os.environ.get("BENCH_THREADS") or settings.LLAMA_DEFAULT_THREADS)  # the portal's default
 
 
 def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str) -> tuple[float, float, int]:
@@ -75,7 +78,8 @@ def report(runs: dict[str, list[tuple[float, float, int]]]) -> bool:
     pairs = list(zip(runs["portal"], runs["direct"]))
     pair_ratio = statistics.median((p[2] / p[1]) / (d[2] / d[1]) for p, d in pairs)
     added = statistics.median((p[0] - d[0]) * 1000 for p, d in pairs)
-    print(f"requests per side:      {len(runs['direct'])} streamed answers of {TOKENS} tokens, interleaved")
+    print(f"requests per side:      {len(runs['direct'])} streamed answers of {TOKENS} tokens, interleaved; "
+          f"llama-server with {THREADS} threads on {os.cpu_count()} cores")
     print(f"direct llama-server:    {rate['direct']:.1f} tokens/s, time to first token {ttft['direct']:.1f} ms (median)")
     print(f"portal /v1 (daphne):    {rate['portal']:.1f} tokens/s, time to first token {ttft['portal']:.1f} ms (median)")
     print(f"ratio portal/direct:    {ratio:.3f}  (target >= 0.97; median of pair ratios {pair_ratio:.3f})")
@@ -90,7 +94,7 @@ def main() -> int:
         portal = Portal(Path(tmp), gguf)
         try:
             portal.start()
-            portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a"})
+            portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a", "threads": THREADS})
             server = portal.wait_status("demo-a", "serving")["server"]
             ok = report(measure(portal, server["url"]))
         finally:

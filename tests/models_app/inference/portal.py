@@ -47,7 +47,7 @@ class Portal:
             "AI_MODEL_DIR": str(workdir / "models"), "AI_TORRENT_DIR": str(workdir / "torrents"),
             "AIPORTAL_CHANNEL_LAYER": "memory", "AIPORTAL_ADMIN_TOKEN": TOKEN, "AIPORTAL_ADMIN_PASSWORD": "pw-e2e",
             "DJANGO_SECRET_KEY": "e2e-secret", "NODE_NAME": "e2e-node", "NODE_TICK_SECONDS": "0.1",
-            "LLAMA_DEFAULT_THREADS": "2", "LLAMA_DEFAULT_CTX": "1024", "P2P_LISTEN": f"127.0.0.1:{_free_port()}",
+            "LLAMA_DEFAULT_CTX": "1024", "P2P_LISTEN": f"127.0.0.1:{_free_port()}",
             "P2P_DHT": "off", "P2P_LSD": "off", "Q_SYNC": "on", "NODE_ENGINES": "llama",
         })
         return env
