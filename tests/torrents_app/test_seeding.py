@@ -9,7 +9,7 @@ from models_app.models import Status
 from models_app.services import model_delete, model_import_local
 from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import pump, refreshed
-from torrents_app.sharing import torrent_set_seeding
+from torrents_app.sharing import magnet_download_start, torrent_set_seeding
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -21,7 +21,7 @@ def local(settings, tmp_path):
     def make(model_id: str):
         folder = tmp_path / "library" / model_id
         folder.mkdir(parents=True)
-        return model_import_local(path=make_gguf(folder / f"{model_id}.gguf", 1024 * 1024, name=model_id))
+        return refreshed(model_import_local(path=make_gguf(folder / f"{model_id}.gguf", 1024 * 1024, name=model_id)))
 
     return make
 
@@ -72,3 +72,14 @@ def test_it_notices_a_damaged_model_file_at_start_and_seeds_the_others(local, al
     assert says in broken.error and broken.file_name in broken.error
     assert not alpha.p2p.has(broken.pk)
     assert alpha.p2p.stats(healthy.pk).is_seeding
+
+
+def test_it_puts_a_model_in_error_when_its_file_vanishes_while_seeding(local, alpha, beta, settings):
+    model = local("vanishing")
+    pump([alpha], lambda: alpha.p2p.has(model.pk))
+    Path(model.path, model.file_name).unlink()
+    settings.NODE_NAME = "beta"
+    magnet_download_start(magnet_uri=f"{model.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
+    pump([alpha, beta], lambda: refreshed(model).status == Status.ERROR)
+    assert "Disk error on" in refreshed(model).error and model.file_name in refreshed(model).error
+    assert not alpha.p2p.has(model.pk)
