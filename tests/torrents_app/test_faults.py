@@ -8,6 +8,7 @@ import libtorrent as lt
 import pytest
 
 from models_app.models import AIModel, Status
+from models_app.services import model_delete
 from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import offer as _offer
 from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
@@ -106,3 +107,14 @@ def test_it_carries_on_after_a_restart_that_came_before_the_metadata(settings, f
     beta.start()
     pump([beta], lambda: refreshed(model).status == Status.READY)
     assert refreshed(model).sha256 == hashlib.sha256(small_gguf.read_bytes()).hexdigest()
+
+
+def test_it_drops_a_download_whose_model_was_deleted(settings, foreign, beta, small_gguf):
+    v1, v2 = torrent_info_hashes(torrent_bytes(small_gguf))
+    settings.NODE_NAME = "beta"
+    model = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=v1, info_hash_v2=v2, size=1000,
+                                                          peers=[f"127.0.0.1:{foreign.listen_port()}"]))
+    pump([beta], lambda: beta.p2p.has(model.pk))
+    model_delete(model_id=model.pk, delete_files=True)
+    pump([beta], lambda: not beta.p2p.has(model.pk))
+    assert not AIModel.objects.filter(pk=model.pk).exists() and not beta.resume.path(model.pk).exists()
