@@ -8,6 +8,7 @@ from models_app.models import AIModel, Status
 from models_app.services import model_import_local
 from tests.torrents_app.helpers import pump, refreshed
 from torrents_app.models import Torrent
+from torrents_app.session import SessionConfig
 from torrents_app.sharing import magnet_download_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -50,3 +51,14 @@ def test_it_reports_stats_that_match_what_moved(settings, small_gguf, alpha, bet
     assert source.uploaded_bytes < source.size * 1.1
     assert source.share_ratio >= 1.0
     assert (copy.download_progress, copy.seeding) == (100, True)
+
+
+def test_it_caps_uploads_to_lan_peers_too(settings, small_gguf, make_engine, beta):
+    cap = 2 * 1024 * 1024
+    capped = make_engine("alpha", SessionConfig(listen="127.0.0.1:0", dht=False, lsd=False, upload_limit=cap))
+    source = _seeded(settings, capped, small_gguf)
+    settings.NODE_NAME = "beta"
+    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{capped.listen_port()}")
+    rates = []
+    pump([capped, beta], lambda: rates.append(refreshed(source).upload_rate) or refreshed(copy).status == Status.READY)
+    assert 0 < max(rates) < cap * 1.5
