@@ -88,13 +88,11 @@ def serve_start(*, model_id: str, port: int | None = None, context_size: int | N
     _servable(model)
     _check_port(model, port)
     binary.binary_path()
-    ctx = context_size or settings.LLAMA_DEFAULT_CTX
-    options = {"requested_port": port, "context_size": ctx, "threads": threads or settings.LLAMA_DEFAULT_THREADS,
-               "gpu_layers": _default_gpu_layers() if gpu_layers is None else gpu_layers}
     instance = getattr(model, "instance", None)
+    options = _options(instance, port=port, context_size=context_size, threads=threads, gpu_layers=gpu_layers)
     if _already(instance, options):
         return model
-    _check_memory(model, ctx)
+    _check_memory(model, options["context_size"])
     with transaction.atomic():
         ServedInstance.objects.update_or_create(
             model=model, defaults={"node": model.node or settings.NODE_NAME, "desired": "serving", "error": "",
@@ -103,6 +101,22 @@ def serve_start(*, model_id: str, port: int | None = None, context_size: int | N
         model.refresh_from_db()
         model_notify(model)
     return model_get(model_id=model_id)
+
+
+def _options(instance: ServedInstance | None, **given) -> dict:
+    """The options asked for; those left out keep a served model's current ones, else the defaults."""
+    current = instance if instance is not None and instance.desired == "serving" else None
+    defaults = {
+        "port": current.requested_port if current else None,
+        "context_size": current.context_size if current else settings.LLAMA_DEFAULT_CTX,
+        "threads": current.threads if current else settings.LLAMA_DEFAULT_THREADS,
+        "gpu_layers": current.gpu_layers if current else None,
+    }
+    chosen = {key: defaults[key] if value is None else value for key, value in given.items()}
+    if chosen["gpu_layers"] is None:
+        chosen["gpu_layers"] = _default_gpu_layers()
+    chosen["requested_port"] = chosen.pop("port")
+    return chosen
 
 
 def _already(instance: ServedInstance | None, options: dict) -> bool:

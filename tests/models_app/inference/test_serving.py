@@ -159,3 +159,17 @@ def test_it_waits_for_a_starting_model_on_demand_without_changing_its_options(ap
         serve_ensure(model_id="tiny", timeout=0)
     drive(engine, lambda: status_of("tiny") == "serving", what="serving")
     assert serve_ensure(model_id="tiny", timeout=5).instance.context_size == 512
+
+
+def test_it_keeps_a_served_model_running_when_serve_is_asked_again_without_options(api, fake_llama, tiny_model,
+                                                                                   engine):
+    serve(api, engine, contextSize=512, threads=1)
+    running = engine.children["tiny"]
+
+    response = api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+    engine.step()
+
+    assert response.status_code == 202
+    assert response.json()["result"]["status"] == "serving"
+    assert response.json()["result"]["server"]["contextSize"] == 512
+    assert engine.children["tiny"] is running
