@@ -48,11 +48,16 @@ def _child_env(binary: Path) -> dict[str, str]:
     return env
 
 
+try:
+    # Looked up once here, so the child between fork and exec only calls it (no dlopen, no locks).
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
+
+
 def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ServerProcess:
@@ -88,7 +93,7 @@ def server_spawn(spec: ServerSpec) -> ServerProcess:
         popen = subprocess.Popen(
             server_argv(spec), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=_child_env(spec.binary), start_new_session=True,
-            # The node daemon spawns from its main thread; the hook only calls prctl(2).
+            # The hook only calls prctl(2) through a pointer resolved at import time.
             preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
     return ServerProcess(popen, spec)
