@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -91,6 +92,11 @@ class Portal:
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, f"{self.url}{path}", headers=self.headers, timeout=120, **kwargs)
+
+    def instance_pid(self, model_id: str) -> int:
+        """The pid the node daemon recorded, read from the portal's database file."""
+        with sqlite3.connect(self.workdir / "db.sqlite3") as db:
+            return db.execute("SELECT pid FROM models_app_servedinstance WHERE model_id = ?", (model_id,)).fetchone()[0]
 
     def model(self, model_id: str) -> dict:
         return self.api("GET", f"/api/ai/models/{model_id}").json()["result"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.models_app.inference.portal import Portal, portal_acquire, portal_release
@@ -74,3 +76,23 @@ def test_it_brings_serving_models_back_after_the_node_daemon_restarts(served_a):
     assert before > 0
     chat = served_a.api("POST", "/api/ai/chat", json={"modelId": "demo-a", "messages": PARIS, "maxTokens": 8})
     assert chat.status_code == 200, chat.text
+
+
+def test_it_leaves_no_llama_server_behind_when_the_node_daemon_is_killed(served_a):
+    served_a.wait_status("demo-a", "serving")
+    pid = served_a.instance_pid("demo-a")
+
+    served_a.node.kill()
+    served_a.node.wait(timeout=10)
+    served_a.wait(lambda: process_gone(pid), f"llama-server {pid} gone", timeout=10)
+    served_a.start_node()
+
+    served_a.wait(lambda: served_a.instance_pid("demo-a") not in (None, pid), "a new llama-server")
+    assert served_a.wait_status("demo-a", "serving")["server"]["port"] > 0
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] in {"Z", "X"}
+    except FileNotFoundError:
+        return True
