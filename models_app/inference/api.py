@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -21,7 +22,8 @@ class ServeApi(APIView):
     class StopInput(serializers.Serializer):
         modelId = serializers.CharField(max_length=200)
 
-    @extend_schema(summary="Serve a model with llama-server (status goes starting → serving)", request=StartInput)
+    @extend_schema(summary="Serve a model with llama-server (status goes starting → serving)", request=StartInput,
+                   responses={202: OpenApiTypes.OBJECT})
     def post(self, request):
         data = self.StartInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -30,12 +32,23 @@ class ServeApi(APIView):
                                      threads=v.get("threads"), gpu_layers=v.get("gpuLayers"))
         return Response(selectors.model_to_dict(model), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Stop serving a model", parameters=[StopInput])
+    @extend_schema(summary="Stop serving a model", parameters=[StopInput], responses={200: OpenApiTypes.OBJECT})
     def delete(self, request):
         params = self.StopInput(data=request.query_params)
         params.is_valid(raise_exception=True)
         model = services.serve_stop(model_id=params.validated_data["modelId"])
         return Response(selectors.model_to_dict(model))
+
+
+class ChatUsageOutput(serializers.Serializer):
+    promptTokens = serializers.IntegerField()
+    completionTokens = serializers.IntegerField()
+    totalTokens = serializers.IntegerField()
+
+
+class ChatOutput(serializers.Serializer):
+    content = serializers.CharField()
+    usage = ChatUsageOutput()
 
 
 class ChatApi(APIView):
@@ -54,7 +67,7 @@ class ChatApi(APIView):
             messages.is_valid(raise_exception=True)
             return [dict(m) for m in messages.validated_data]
 
-    @extend_schema(summary="One chat completion from a serving model", request=ChatInput)
+    @extend_schema(summary="One chat completion from a serving model", request=ChatInput, responses={200: ChatOutput})
     def post(self, request):
         data = self.ChatInput(data=request.data)
         data.is_valid(raise_exception=True)
