@@ -128,12 +128,14 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["aiportal.api.EnvelopeRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "aiportal.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "aiportal.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "aiportal API",
-    "DESCRIPTION": "Download, share and serve open AI models.",
+    "DESCRIPTION": "Download, share and serve open AI models. Every answer is an envelope: "
+    "`{\"ok\": true, \"result\": …}` or `{\"ok\": false, \"error\": {\"code\", \"message\"}}`. "
+    "The OpenAI-compatible API under /v1 follows OpenAI's own reference and is not described here.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
