@@ -5,15 +5,20 @@ renderer and exception handler; the serializers here describe those bodies and n
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
 from models_app.models import Source, Status
 
+SUCCESS = {
+    200: "Done.",
+    202: "Accepted: the work carries on in the background; watch the model's `status`.",
+}
 ERRORS = {
     400: "Bad input (`invalid_input` carries per-field messages in `error.fields`).",
     401: "No or wrong credentials.",
@@ -40,12 +45,12 @@ class AutoSchema(SpectacularAutoSchema):
         return inner if inner.startswith(view) else f"{view}{inner}"
 
 
-@extend_schema_field({"type": "boolean", "enum": [True]})
+@extend_schema_field({"type": "boolean", "description": "Always true."})
 class TrueField(serializers.BooleanField):
     pass
 
 
-@extend_schema_field({"type": "boolean", "enum": [False]})
+@extend_schema_field({"type": "boolean", "description": "Always false."})
 class FalseField(serializers.BooleanField):
     pass
 
@@ -124,20 +129,30 @@ class ModelAlternative(serializers.Serializer):
     quantization = serializers.CharField(allow_blank=True)
 
 
-@extend_schema_serializer(component_name="DownloadedModel")
-class DownloadedModel(ModelObject):
-    alternatives = ModelAlternative(many=True, required=False,
-                                    help_text="Hugging Face downloads only: the repository's GGUF files.")
+class DownloadedModel(serializers.Serializer):
+    """The model object plus `alternatives`; mapped to `allOf` by `DownloadedModelScheme`."""
+
+
+class DownloadedModelScheme(OpenApiSerializerExtension):
+    target_class = DownloadedModel
+
+    def map_serializer(self, auto_schema, direction):
+        model = auto_schema.resolve_serializer(ModelObject(), direction).ref
+        alternative = auto_schema.resolve_serializer(ModelAlternative(), direction).ref
+        alternatives = {"type": "array", "items": alternative,
+                        "description": "Hugging Face downloads only: the repository's GGUF files."}
+        return {"allOf": [model, {"type": "object", "properties": {"alternatives": alternatives}}]}
 
 
 def envelope(name: str, result: serializers.Field) -> serializers.Serializer:
     """`{"ok": true, "result": <result>}` as the component `name`; build each once (module level)."""
-    return inline_serializer(name=name, fields={"ok": TrueField(), "result": result})
+    ok = TrueField()
+    return inline_serializer(name=name, fields={"ok": ok, "result": copy.deepcopy(result)})  # copy: ok comes first
 
 
 def responses(status: int, body, *, errors: Iterable[int] = (), media_type: str | None = None) -> dict:
     """A view's documented answers: `body` for `status`, the error envelope for 401, 403 and `errors`."""
-    documented = {(status, media_type) if media_type else status: body}
+    documented = {(status, media_type) if media_type else status: OpenApiResponse(body, description=SUCCESS[status])}
     for code in sorted({401, 403, *errors}):
         documented[code] = OpenApiResponse(ErrorEnvelope, description=ERRORS[code])
     return documented

@@ -5,11 +5,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aiportal import schema
 from models_app import selectors, services
 
 
 class ModelListApi(APIView):
-    @extend_schema(summary="All models, newest first")
+    @extend_schema(summary="All models, newest first", responses=schema.responses(200, schema.MODEL_LIST))
     def get(self, request):
         return Response([selectors.model_to_dict(m) for m in selectors.model_list()])
 
@@ -18,11 +19,12 @@ class ModelDetailApi(APIView):
     class DeleteInput(serializers.Serializer):
         deleteFiles = serializers.BooleanField(default=False)
 
-    @extend_schema(summary="One model")
+    @extend_schema(summary="One model", responses=schema.responses(200, schema.MODEL, errors=[404]))
     def get(self, request, model_id: str):
         return Response(selectors.model_to_dict(selectors.model_get(model_id=model_id)))
 
-    @extend_schema(summary="Stop serving and seeding, then remove the model", parameters=[DeleteInput])
+    @extend_schema(summary="Stop serving and seeding, then remove the model", parameters=[DeleteInput],
+                   responses=schema.responses(200, schema.DELETED, errors=[400, 404]))
     def delete(self, request, model_id: str):
         params = self.DeleteInput(data=request.query_params)
         params.is_valid(raise_exception=True)

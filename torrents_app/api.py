@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aiportal import schema
 from models_app.selectors import model_to_dict
 from torrents_app import sharing
 
@@ -15,7 +16,8 @@ class ModelSeedingApi(APIView):
     class Input(serializers.Serializer):
         enabled = serializers.BooleanField()
 
-    @extend_schema(summary="Pause or resume seeding of a model", request=Input)
+    @extend_schema(summary="Pause or resume seeding of a model", request=Input,
+                   responses=schema.responses(200, schema.MODEL, errors=[400, 404]))
     def post(self, request, model_id: str):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -24,8 +26,8 @@ class ModelSeedingApi(APIView):
 
 
 class ModelTorrentFileApi(APIView):
-    @extend_schema(summary="The model's .torrent file", responses={(200, "application/x-bittorrent"): OpenApiTypes.BINARY,
-                                                                  404: inline_serializer("NoTorrent", {})})
+    @extend_schema(summary="The model's .torrent file", responses=schema.responses(
+        200, OpenApiTypes.BINARY, errors=[404], media_type="application/x-bittorrent"))
     def get(self, request, model_id: str):
         name, data = sharing.torrent_file_get(model_id=model_id)
         response = HttpResponse(data, content_type="application/x-bittorrent")

@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aiportal import schema
 from aiportal.errors import ApplicationError
 from models_app.hub import services
 from models_app.selectors import model_to_dict
@@ -23,7 +24,9 @@ class DownloadApi(APIView):
                 raise serializers.ValidationError("Give either url (a Hugging Face model) or magnetUri.")
             return data
 
-    @extend_schema(summary="Download a model from the Hugging Face Hub or by magnet", request=Input)
+    @extend_schema(summary="Download a model from the Hugging Face Hub or by magnet", request=Input,
+                   responses=schema.responses(202, schema.DOWNLOADED,
+                                              errors=[400, 403, 404, 409, 422, 501, 502, 503, 507]))
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aiportal import schema
 from chat import llm
 from models_app import selectors
 from models_app.inference import services
@@ -23,7 +23,7 @@ class ServeApi(APIView):
         modelId = serializers.CharField(max_length=200)
 
     @extend_schema(summary="Serve a model with llama-server (status goes starting → serving)", request=StartInput,
-                   responses={202: OpenApiTypes.OBJECT})
+                   responses=schema.responses(202, schema.MODEL, errors=[400, 404, 409, 503, 507]))
     def post(self, request):
         data = self.StartInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -32,7 +32,8 @@ class ServeApi(APIView):
                                      threads=v.get("threads"), gpu_layers=v.get("gpuLayers"))
         return Response(selectors.model_to_dict(model), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Stop serving a model", parameters=[StopInput], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(summary="Stop serving a model", parameters=[StopInput],
+                   responses=schema.responses(200, schema.MODEL, errors=[400, 404]))
     def delete(self, request):
         params = self.StopInput(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -67,7 +68,9 @@ class ChatApi(APIView):
             messages.is_valid(raise_exception=True)
             return [dict(m) for m in messages.validated_data]
 
-    @extend_schema(summary="One chat completion from a serving model", request=ChatInput, responses={200: ChatOutput})
+    @extend_schema(summary="One chat completion from a serving model", request=ChatInput,
+                   responses=schema.responses(200, schema.envelope("ChatEnvelope", ChatOutput()),
+                                              errors=[400, 404, 409, 502]))
     def post(self, request):
         data = self.ChatInput(data=request.data)
         data.is_valid(raise_exception=True)
