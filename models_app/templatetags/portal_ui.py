@@ -52,3 +52,37 @@ def ratio(value: float | None) -> str:
 @register.filter
 def source_label(source: str) -> str:
     return SOURCES.get(source, source)
+
+
+_COUNTS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
+@register.filter
+def parameters(gguf: dict | None) -> str:
+    """The model's size label ("135M"), else its parameter count in human form ("15.0 M"), else a dash."""
+    gguf = gguf or {}
+    if gguf.get("sizeLabel"):
+        return str(gguf["sizeLabel"])
+    count = float(gguf.get("parameters") or 0)
+    if not count:
+        return "—"
+    for scale, unit in _COUNTS:
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count:.0f}"
+
+
+
+@register.filter
+def cut_off(content: str) -> bool:
+    """True for an answer that was stopped or left before it was complete (chat.services marks it)."""
+    from chat.services import CUT_OFF_MARK as mark
+
+    return content.endswith(mark)
+
+
+@register.filter
+def without_cut_off(content: str) -> str:
+    from chat.services import CUT_OFF_MARK as mark
+
+    return content.removesuffix(mark)

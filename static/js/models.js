@@ -40,9 +40,22 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         root.querySelectorAll("[data-refresh]").forEach(function (part) {
           var next = fresh.querySelector('[data-refresh="' + part.dataset.refresh + '"]');
-          if (next) part.replaceWith(next);
+          if (next) replaceKeepingLogScroll(part, next);
         });
       }, function () {});
+  }
+
+  // A server log opens at its newest line and follows new lines, unless the person scrolled up to read.
+  function atBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 8; }
+  function logsToBottom(scope) {
+    scope.querySelectorAll("pre.log").forEach(function (box) { box.scrollTop = box.scrollHeight; });
+  }
+  function replaceKeepingLogScroll(part, next) {
+    var old = part.querySelector("pre.log");
+    var kept = old && !atBottom(old) ? old.scrollTop : null;
+    part.replaceWith(next);
+    if (kept === null) { logsToBottom(next); return; }
+    next.querySelectorAll("pre.log").forEach(function (box) { box.scrollTop = kept; });
   }
 
   function patch(root, model) {
@@ -52,6 +65,7 @@
     root.dataset.status = model.status;
     root.dataset.phase = PHASES[model.status] || "transfer";
     root.dataset.hasMagnet = model.magnetUri ? "1" : "0";
+    root.dataset.sizeKnown = model.size ? "1" : "0";
     root.querySelectorAll("[data-field]").forEach(function (el) {
       var value = valueOf(model, el.dataset.field), format = el.dataset.format;
       if (value === undefined || value === null) value = "";
@@ -191,6 +205,15 @@
     var message = event.target.dataset.confirm;
     if (message && !window.confirm(message)) event.preventDefault();
   });
+
+  // While a model is starting or serving, its detail page follows the server log.
+  var detail = document.querySelector(".detail[data-model-id]");
+  if (detail) {
+    logsToBottom(detail);
+    setInterval(function () {
+      if (detail.dataset.phase === "running" && document.visibilityState === "visible") refreshParts(detail);
+    }, 5000);
+  }
 
   connect();
 })();

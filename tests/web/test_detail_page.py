@@ -1,0 +1,93 @@
+"""The model pages for every state a model can be in (rendered with the test client)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from models_app import services
+from models_app.models import AIModel, ServedInstance
+from tests.web.conftest import HUB_REPO
+from tests.web.portal import tiny_gguf
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_layer")]
+CRASH = "llama-server exited with code 1. Last lines:\nload_model: loading tensors\nerror: out of memory"
+MAGNET = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=mystery.gguf"
+
+
+@pytest.fixture
+def web(admin_user) -> Client:
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def tiny(tmp_path) -> AIModel:
+    path = tiny_gguf(tmp_path / "tiny.gguf", name="Tiny", megabytes=1)
+    return services.model_import_local(path=path, model_id="tiny", copy=True)
+
+
+@pytest.fixture
+def crashed(tiny) -> AIModel:
+    """The tiny model after its llama-server died: the error is the log tail, on the model and its instance."""
+    ServedInstance.objects.create(model=tiny, node=settings.NODE_NAME, desired="serving", state="error", error=CRASH)
+    AIModel.objects.filter(pk="tiny").update(status="error", error=CRASH)
+    return AIModel.objects.get(pk="tiny")
+
+
+def fact(page: str, name: str) -> str:
+    return re.search(rf"<dt>{name}</dt><dd>(.*?)</dd>", page).group(1)
+
+
+@pytest.mark.parametrize("status, size, error", [("queued", 0, ""), ("downloading", 6_000_000, ""),
+                                                 ("error", 6_000_000, "Download failed: the Hub answered 404.")])
+def test_it_shows_a_model_without_gguf_metadata(web, status, size, error):
+    AIModel.objects.create(id="pending", name="Pending", source="huggingface", repo_id=HUB_REPO, status=status,
+                           size=size, error=error, file_name="tinyllama-q4_k_m.gguf")
+    response = web.get("/models/pending/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert (fact(page, "Architecture"), fact(page, "Parameters")) == ("—", "—")
+    assert f'data-status="{status}"' in page
+
+
+def test_it_shows_a_parameter_count_without_size_label_in_human_form(web, tiny):
+    AIModel.objects.filter(pk="tiny").update(gguf={"architecture": "llama", "parameters": 15_000_064, "sizeLabel": ""})
+    assert fact(web.get("/models/tiny/").content.decode(), "Parameters") == "15.0 M"
+
+
+def test_it_says_a_magnet_waits_for_peers_while_its_size_is_unknown(web):
+    AIModel.objects.create(id="mystery", name="mystery.gguf", source="magnet", status="queued", magnet_uri=MAGNET)
+    row = web.get("/models/mystery/row/").content.decode()
+    detail = web.get("/models/mystery/").content.decode()
+    assert 'data-size-known="0"' in row and "Waiting for peers / metadata" in row
+    assert 'data-size-known="0"' in detail and "Waiting for peers / metadata" in detail
+    assert fact(detail, "Size") == "—"
+
+
+def test_it_separates_a_rows_facts_without_characters_that_can_start_a_line(web, tiny):
+    page = web.get("/").content.decode()
+    sub = re.search(r'<p class="model-sub".*?</p>', page, re.S).group(0)
+    assert "tiny" in sub and "Local file" in sub
+    assert "·" not in sub
+
+
+def test_it_shows_a_crash_report_once_with_its_lines(web, crashed):
+    page = web.get("/models/tiny/").content.decode()
+    assert page.count("error: out of memory") == 1
+    assert re.search(r'<pre class="[^"]*error-text[^"]*" data-field="error">' + re.escape(CRASH) + "</pre>", page)
+
+
+def test_it_offers_to_serve_again_or_clear_the_error_of_a_crashed_model(web, crashed):
+    page = web.get("/models/tiny/").content.decode()
+    assert re.search(r'<section class="only-ready-or-error card"[^>]*>\s*<h2 id="serve-h">', page)
+    assert 'action="/models/tiny/serve/"' in page
+    clear = re.search(r'<form class="only-error[^"]*" method="post" action="(/models/tiny/stop/)">.*?</form>', page, re.S)
+    assert "Clear error" in clear.group(0)
+    response = web.post(clear.group(1), {"next": "detail"})
+    model = AIModel.objects.get(pk="tiny")
+    assert (response.status_code, response["Location"]) == (302, "/models/tiny/")
+    assert (model.status, model.error) == ("ready", "")
