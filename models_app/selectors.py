@@ -4,7 +4,9 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from aiportal.errors import NotFound
-from models_app.models import AIModel, ServeState
+from models_app.models import AIModel, ServeState, Status
+
+SEEDABLE = frozenset({Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING})
 
 
 def model_list() -> QuerySet[AIModel]:
@@ -54,7 +56,8 @@ def model_to_dict(model: AIModel) -> dict:
         "shareRatio": model.share_ratio,
         "magnetUri": model.magnet_uri,
         "infoHash": model.info_hash,
-        "seeding": model.seeding,
+        # The wish (`AIModel.seeding`) holds only for a model whose files are complete.
+        "seeding": model.seeding and model.status in SEEDABLE,
         "error": model.error,
         "server": model_server(model),
         "gguf": _public_gguf(model.gguf),

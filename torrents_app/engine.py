@@ -55,7 +55,7 @@ class TorrentEngine:
         self.verifying: dict[str, Future] = {}
         self.saving: set[str] = set()
         self.pausing: set[str] = set()
-        self.duplicates: set[str] = set()
+        self.riders: dict[str, str] = {}  # model -> the model whose torrent (same info-hash) shares its bytes
         self.executor: ThreadPoolExecutor | None = None
         self.next_stats = self.next_resume = 0.0
         self.resume_every = float(settings.P2P_RESUME_SAVE_SECONDS)
@@ -125,15 +125,50 @@ class TorrentEngine:
         return bool(gone)
 
     def seeds_once(self) -> bool:
+        """Seed each ready model that wants it; models with the same bytes (one info-hash) share one torrent.
+
+        The torrent stays in the session while ANY of those models wants seeding: when its holder is
+        paused or gone, another model that still wants it takes over from its own files.
+        """
+        rows = list(self._rows().filter(model__status__in=AVAILABLE, torrent_file__isnull=False))
+        wants = {torrent.model_id: torrent.model.seeding for torrent in rows}
+        self.riders = {key: holder for key, holder in self.riders.items() if key in wants}
         busy = False
-        for torrent in self._rows().filter(model__status__in=AVAILABLE, torrent_file__isnull=False):
-            key, model = torrent.model_id, torrent.model
-            if not self.p2p.has(key):
-                busy = model.seeding and key not in self.duplicates and self._seed(torrent) or busy
-            elif model.seeding == self.p2p.is_paused(key):
-                (self.p2p.resume if model.seeding else self.p2p.pause)(key)
-                busy = True
+        for torrent in rows:
+            key = torrent.model_id
+            if self.p2p.has(key):
+                busy = self._steer(key, wants) or busy
+            elif wants[key]:
+                busy = self._seed_or_ride(torrent) or busy
+            elif self.riders.pop(key, None):
+                node_services.torrent_idle(model_id=key)  # a rider paused: it no longer shares the stats
         return busy
+
+    def _steer(self, key: str, wants: dict[str, bool]) -> bool:
+        if not wants[key] and any(wants.get(rider) for rider, holder in self.riders.items() if holder == key):
+            self._hand_over(key)
+            return True
+        if wants[key] == self.p2p.is_paused(key):
+            (self.p2p.resume if wants[key] else self.p2p.pause)(key)
+            return True
+        return False
+
+    def _hand_over(self, key: str) -> None:
+        riders = [rider for rider, holder in self.riders.items() if holder == key]
+        log.info("%s stops seeding; %s, holding the same bytes, seed(s) the torrent from their own files",
+                 key, ", ".join(riders))
+        self.p2p.remove(key)
+        self.resume.delete(key)  # restarted later from the figures in the database
+        node_services.torrent_idle(model_id=key)
+        for rider in riders:
+            del self.riders[rider]
+
+    def _seed_or_ride(self, torrent: Torrent) -> bool:
+        holder = self.riders.get(torrent.model_id)
+        if holder is not None and self.p2p.has(holder):
+            return False  # shared by the holder's torrent (or handed over by `_steer` on this pass)
+        self.riders.pop(torrent.model_id, None)
+        return self._seed(torrent)
 
     def _seed(self, torrent: Torrent) -> bool:
         model, blob = torrent.model, bytes(torrent.torrent_file)
@@ -149,10 +184,8 @@ class TorrentEngine:
             self.p2p.add(model.pk, save_path=root, torrent=blob, resume=self._resume_for(torrent), seed_mode=True,
                          uploaded=model.uploaded_bytes)
         except DuplicateTorrent as exc:
-            if model.pk not in self.duplicates:
-                log.warning("not seeding %s: %s", model.pk, exc)
-            self.duplicates.add(model.pk)
-            return False
+            log.info("%s: %s; both models report its stats", model.pk, exc)
+            self.riders[model.pk] = exc.holder
         return True
 
     def downloads_once(self) -> bool:
@@ -224,6 +257,9 @@ class TorrentEngine:
     def on_state_update_alert(self, key: str, alert) -> None:
         for stats in alert_stats(alert, self.p2p.keys):
             status = node_services.torrent_stats_write(stats=stats)
+            riders = [rider for rider, holder in self.riders.items() if holder == stats.key]
+            if riders:
+                node_services.torrent_stats_mirror(stats=stats, model_ids=riders)
             if stats.is_seeding and status in FETCHING:
                 self._maybe_finish(stats.key)
 

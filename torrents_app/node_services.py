@@ -11,6 +11,7 @@ from torrents_app.models import Torrent
 from torrents_app.session import TorrentStats
 
 _FETCHING = {Status.QUEUED, Status.DOWNLOADING}
+_SEEDABLE = {Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING}
 
 
 def torrent_stats_write(*, stats: TorrentStats) -> str | None:
@@ -33,6 +34,21 @@ def torrent_stats_write(*, stats: TorrentStats) -> str | None:
     Torrent.objects.filter(pk=stats.key).update(state=stats.state, failed_bytes=stats.failed_bytes)
     model_notify(model)
     return model.status
+
+
+def torrent_stats_mirror(*, stats: TorrentStats, model_ids: list[str]) -> None:
+    """Models whose bytes another model's torrent (same info-hash) seeds report that torrent's figures."""
+    for model in AIModel.objects.filter(pk__in=model_ids, seeding=True, status__in=_SEEDABLE):
+        model.peers, model.seeds = stats.peers, stats.seeds
+        model.download_rate, model.upload_rate, model.uploaded_bytes = 0, stats.upload_rate, stats.uploaded
+        model.save(update_fields=["peers", "seeds", "download_rate", "upload_rate", "uploaded_bytes", "updated_at"])
+        model_notify(model)
+
+
+def torrent_idle(*, model_id: str) -> None:
+    """A model no longer in the session (paused, or handed its torrent over): no live figures."""
+    AIModel.objects.filter(pk=model_id).update(download_rate=0, upload_rate=0, peers=0, seeds=0)
+    model_notify(AIModel(pk=model_id))
 
 
 def torrent_metadata_accept(*, model_id: str, files: list[tuple[str, int]], v1: str, v2: str) -> None:

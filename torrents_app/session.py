@@ -22,7 +22,11 @@ _ALERTS = (
 
 
 class DuplicateTorrent(Exception):
-    pass
+    """The torrent is already in the session under another key (`holder`)."""
+
+    def __init__(self, holder: str):
+        super().__init__(f"the same torrent is already shared as {holder}")
+        self.holder = holder
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ class P2PSession:
         handle = self.session.add_torrent(params)
         if handle in self.keys:
             # The same torrent under another model: libtorrent hands back the existing handle.
-            raise DuplicateTorrent(f"the same torrent is already shared as {self.keys[handle]}")
+            raise DuplicateTorrent(self.keys[handle])
         self.handles[key], self.keys[handle] = handle, key
         if paused:
             self.paused.add(key)
