@@ -29,6 +29,8 @@ log = logging.getLogger("aiportal.chat")
 MAX_MESSAGE_CHARS = 32_000
 # Small models answer far better with a system prompt than with none.
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+# Ends a saved answer the reader stopped taking (Stop pressed, page left): the web chat shows it as a marker.
+CUT_OFF_MARK = " (stopped)"
 
 
 def session_start(*, model_id: str, user=None, telegram_chat_id: int | None = None,
@@ -108,13 +110,13 @@ def _stream(session: ChatSession, text: str, text_tokens: int, deltas: Iterator[
     parts: list[str] = []
     try:
         for delta in deltas:
-            parts.append(delta)
             yield delta
+            parts.append(delta)  # kept once the reader comes back for more: it has taken this one
     except GeneratorExit:
         # The reader stopped early (a closed page): keep what the person saw, if the session still exists.
         if parts:
             try:
-                _save_turns(session, text, text_tokens, "".join(parts))
+                _save_turns(session, text, text_tokens, "".join(parts) + CUT_OFF_MARK)
             except DatabaseError as exc:
                 log.warning("chat session %s: partial answer not saved: %s", session.pk, exc)
         raise

@@ -124,30 +124,42 @@ def _event(data: dict, event: str | None = None) -> bytes:
 
 
 async def _sse(session_id: int, deltas: Iterator[str]) -> AsyncIterator[bytes]:
-    """Relay the blocking delta iterator from a worker thread, so one slow answer blocks no one else."""
+    """Relay the blocking delta iterator from a worker thread, so one slow answer blocks no one else.
+
+    In lockstep: the thread asks for the next delta only once the previous one went out to the page,
+    so an answer cut off by the page (Stop, leaving) is saved as far as the page received it.
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
-    stop = threading.Event()
-    thread = threading.Thread(target=_pump, args=(deltas, loop, queue, stop), daemon=True, name=f"chat-{session_id}")
+    stop, sent = threading.Event(), threading.Event()
+    thread = threading.Thread(target=_pump, args=(deltas, loop, queue, stop, sent), daemon=True,
+                              name=f"chat-{session_id}")
     thread.start()
     yield _event({"id": session_id}, "session")
     try:
         while (item := await queue.get()) is not None:
             yield item
+            sent.set()
     finally:
         stop.set()
+        sent.set()
 
 
-def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event) -> None:
+def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event,
+          sent: threading.Event) -> None:
     def put(item: bytes | None) -> None:
         if not loop.is_closed():
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
     try:
         for delta in deltas:
+            sent.clear()
             if stop.is_set():
                 break
             put(_event({"delta": delta}))
+            sent.wait()
+            if stop.is_set():
+                break
         put(_event({}, "done"))
     except ApplicationError as exc:
         put(_event({"code": exc.code, "message": exc.message}, "error"))

@@ -17,6 +17,7 @@ from tests.web.test_browser import DEMO, shot
 pytestmark = pytest.mark.slow
 LONG_ASK = "Write a very long story about a dragon who learns to cook, in many chapters."
 GROWN = "() => (document.querySelector('.msg-assistant .msg-text')?.textContent || '').length > 40"
+AT_BOTTOM = "box => box.scrollHeight - box.scrollTop - box.clientHeight < 8"
 
 
 def call(portal, method: str, path: str, body: dict | None = None) -> dict:
@@ -56,6 +57,22 @@ def answers_saved(page) -> int:
     return page.locator(".msg-assistant").count()
 
 
+def test_it_opens_the_server_log_at_its_newest_line_and_follows_it(browser, portal, auth_state, serving):
+    # A phone's width wraps the log's long lines, so even a short log overflows its box.
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=portal.url, storage_state=auth_state)
+    page = context.new_page()
+    page.goto(f"/models/{DEMO}/")
+    log = page.get_by_label("Server log", exact=True)
+    assert log.evaluate("box => box.scrollHeight > box.clientHeight + 100")
+    page.wait_for_function(f"() => ({AT_BOTTOM})(document.querySelector('pre.log'))")
+    page.evaluate("() => { window.__log = document.querySelector('pre.log'); }")
+    page.wait_for_function(f"() => !window.__log.isConnected && ({AT_BOTTOM})(document.querySelector('pre.log'))")
+    page.evaluate("() => { window.__log = document.querySelector('pre.log'); window.__log.scrollTop = 40; }")
+    page.wait_for_function("() => !window.__log.isConnected")
+    assert log.evaluate("box => box.scrollTop") == 40
+    context.close()
+
+
 def test_it_stops_an_answer_and_keeps_what_was_written(logged_in, serving):
     page = logged_in
     page.goto(f"/chat/?new=1&model={DEMO}")
@@ -67,8 +84,24 @@ def test_it_stops_an_answer_and_keeps_what_was_written(logged_in, serving):
     expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-stopped"))
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
     expect(page.locator("[data-chat-error]")).to_have_text("")
+    shown = page.locator(".msg-assistant .msg-text").text_content()
     wait_for(lambda: answers_saved(page) == 1, what="the stopped answer in the chat's history")
     expect(page.locator(".msg-user")).to_have_text(re.compile(LONG_ASK))
+    expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-stopped"))
+    assert page.locator(".msg-assistant .msg-text").text_content() == shown
+
+
+def test_it_marks_an_answer_cut_off_by_leaving_the_page(logged_in, serving):
+    page = logged_in
+    page.goto(f"/chat/?new=1&model={DEMO}")
+    page.get_by_label("Message").fill(LONG_ASK)
+    page.keyboard.press("Enter")
+    page.wait_for_function(GROWN, timeout=60_000)
+    page.goto("/")
+    page.goto("/chat/")
+    wait_for(lambda: answers_saved(page) == 1, what="the cut-off answer in the chat's history")
+    expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-stopped"))
+    expect(page.locator(".msg-assistant .msg-text")).to_have_text(re.compile(r"\S{3}"))
 
 
 def test_it_says_so_when_the_model_dies_mid_answer(logged_in, serving):
