@@ -45,7 +45,7 @@
     link.setAttribute("aria-current", "page");
     link.textContent = title.length > 40 ? title.slice(0, 39) + "…" : title;
     meta.className = "meta";
-    meta.textContent = (modelSelect ? modelSelect.value : "") + " · just now";
+    meta.textContent = (modelSelect ? modelSelect.value : "") + "\u00a0· just now";
     link.appendChild(meta);
     item.appendChild(link);
     list.prepend(item);
