@@ -50,6 +50,11 @@ def ratio(value: float | None) -> str:
 
 
 @register.filter
+def first_line(text: str | None) -> str:
+    return (text or "").split("\n", 1)[0]
+
+
+@register.filter
 def source_label(source: str) -> str:
     return SOURCES.get(source, source)
 

@@ -14,7 +14,8 @@
     size: size,
     rate: function (v) { return size(v) + "/s"; },
     percent: function (v) { return (Number(v) || 0).toFixed(0) + "%"; },
-    ratio: function (v) { return (Number(v) || 0).toFixed(2); }
+    ratio: function (v) { return (Number(v) || 0).toFixed(2); },
+    firstline: function (v) { return String(v).split("\n")[0]; }
   };
 
   function valueOf(model, name) {

@@ -81,6 +81,16 @@ def test_it_shows_a_crash_report_once_with_its_lines(web, crashed):
     assert re.search(r'<pre class="[^"]*error-text[^"]*" data-field="error">' + re.escape(CRASH) + "</pre>", page)
 
 
+def test_it_leaves_a_crashs_last_lines_to_the_server_log_when_there_is_one(web, crashed, tmp_path):
+    log = tmp_path / "llama-tiny.log"
+    log.write_text("build: 1 (abc)\nload_model: loading tensors\nerror: out of memory\n")
+    ServedInstance.objects.filter(pk="tiny").update(log_path=str(log))
+    page = web.get("/models/tiny/").content.decode()
+    assert page.count("error: out of memory") == 1
+    assert re.search(r'<pre class="log"[^>]*>build: 1 \(abc\)\nload_model: loading tensors\nerror: out of memory</pre>', page)
+    assert re.search(r'data-field="error" data-format="firstline">llama-server exited with code 1. Last lines:</pre>', page)
+
+
 def test_it_offers_to_serve_again_or_clear_the_error_of_a_crashed_model(web, crashed):
     page = web.get("/models/tiny/").content.decode()
     assert re.search(r'<section class="only-ready-or-error card"[^>]*>\s*<h2 id="serve-h">', page)
