@@ -157,7 +157,7 @@ def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio
             if stop.is_set():
                 break
             put(_event({"delta": delta}))
-            sent.wait()
+            _wait_sent(sent, loop)
             if stop.is_set():
                 break
         put(_event({}, "done"))
@@ -172,3 +172,10 @@ def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio
             close()
         connections.close_all()
         put(None)
+
+
+def _wait_sent(sent: threading.Event, loop: asyncio.AbstractEventLoop) -> None:
+    """Until the page's side took the last delta (or the server shut down its event loop)."""
+    while not sent.wait(timeout=1.0):
+        if loop.is_closed():
+            return
