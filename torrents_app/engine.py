@@ -275,7 +275,8 @@ class TorrentEngine:
     def on_save_resume_data_alert(self, key: str, alert) -> None:
         self.resume.write(key, alert_resume_bytes(alert))
         self.saving.discard(key)
-        blob = alert_torrent_bytes(alert)
+        # Only a complete torrent: before, a hybrid's piece layers may still be unknown (written as zeros).
+        blob = alert_torrent_bytes(alert) if self.p2p.is_complete(key) else None
         if blob:
             node_services.torrent_file_store(model_id=key, torrent=blob)
 
@@ -328,7 +329,7 @@ class TorrentEngine:
         v1, v2 = self.p2p.info_hashes(key)
         node_services.torrent_metadata_accept(model_id=key, files=files, v1=v1, v2=v2)
         self.p2p.want_all_files(key)
-        self.p2p.save_resume(key)  # records the .torrent (info dict) right away
+        self.p2p.save_resume(key)  # records the info dict in the resume data right away
 
     def _maybe_finish(self, key: str) -> None:
         if key in self.finishing or key in self.verifying or not self.p2p.is_complete(key):

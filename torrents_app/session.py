@@ -177,11 +177,17 @@ class P2PSession:
             params.flags |= lt.torrent_flags.paused
         if hold_files:
             params.flags |= lt.torrent_flags.default_dont_download
+        # Measured on loopback: a peer handed over in `params.peers` (a magnet's x.pe) moved a hybrid
+        # torrent at ~100 MiB/s, the same peer given to `connect_peer` right after the add at ~250.
+        direct = [] if paused else [peer for peer in params.peers if peer in _magnet_peers(magnet)]
+        params.peers = [peer for peer in params.peers if peer not in direct]
         handle = self.session.add_torrent(params)
         if handle in self.keys:
             # The same torrent under another model: libtorrent hands back the existing handle.
             raise DuplicateTorrent(self.keys[handle])
         self.handles[key], self.keys[handle] = handle, key
+        for peer in direct:
+            handle.connect_peer(peer)
         if paused:
             self.paused.add(key)
 
@@ -292,6 +298,10 @@ def _files(info) -> list[TorrentFile]:
     files = info.layout()
     return [TorrentFile(i, files.file_path(i), files.file_size(i)) for i in range(files.num_files())
             if not files.file_flags(i) & lt.file_storage.flag_pad_file]
+
+
+def _magnet_peers(magnet: str) -> list:
+    return list(lt.parse_magnet_uri(magnet).peers) if magnet else []
 
 
 def _params(*, torrent: bytes | None, magnet: str, resume: bytes | None):
