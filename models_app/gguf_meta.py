@@ -6,6 +6,7 @@ header once and skips arrays by their sizes.
 """
 from __future__ import annotations
 
+import re
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,8 @@ from gguf import GGUFValueType, LlamaFileType
 from models_app.hashing import file_key
 
 GGUF_MAGIC = b"GGUF"
+# llama.cpp's gguf-split naming: `<stem>-00001-of-00003.gguf`; llama-server loads the first part.
+SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 _SCALARS = {
     GGUFValueType.UINT8: "B", GGUFValueType.INT8: "b", GGUFValueType.UINT16: "H", GGUFValueType.INT16: "h",
     GGUFValueType.UINT32: "I", GGUFValueType.INT32: "i", GGUFValueType.FLOAT32: "f", GGUFValueType.BOOL: "?",

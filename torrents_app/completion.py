@@ -15,7 +15,6 @@ from django.conf import settings
 
 from models_app import gguf_meta
 
-_SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 _UNSAFE_PART = re.compile(r"[\x00-\x1f\\:]")
 
 
@@ -34,11 +33,11 @@ def is_gguf_name(path: str) -> bool:
 
 
 def main_gguf(paths: list[str]) -> str | None:
-    """The file llama-server loads: the only GGUF, the first split part, or the largest."""
+    """The file llama-server loads: the first split part, else the first GGUF by name."""
     ggufs = sorted(p for p in paths if is_gguf_name(p))
     if not ggufs:
         return None
-    firsts = [p for p in ggufs if (m := _SPLIT.search(p)) and int(m.group(1)) == 1]
+    firsts = [p for p in ggufs if (m := gguf_meta.SPLIT_PART.search(p)) and int(m.group(1)) == 1]
     return firsts[0] if firsts else ggufs[0]
 
 

@@ -9,9 +9,10 @@ from pathlib import PurePosixPath
 from django.conf import settings
 
 from aiportal.errors import ApplicationError, NoRoom
+from models_app import gguf_meta
 from models_app.hub.client import HubFile
 
-SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+SPLIT = gguf_meta.SPLIT_PART
 QUANT = re.compile(r"(?:^|[._-])(I?Q\d+(?:_[A-Z0-9]+)*|BF16|F16|F32|FP16)(?=[._-]|$)", re.IGNORECASE)
 GIB = 1024 ** 3
 
