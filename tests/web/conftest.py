@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import pytest
 import redis
+from django.test import Client
 from gguf import LlamaFileType
 
+from models_app import services
+from models_app.models import AIModel
 from tests.fakes.fake_hub import FakeHub
 from tests.web.portal import (
     ARTIFACTS,
@@ -31,6 +34,21 @@ def redis_layer(settings, web_redis_url):
     """The real Redis channel layer, in a database of its own."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                                            "CONFIG": {"hosts": [web_redis_url.rsplit("/", 1)[0] + "/8"]}}}
+
+
+@pytest.fixture
+def web(admin_user) -> Client:
+    """Django's test client, logged in as the admin."""
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def tiny(tmp_path) -> AIModel:
+    """A ready 1 MiB GGUF model with id `tiny`, imported through the real service."""
+    path = tiny_gguf(tmp_path / "tiny.gguf", name="Tiny", megabytes=1)
+    return services.model_import_local(path=path, model_id="tiny", copy=True)
 
 
 @pytest.fixture(scope="session")

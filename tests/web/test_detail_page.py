@@ -5,29 +5,13 @@ import re
 
 import pytest
 from django.conf import settings
-from django.test import Client
 
-from models_app import services
 from models_app.models import AIModel, ServedInstance
 from tests.web.conftest import HUB_REPO
-from tests.web.portal import tiny_gguf
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_layer")]
 CRASH = "llama-server exited with code 1. Last lines:\nload_model: loading tensors\nerror: out of memory"
 MAGNET = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=mystery.gguf"
-
-
-@pytest.fixture
-def web(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def tiny(tmp_path) -> AIModel:
-    path = tiny_gguf(tmp_path / "tiny.gguf", name="Tiny", megabytes=1)
-    return services.model_import_local(path=path, model_id="tiny", copy=True)
 
 
 @pytest.fixture

@@ -2,28 +2,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import Client
 
 from chat.models import ChatSession
-from models_app import services
 from models_app.models import AIModel, ServedInstance
 from tests.web.conftest import HUB_REPO
-from tests.web.portal import tiny_gguf
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_layer")]
-
-
-@pytest.fixture
-def web(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def tiny(tmp_path) -> AIModel:
-    path = tiny_gguf(tmp_path / "tiny.gguf", name="Tiny", megabytes=1)
-    return services.model_import_local(path=path, model_id="tiny", copy=True)
 
 
 @pytest.mark.parametrize("url", ["/", "/models/add/", "/models/tiny/", "/chat/", "/chat/1/"])
