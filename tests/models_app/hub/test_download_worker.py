@@ -8,6 +8,7 @@ from django.db import connections
 
 from models_app.hub.tasks import download_task
 from models_app.models import AIModel
+from tests.conftest import wait_for
 from tests.models_app.hub.conftest import DEMO_ID, DEMO_REPO, MEDIUM_ID, MEDIUM_REPO, SMALL_FILE
 
 MIB = 1024 * 1024
@@ -28,16 +29,6 @@ class Worker(threading.Thread):
             connections.close_all()
 
 
-def poll(probe, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def downloading(model_id: str, at_least: int = 1):
     return AIModel.objects.filter(pk=model_id, status="downloading", downloaded_bytes__gte=at_least).first()
 
@@ -47,8 +38,9 @@ def test_it_reports_progress_while_downloading_and_stops_and_cleans_up_when_dele
     api.post("/api/ai/download", {"url": f"{hub.url}/{DEMO_REPO}"}, format="json")
     worker = Worker(DEMO_ID)
     worker.start()
-    first = poll(lambda: downloading(DEMO_ID))
-    later = poll(lambda: downloading(DEMO_ID, first.downloaded_bytes + 1))
+    first = wait_for(lambda: downloading(DEMO_ID), what="the demo download under way", timeout=30, interval=0.05)
+    later = wait_for(lambda: downloading(DEMO_ID, first.downloaded_bytes + 1), what="more bytes of the demo", timeout=30,
+                     interval=0.05)
     assert 0 < first.download_progress < later.download_progress < 100
     assert later.download_rate > 0
     response = api.delete(f"/api/ai/models/{DEMO_ID}")
@@ -68,7 +60,7 @@ def test_it_runs_no_more_downloads_at_once_than_the_setting_allows(api, hub, set
                       format="json").json()["result"]["id"]
     worker = Worker(MEDIUM_ID)
     worker.start()
-    poll(lambda: downloading(MEDIUM_ID))
+    wait_for(lambda: downloading(MEDIUM_ID), what="the medium download under way", timeout=30, interval=0.05)
     assert download_task(second) == "waiting for a slot"
     assert AIModel.objects.get(pk=second).status == "queued"
     worker.join(60)

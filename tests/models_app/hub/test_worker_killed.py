@@ -5,11 +5,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.models_app.hub.conftest import DEMO_ID, DEMO_REPO
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,23 +59,13 @@ def row(env: dict) -> tuple:
     return found or ("", 0, "")
 
 
-def wait_for(probe, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def test_it_resumes_a_killed_download_when_a_worker_starts_again_fetching_only_the_missing_bytes(portal_env, hub, demo_gguf):
     hub.slow_bps = 12 * MIB
     url = f"{hub.url}/{DEMO_REPO}"
     assert ask_for_download(portal_env, url) == DEMO_ID
     worker = start_worker(portal_env)
     try:
-        wait_for(lambda: row(portal_env)[1] >= 20 * MIB)
+        wait_for(lambda: row(portal_env)[1] >= 20 * MIB, what="20 MiB on disk", timeout=90)
     finally:
         stop_worker(worker)
     partial = Path(portal_env["AI_MODEL_DIR"]) / DEMO_ID / f"{demo_gguf.name}.incomplete"
@@ -87,7 +77,8 @@ def test_it_resumes_a_killed_download_when_a_worker_starts_again_fetching_only_t
     hub.reset_counters()
     worker = start_worker(portal_env)
     try:
-        status, downloaded, sha256 = wait_for(lambda: row(portal_env)[0] in {"ready", "error"} and row(portal_env))
+        status, downloaded, sha256 = wait_for(lambda: row(portal_env)[0] in {"ready", "error"} and row(portal_env),
+                                               what="the resumed download to finish", timeout=90)
     finally:
         stop_worker(worker)
     assert (status, downloaded, sha256) == ("ready", demo_gguf.stat().st_size, DEMO_SHA256)
