@@ -93,3 +93,13 @@ def wait_for(probe, *, what: str, timeout: float = 60.0, interval: float = 0.1):
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"{what} did not come up within {timeout:.0f}s (last error: {last_error})")
+
+
+@pytest.fixture(scope="session")
+def llama_portal(tmp_path_factory, demo_gguf):
+    """daphne + the node daemon + the real llama-server with the demo model under three ids, shared by the session."""
+    from tests.models_app.inference.portal import Portal
+
+    portal = Portal(tmp_path_factory.mktemp("portal"), demo_gguf).start()
+    yield portal
+    portal.stop()

@@ -5,28 +5,14 @@ import openai
 import pytest
 
 from tests.models_app.inference.helpers import FAKE_SERVER, write_tiny_gguf
-from tests.models_app.inference.portal import (
-    TOKEN,
-    Portal,
-    portal_acquire,
-    portal_release,
-)
-
-PARIS = [{"role": "system", "content": "You are a helpful assistant."},
-         {"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="session")
-def portal(tmp_path_factory, demo_gguf) -> Portal:
-    yield portal_acquire(tmp_path_factory, demo_gguf)
-    portal_release()
+from tests.models_app.inference.portal import PARIS, TOKEN, Portal
 
 
 @pytest.fixture(scope="module")
-def client(portal) -> openai.OpenAI:
-    portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a"})
-    portal.wait_status("demo-a", "serving")
-    return openai.OpenAI(base_url=f"{portal.url}/v1", api_key=TOKEN, max_retries=0, timeout=120)
+def client(llama_portal) -> openai.OpenAI:
+    llama_portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a"})
+    llama_portal.wait_status("demo-a", "serving")
+    return openai.OpenAI(base_url=f"{llama_portal.url}/v1", api_key=TOKEN, max_retries=0, timeout=120)
 
 
 def test_it_lists_the_models_for_an_openai_client(client):
@@ -53,19 +39,19 @@ def test_it_streams_a_chat_completion_token_by_token(client):
     assert "Paris" in "".join(pieces)
 
 
-def test_it_starts_a_ready_model_on_demand(client, portal):
-    assert portal.model("demo-c")["status"] == "ready"
+def test_it_starts_a_ready_model_on_demand(client, llama_portal):
+    assert llama_portal.model("demo-c")["status"] == "ready"
 
     completion = client.chat.completions.create(model="demo-c", messages=PARIS, max_tokens=8)
 
     assert completion.choices[0].message.content.strip()
-    assert portal.model("demo-c")["status"] == "serving"
-    portal.api("DELETE", "/api/ai/serve", params={"modelId": "demo-c"})
-    portal.wait_status("demo-c", "ready")
+    assert llama_portal.model("demo-c")["status"] == "serving"
+    llama_portal.api("DELETE", "/api/ai/serve", params={"modelId": "demo-c"})
+    llama_portal.wait_status("demo-c", "ready")
 
 
-def test_it_rejects_a_wrong_api_key_with_401(portal):
-    wrong = openai.OpenAI(base_url=f"{portal.url}/v1", api_key="not-the-token", max_retries=0)
+def test_it_rejects_a_wrong_api_key_with_401(llama_portal):
+    wrong = openai.OpenAI(base_url=f"{llama_portal.url}/v1", api_key="not-the-token", max_retries=0)
 
     with pytest.raises(openai.AuthenticationError) as caught:
         wrong.models.list()
@@ -81,16 +67,16 @@ def test_it_answers_404_for_an_unknown_model(client):
     assert caught.value.body["message"] == "No model with id 'no-such-model'."
 
 
-def test_it_answers_400_for_a_request_without_messages(portal):
-    response = httpx.post(f"{portal.url}/v1/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+def test_it_answers_400_for_a_request_without_messages(llama_portal):
+    response = httpx.post(f"{llama_portal.url}/v1/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
                           json={"model": "demo-a"})
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_messages"
 
 
-def test_it_answers_404_in_openai_shape_for_an_unknown_v1_path(portal):
-    response = httpx.get(f"{portal.url}/v1/embeddings-nope", headers={"Authorization": f"Bearer {TOKEN}"})
+def test_it_answers_404_in_openai_shape_for_an_unknown_v1_path(llama_portal):
+    response = httpx.get(f"{llama_portal.url}/v1/embeddings-nope", headers={"Authorization": f"Bearer {TOKEN}"})
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"

@@ -38,7 +38,6 @@ class Portal:
         self.model_ids = model_ids
         self.daphne: subprocess.Popen | None = None
         self.node: subprocess.Popen | None = None
-        self.users = 0
 
     @staticmethod
     def _env(workdir: Path) -> dict[str, str]:
@@ -117,22 +116,5 @@ class Portal:
         raise AssertionError(f"{what} did not happen within {timeout:.0f}s; logs:\n{logs}")
 
 
-_shared: Portal | None = None
-
-
-def portal_acquire(tmp_path_factory, demo_gguf: Path) -> Portal:
-    global _shared
-    if _shared is None:
-        _shared = Portal(tmp_path_factory.mktemp("portal"), demo_gguf).start()
-    _shared.users += 1
-    return _shared
-
-
-def portal_release() -> None:
-    global _shared
-    if _shared is None:
-        return
-    _shared.users -= 1
-    if _shared.users == 0:
-        _shared.stop()
-        _shared = None
+PARIS = [{"role": "system", "content": "You are a helpful assistant."},
+         {"role": "user", "content": "What is the capital of France?"}]

@@ -4,24 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.models_app.inference.portal import Portal, portal_acquire, portal_release
-
-PARIS = [{"role": "system", "content": "You are a helpful assistant."},
-         {"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="session")
-def portal(tmp_path_factory, demo_gguf) -> Portal:
-    yield portal_acquire(tmp_path_factory, demo_gguf)
-    portal_release()
+from tests.models_app.inference.portal import PARIS, Portal
 
 
 @pytest.fixture(scope="module")
-def served_a(portal) -> Portal:
-    response = portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a"})
+def served_a(llama_portal) -> Portal:
+    response = llama_portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a"})
     assert response.status_code == 202, response.text
-    portal.wait_status("demo-a", "serving")
-    return portal
+    llama_portal.wait_status("demo-a", "serving")
+    return llama_portal
 
 
 def test_it_serves_the_demo_model_and_answers_about_paris(served_a):
