@@ -189,6 +189,88 @@ def _v1_stream_pieces(paths: list[Path], piece: int) -> bytes:
     return b"".join(out)
 
 
+def torrent_from_resume(resume: bytes) -> bytes | None:
+    """The complete .torrent of a finished download, rebuilt from its resume data; None when it cannot be.
+
+    Resume data saved with the info dict holds the info dict, the web seeds and, for v2, each file's
+    merkle tree. The piece layers come from the tree (its leaves hashed up, when the piece level was
+    not kept) and must hash up to the file's pieces root. libtorrent's `write_torrent_file` does the
+    same but took 2 s for a 1 GiB hybrid (it grows faster than the file) while holding the GIL.
+    """
+    try:
+        data = lt.bdecode(resume)
+        info = data[b"info"]
+        parsed = lt.torrent_info(lt.bencode({b"info": info}))
+    except (KeyError, TypeError, RuntimeError):
+        return None
+    top: dict = {b"info": info}
+    if b"file tree" in info:
+        layers = _piece_layers(parsed, data.get(b"trees") or [])
+        if layers is None:
+            return None
+        top[b"piece layers"] = layers
+    seeds = data.get(b"url-list") or []
+    if seeds:
+        top[b"url-list"] = seeds[0] if len(seeds) == 1 else seeds
+    blob = lt.bencode(top)
+    ids = lt.torrent_info(blob).info_hashes()
+    same = (not ids.has_v1() or ids.v1.to_bytes() == data.get(b"info-hash")) and \
+        (not ids.has_v2() or ids.v2.to_bytes() == data.get(b"info-hash2"))
+    return blob if same else None
+
+
+def _piece_layers(parsed, trees: list) -> dict[bytes, bytes] | None:
+    files, piece = parsed.layout(), parsed.piece_length()
+    per_piece = piece // BLOCK
+    layers = {}
+    for index in range(files.num_files()):
+        size = files.file_size(index)
+        if files.file_flags(index) & lt.file_storage.flag_pad_file or size <= piece:
+            continue
+        root = bytes(files.root(index).to_bytes())
+        layer = _layer_from_tree(trees[index] if index < len(trees) else None, size, per_piece)
+        if layer is None:
+            return None
+        pad = _merkle_root([], per_piece, _ZERO)
+        if _merkle_root(layer, _next_pow2(len(layer)), pad) != root:
+            return None
+        layers[root] = b"".join(layer)
+    return layers
+
+
+def _layer_from_tree(tree: dict | None, size: int, per_piece: int) -> list[bytes] | None:
+    """The piece-level hashes of one file's merkle tree as libtorrent's resume data stores it.
+
+    Nodes are numbered breadth first from the root (0); `mask`, when present, has a bit (most
+    significant first) for each node and `hashes` lists only the nodes whose bit is set.
+    """
+    if not tree or not tree.get(b"hashes"):
+        return None
+    leaves = -(-size // BLOCK)
+    width = _next_pow2(leaves)
+    count = 2 * width - 1
+    raw, mask = tree[b"hashes"], tree.get(b"mask")
+    if mask:
+        present = [i for i in range(count) if mask[i >> 3] & (0x80 >> (i & 7))]
+    else:
+        present = list(range(count))
+    if len(raw) != 32 * len(present):
+        return None
+    nodes = {node: raw[32 * n:32 * n + 32] for n, node in enumerate(present)}
+    first_leaf, first_piece = width - 1, width // per_piece - 1
+    layer = []
+    for p in range(-(-leaves // per_piece)):
+        known = nodes.get(first_piece + p)
+        if known is None:
+            blocks = [nodes.get(first_leaf + b, _ZERO if b >= leaves else None)
+                      for b in range(p * per_piece, (p + 1) * per_piece)]
+            if None in blocks:
+                return None
+            known = _merkle_root(blocks, per_piece, _ZERO)
+        layer.append(known)
+    return layer
+
+
 def magnet_uri(*, v1: str, v2: str, name: str, size: int, web_seed: str = "") -> str:
     parts = []
     if v1:

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from models_app.models import Status
 from torrents_app import completion, node_services
+from torrents_app.creation import torrent_from_resume
 from torrents_app.magnets import magnet_build, magnet_peer_endpoints
 from torrents_app.models import Torrent
 from torrents_app.resume import ResumeStore
@@ -56,6 +57,7 @@ class TorrentEngine:
         self.saving: set[str] = set()
         self.pausing: set[str] = set()
         self.riders: dict[str, str] = {}  # model -> the model whose torrent (same info-hash) shares its bytes
+        self.unfiled: set[str] = set()  # downloads whose complete .torrent is not in the database yet
         self.executor: ThreadPoolExecutor | None = None
         self.next_stats = self.next_resume = 0.0
         self.resume_every = float(settings.P2P_RESUME_SAVE_SECONDS)
@@ -121,6 +123,7 @@ class TorrentEngine:
             self.p2p.remove(key)
             self.resume.delete(key)
             self.finishing.discard(key)
+            self.unfiled.discard(key)
             log.info("stopped torrent of %s: its model is gone or failed", key)
         return bool(gone)
 
@@ -195,6 +198,8 @@ class TorrentEngine:
             if self.p2p.has(key) or key in self.verifying:
                 continue
             blob = bytes(torrent.torrent_file) if torrent.torrent_file else None
+            if blob is None:
+                self.unfiled.add(key)
             resume = self._resume_for(torrent)
             Path(model.path).mkdir(parents=True, exist_ok=True)
             # A magnet without a size (xl) had no disk check yet: hold its files until the metadata says
@@ -273,12 +278,15 @@ class TorrentEngine:
         self._maybe_finish(key)
 
     def on_save_resume_data_alert(self, key: str, alert) -> None:
-        self.resume.write(key, alert_resume_bytes(alert))
+        resume = alert_resume_bytes(alert)
+        self.resume.write(key, resume)
         self.saving.discard(key)
-        # Only a complete torrent: before, a hybrid's piece layers may still be unknown (written as zeros).
-        blob = alert_torrent_bytes(alert) if self.p2p.is_complete(key) else None
-        if blob:
-            node_services.torrent_file_store(model_id=key, torrent=blob)
+        # Once, and only complete: before, a hybrid's piece layers may still be unknown (written as zeros).
+        if key in self.unfiled and self.p2p.is_complete(key):
+            self.unfiled.discard(key)
+            blob = torrent_from_resume(resume) or alert_torrent_bytes(alert)
+            if blob:
+                node_services.torrent_file_store(model_id=key, torrent=blob)
 
     def on_save_resume_data_failed_alert(self, key: str, alert) -> None:
         self.saving.discard(key)

@@ -249,7 +249,8 @@ class P2PSession:
         """Every byte of every file is here (not just the files wanted so far)."""
         handle = self.handles[key]
         info, status = handle.torrent_file(), handle.status()
-        return info is not None and status.is_seeding and status.total_wanted_done == info.total_size()
+        # Not `info.total_size()`: a v2 torrent counts the padding after its last file there.
+        return info is not None and status.is_seeding and status.total_wanted_done == sum(f.size for f in _files(info))
 
     def has_metadata(self, key: str) -> bool:
         return self.handles[key].torrent_file() is not None

@@ -21,8 +21,9 @@ def _seeded(settings, engine, path: Path, fmt: str = "hybrid"):
     return refreshed(model)
 
 
-def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(settings, api, demo_gguf, alpha, beta):
-    source = _seeded(settings, alpha, demo_gguf)
+@pytest.mark.parametrize("fmt", ["hybrid", "v2"])
+def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(settings, api, demo_gguf, alpha, beta, fmt):
+    source = _seeded(settings, alpha, demo_gguf, fmt)
     settings.NODE_NAME = "beta"
     magnet = f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}"
     response = api.post("/api/ai/download", {"magnetUri": magnet}, format="json")
