@@ -107,6 +107,12 @@ def session_settings(config: SessionConfig) -> dict:
         # Several portals may share one host (and one address behind a NAT).
         "allow_multiple_connections_per_ip": True,
         "urlseed_wait_retry": 5,
+        # Connection attempts, unchokes and rate quotas happen on the tick: 100 ms instead of 500
+        # starts a LAN transfer sooner for the cost of a few wake-ups a second.
+        "tick_interval": 100,
+        # Ten disk threads (the default) writing one model file queue on its inode lock: on loopback
+        # four used less CPU per GiB received and moved it faster (median 319 against 261 MiB/s).
+        "aio_threads": 4,
         # Seeds hang up on a magnet download while its files are held for the metadata checks;
         # call them back within a second once the files are wanted (default: a minute).
         "min_reconnect_time": 1,
@@ -177,17 +183,14 @@ class P2PSession:
             params.flags |= lt.torrent_flags.paused
         if hold_files:
             params.flags |= lt.torrent_flags.default_dont_download
-        # Measured on loopback: a peer handed over in `params.peers` (a magnet's x.pe) moved a hybrid
-        # torrent at ~100 MiB/s, the same peer given to `connect_peer` right after the add at ~250.
-        direct = [] if paused else [peer for peer in params.peers if peer in _magnet_peers(magnet)]
-        params.peers = [peer for peer in params.peers if peer not in direct]
+        # A magnet's x.pe peers stay in `params.peers`: libtorrent connects to those as the torrent
+        # starts. Given to `connect_peer` after the add instead, they waited for the session's next
+        # connection round (up to a second; 94 MiB then took 1.4 s instead of 0.2-0.5 s on loopback).
         handle = self.session.add_torrent(params)
         if handle in self.keys:
             # The same torrent under another model: libtorrent hands back the existing handle.
             raise DuplicateTorrent(self.keys[handle])
         self.handles[key], self.keys[handle] = handle, key
-        for peer in direct:
-            handle.connect_peer(peer)
         if paused:
             self.paused.add(key)
 
@@ -299,10 +302,6 @@ def _files(info) -> list[TorrentFile]:
     files = info.layout()
     return [TorrentFile(i, files.file_path(i), files.file_size(i)) for i in range(files.num_files())
             if not files.file_flags(i) & lt.file_storage.flag_pad_file]
-
-
-def _magnet_peers(magnet: str) -> list:
-    return list(lt.parse_magnet_uri(magnet).peers) if magnet else []
 
 
 def _params(*, torrent: bytes | None, magnet: str, resume: bytes | None):
