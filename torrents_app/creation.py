@@ -250,10 +250,7 @@ def _layer_from_tree(tree: dict | None, size: int, per_piece: int) -> list[bytes
     width = _next_pow2(leaves)
     count = 2 * width - 1
     raw, mask = tree[b"hashes"], tree.get(b"mask")
-    if mask:
-        present = [i for i in range(count) if mask[i >> 3] & (0x80 >> (i & 7))]
-    else:
-        present = list(range(count))
+    present = _mask_nodes(mask, count) if mask else range(count)
     if len(raw) != 32 * len(present):
         return None
     nodes = {node: raw[32 * n:32 * n + 32] for n, node in enumerate(present)}
@@ -269,6 +266,17 @@ def _layer_from_tree(tree: dict | None, size: int, per_piece: int) -> list[bytes
             known = _merkle_root(blocks, per_piece, _ZERO)
         layer.append(known)
     return layer
+
+
+def _mask_nodes(mask: bytes, count: int) -> list[int]:
+    """The node numbers whose bit is set, a byte at a time (most of a mask is 0x00 or 0xFF)."""
+    nodes: list[int] = []
+    for at, byte in enumerate(mask):
+        if byte == 0xFF:
+            nodes.extend(range(8 * at, 8 * at + 8))
+        elif byte:
+            nodes.extend(8 * at + bit for bit in range(8) if byte & (0x80 >> bit))
+    return [node for node in nodes if node < count] if nodes and nodes[-1] >= count else nodes
 
 
 def magnet_uri(*, v1: str, v2: str, name: str, size: int, web_seed: str = "") -> str:
