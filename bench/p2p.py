@@ -2,8 +2,9 @@
 """P2P against plain HTTP on 127.0.0.1, for the demo model and a generated GGUF-shaped file.
 
 One portal node seeds each file from its own process; a second node (its own libtorrent session
-and model folder) downloads it by magnet. In the same run `curl` fetches the same file over HTTP from the fake Hub.
-Prints MiB/s of each and the ratio (target: P2P >= 1.0x HTTP).
+and model folder) downloads it by magnet. In the same run `curl` fetches the same file over HTTP
+from the fake Hub. Prints MiB/s of each, the ratio (target: P2P >= 1.0x HTTP) and the CPU time
+each path spends per GiB.
 
     .venv/bin/python bench/p2p.py [--size-mib 1024] [--rounds 3] [--format hybrid|v1|v2]
 """
@@ -86,7 +87,8 @@ def _run(engines, until, timeout: float = 600.0) -> None:
 
 
 def _cpu() -> float:
-    """CPU seconds used so far by this process (both nodes, the fake Hub) and its finished children (curl)."""
+    """CPU seconds used so far by this process (the downloading node, the fake Hub) and its finished
+    children (curl)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
