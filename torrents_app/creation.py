@@ -81,13 +81,16 @@ def _hash_one_pass(path: Path, piece_size: int) -> FileHashes:
         root = _merkle_root(leaves, _next_pow2(len(leaves)), _ZERO) if leaves else b""
         return FileHashes(full.hexdigest(), b"".join(v1), tail, b"", root)
     pieces = [_merkle_root(leaves, blocks_per_piece, _ZERO) for leaves in layer]
-    pad = _merkle_root([], blocks_per_piece, _ZERO)
-    root = _merkle_root(pieces, _next_pow2(len(pieces)), pad)
-    return FileHashes(full.hexdigest(), b"".join(v1), tail, b"".join(pieces), root)
+    return FileHashes(full.hexdigest(), b"".join(v1), tail, b"".join(pieces), _layer_root(pieces, blocks_per_piece))
 
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
+
+
+def _layer_root(pieces: list[bytes], blocks_per_piece: int) -> bytes:
+    """A file's pieces root from its piece layer (padded with the root of an all-zero piece)."""
+    return _merkle_root(pieces, _next_pow2(len(pieces)), _merkle_root([], blocks_per_piece, _ZERO))
 
 
 def _merkle_root(nodes: list[bytes], width: int, pad: bytes) -> bytes:
@@ -229,10 +232,7 @@ def _piece_layers(parsed, trees: list) -> dict[bytes, bytes] | None:
             continue
         root = bytes(files.root(index).to_bytes())
         layer = _layer_from_tree(trees[index] if index < len(trees) else None, size, per_piece)
-        if layer is None:
-            return None
-        pad = _merkle_root([], per_piece, _ZERO)
-        if _merkle_root(layer, _next_pow2(len(layer)), pad) != root:
+        if layer is None or _layer_root(layer, per_piece) != root:
             return None
         layers[root] = b"".join(layer)
     return layers

@@ -20,11 +20,15 @@ WATCH_BAR = """(id) => {
 }"""
 
 
+def submit_add_form(page, source: str) -> None:
+    page.goto("/models/add/")
+    page.get_by_label("Hugging Face URL or magnet link").fill(source)
+    page.get_by_role("button", name="Add model").click()
+
+
 def test_it_downloads_a_chosen_file_from_the_hub_with_live_progress(logged_in):
     page = logged_in
-    page.goto("/models/add/")
-    page.get_by_label("Hugging Face URL or magnet link").fill(HUB_REPO)
-    page.get_by_role("button", name="Add model").click()
+    submit_add_form(page, HUB_REPO)
     expect(page.get_by_role("group", name=re.compile("2 GGUF files"))).to_be_visible()
     expect(page.locator(".file-option")).to_have_text([re.compile(r"tinyllama-q8_0\.gguf\s+Q8_0\s+9\.4 MB"),
                                                        re.compile(r"tinyllama-q4_k_m\.gguf\s+Q4_K_M\s+6\.3 MB")])
@@ -50,9 +54,7 @@ def test_it_downloads_a_chosen_file_from_the_hub_with_live_progress(logged_in):
 def test_it_says_when_a_repository_does_not_exist_and_adds_nothing(logged_in):
     page = logged_in
     models_before = page.locator("[data-model-id]").count()
-    page.goto("/models/add/")
-    page.get_by_label("Hugging Face URL or magnet link").fill("webtest/No-Such-Model-GGUF")
-    page.get_by_role("button", name="Add model").click()
+    submit_add_form(page, "webtest/No-Such-Model-GGUF")
     expect(page.get_by_role("alert")).to_contain_text("webtest/No-Such-Model-GGUF")
     expect(page.get_by_label("Hugging Face URL or magnet link")).to_have_value("webtest/No-Such-Model-GGUF")
     shot(page, "add-error")
@@ -75,9 +77,7 @@ def test_it_shows_a_model_added_and_removed_elsewhere_without_reloading(logged_i
 
 def test_it_shows_a_failed_download_next_to_the_model_and_removes_it(logged_in):
     page = logged_in
-    page.goto("/models/add/")
-    page.get_by_label("Hugging Face URL or magnet link").fill(BROKEN_REPO)
-    page.get_by_role("button", name="Add model").click()
+    submit_add_form(page, BROKEN_REPO)
     page.wait_for_url(re.compile(r"/#model-"))
     row = row_of(page, page.url.split("#model-", 1)[1])
     expect(row.locator(".badge")).to_have_text("error", timeout=30_000)
@@ -92,9 +92,7 @@ def test_it_shows_a_failed_download_next_to_the_model_and_removes_it(logged_in):
 def test_it_explains_a_broken_magnet_link_and_adds_nothing(logged_in):
     page = logged_in
     models_before = page.locator("[data-model-id]").count()
-    page.goto("/models/add/")
-    page.get_by_label("Hugging Face URL or magnet link").fill("magnet:?dn=no-hash-here.gguf")
-    page.get_by_role("button", name="Add model").click()
+    submit_add_form(page, "magnet:?dn=no-hash-here.gguf")
     expect(page.locator(".field-error")).to_have_text("The magnet link has no BitTorrent info-hash "
                                                       "(xt=urn:btih:… or xt=urn:btmh:1220…).")
     expect(page.get_by_label("Hugging Face URL or magnet link")).to_have_value("magnet:?dn=no-hash-here.gguf")
@@ -105,9 +103,7 @@ def test_it_explains_a_broken_magnet_link_and_adds_nothing(logged_in):
 def test_it_adds_a_magnet_link_and_cancels_it(logged_in):
     page = logged_in
     magnet = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=Nobody-Seeds-This.Q4_0.gguf&xl=123456789"
-    page.goto("/models/add/")
-    page.get_by_label("Hugging Face URL or magnet link").fill(magnet)
-    page.get_by_role("button", name="Add model").click()
+    submit_add_form(page, magnet)
     page.wait_for_url(re.compile(r"/#model-"))
     row = row_of(page, page.url.split("#model-", 1)[1])
     expect(row).to_contain_text("Nobody-Seeds-This.Q4_0")

@@ -20,6 +20,14 @@ GROWN = "() => (document.querySelector('.msg-assistant .msg-text')?.textContent 
 AT_BOTTOM = "box => box.scrollHeight - box.scrollTop - box.clientHeight < 8"
 
 
+def ask_for_a_long_answer(page) -> None:
+    """Start a new chat with the demo model and wait until its answer is streaming."""
+    page.goto(f"/chat/?new=1&model={DEMO}")
+    page.get_by_label("Message").fill(LONG_ASK)
+    page.keyboard.press("Enter")
+    page.wait_for_function(GROWN, timeout=60_000)
+
+
 def call(portal, method: str, path: str, body: dict | None = None) -> dict:
     request = urllib.request.Request(f"{portal.url}{path}", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
@@ -75,10 +83,7 @@ def test_it_opens_the_server_log_at_its_newest_line_and_follows_it(browser, port
 
 def test_it_stops_an_answer_and_keeps_what_was_written(logged_in, serving):
     page = logged_in
-    page.goto(f"/chat/?new=1&model={DEMO}")
-    page.get_by_label("Message").fill(LONG_ASK)
-    page.keyboard.press("Enter")
-    page.wait_for_function(GROWN, timeout=60_000)
+    ask_for_a_long_answer(page)
     shot(page, "chat-streaming")
     page.get_by_role("button", name="Stop").click()
     expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-stopped"))
@@ -96,10 +101,7 @@ def test_it_stops_an_answer_and_keeps_what_was_written(logged_in, serving):
 
 def test_it_marks_an_answer_cut_off_by_leaving_the_page(logged_in, serving):
     page = logged_in
-    page.goto(f"/chat/?new=1&model={DEMO}")
-    page.get_by_label("Message").fill(LONG_ASK)
-    page.keyboard.press("Enter")
-    page.wait_for_function(GROWN, timeout=60_000)
+    ask_for_a_long_answer(page)
     page.goto("/")
     page.goto("/chat/")
     wait_for(lambda: answers_saved(page) == 1, what="the cut-off answer in the chat's history")
@@ -109,10 +111,7 @@ def test_it_marks_an_answer_cut_off_by_leaving_the_page(logged_in, serving):
 
 def test_it_says_so_when_the_model_dies_mid_answer(logged_in, serving):
     page = logged_in
-    page.goto(f"/chat/?new=1&model={DEMO}")
-    page.get_by_label("Message").fill(LONG_ASK)
-    page.keyboard.press("Enter")
-    page.wait_for_function(GROWN, timeout=60_000)
+    ask_for_a_long_answer(page)
     os.kill(llama_server_pid(serving), signal.SIGKILL)
     expect(page.locator("[data-chat-error]")).not_to_be_empty(timeout=30_000)
     expect(page.locator(".msg-assistant")).to_have_class(re.compile("msg-failed"))
