@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -18,6 +18,23 @@ class EnvelopeRenderer(JSONRenderer):
         if response is not None and response.status_code < 400 and not getattr(response, "raw_body", False):
             data = {"ok": True, "result": data}
         return super().render(data, accepted_media_type, renderer_context)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON body's true or false only: DRF's own field also takes 0, 1, "yes", "off" and the like."""
+
+    default_error_messages = {"invalid": "Must be true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid")
+
+
+def model_id_field() -> serializers.RegexField:
+    """A model id as the portal makes them (letters, digits, `.`, `_`, `-`)."""
+    return serializers.RegexField(r"^[A-Za-z0-9._-]{1,200}$", max_length=200,
+                                  error_messages={"invalid": "A model id has only letters, digits, '.', '_' and '-'."})
 
 
 def error_body(code: str, message: str, **extra) -> dict:

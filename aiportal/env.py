@@ -62,10 +62,12 @@ def database_from_url(url: str, base_dir: Path) -> dict:
         return _sqlite(str(base_dir / "db.sqlite3"))
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        path = unquote(parsed.path)
-        if not path or path == "/":
-            raise ConfigError(f"DATABASE_URL={url!r} names no SQLite file (sqlite:////abs/path.db)")
-        return _sqlite(path[1:] if path.startswith("//") else path)
+        # As dj-database-url and SQLAlchemy read it: sqlite:///name.db is relative (to the checkout
+        # here, whatever the process's directory), sqlite:////abs/name.db absolute.
+        path = unquote(parsed.netloc + parsed.path)
+        if path in {"", "/"}:
+            raise ConfigError(f"DATABASE_URL={url!r} names no SQLite file (sqlite:///db.sqlite3 or sqlite:////abs/path.db)")
+        return _sqlite(path[1:] if path.startswith("//") else str(base_dir / path.lstrip("/")))
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         return _postgres(url, parsed)
     raise ConfigError(f"DATABASE_URL={url!r}: unsupported scheme {parsed.scheme!r} (use postgresql:// or sqlite://)")
@@ -108,3 +110,11 @@ def _redact(url: str) -> str:
     if parsed.password:
         return url.replace(f":{parsed.password}@", ":***@")
     return url
+
+
+def redis_layer_host(url: str) -> dict:
+    """channels_redis connection options for one Redis URL."""
+    # redis-py 8 gives every socket a 5-s read timeout, no longer than channels_redis's 5-s blocking
+    # pop: each idle websocket consumer died with TimeoutError every few seconds (channels_redis
+    # issue 422). A read may take the pop's time plus a margin; connecting stays short.
+    return {"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}

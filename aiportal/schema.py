@@ -21,7 +21,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from models_app.models import Source, Status
+from models_app.models import ServeState, Source, Status
 
 SUCCESS = {
     200: "Done.",
@@ -91,6 +91,33 @@ class ModelServer(serializers.Serializer):
     startedAt = serializers.DateTimeField(allow_null=True)
 
 
+class ModelCopy(serializers.Serializer):
+    node = serializers.CharField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    downloadProgress = serializers.FloatField(min_value=0, max_value=100)
+    downloadRate = serializers.IntegerField(help_text="Bytes per second.")
+    uploadRate = serializers.IntegerField(help_text="Bytes per second.")
+    downloadedBytes = serializers.IntegerField()
+    uploadedBytes = serializers.IntegerField()
+    peers = serializers.IntegerField()
+    seeds = serializers.IntegerField()
+    seeding = serializers.BooleanField()
+    error = serializers.CharField(allow_blank=True, help_text="Why the file could not be fetched or checked.")
+
+
+class ModelInstance(serializers.Serializer):
+    node = serializers.CharField()
+    status = serializers.ChoiceField(choices=ServeState.choices)
+    desired = serializers.ChoiceField(choices=["serving", "stopped"])
+    port = serializers.IntegerField(allow_null=True)
+    contextSize = serializers.IntegerField()
+    threads = serializers.IntegerField()
+    gpuLayers = serializers.IntegerField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    restarts = serializers.IntegerField(help_text="Failed starts or crashes in a row.")
+    error = serializers.CharField(allow_blank=True, help_text="Why the llama-server died or could not start.")
+
+
 class ModelGguf(serializers.Serializer):
     architecture = serializers.CharField(allow_null=True)
     parameters = serializers.IntegerField(allow_null=True)
@@ -125,6 +152,8 @@ class ModelObject(serializers.Serializer):
     seeding = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True)
     server = ModelServer(allow_null=True, help_text="The llama-server while starting or serving, else null.")
+    copies = ModelCopy(many=True, help_text="The model's file on each node that holds it.")
+    instances = ModelInstance(many=True, help_text="The model's llama-server on each node asked to serve it.")
     gguf = ModelGguf(allow_null=True)
     createdAt = serializers.DateTimeField()
     updatedAt = serializers.DateTimeField()

@@ -7,7 +7,17 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from aiportal.env import ConfigError, database_from_url, env, envbool, envids, envint, envpath, node_name
+from aiportal.env import (
+    ConfigError,
+    database_from_url,
+    env,
+    envbool,
+    envids,
+    envint,
+    envpath,
+    node_name,
+    redis_layer_host,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
@@ -55,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "aiportal.middleware.RequestErrors",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -92,7 +103,7 @@ REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)]},
     }
 }
 if env("AIPORTAL_CHANNEL_LAYER") == "memory":
@@ -138,6 +149,8 @@ SPECTACULAR_SETTINGS = {
     "The OpenAI-compatible API under /v1 follows OpenAI's own reference and is not described here.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"ModelStatusEnum": "models_app.models.Status",
+                            "InstanceStatusEnum": "models_app.models.ServeState"},
 }
 
 LOGIN_URL = "/login/"
@@ -206,6 +219,10 @@ LLAMA_KEEP_ALIVE_SECONDS = envint("LLAMA_KEEP_ALIVE_SECONDS", 0, minimum=0)
 # Bytes that the served models of this node may use together (0 = only what the machine has free).
 LLAMA_MEMORY_LIMIT = envint("LLAMA_MEMORY_LIMIT", 0, minimum=0)
 
+# Every log file rotates by size: the portal's own (one per process, LOG_DIR/<name>.log, when
+# runportal names the process) and each llama-server's (LOG_DIR/llama-<id>.log, by the node daemon).
+LOG_MAX_BYTES = envint("LOG_MAX_BYTES", 10 * 1024 * 1024, minimum=4096)
+LOG_BACKUPS = envint("LOG_BACKUPS", 3, minimum=1)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -214,6 +231,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+if env("AIPORTAL_LOG_NAME"):
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    LOGGING["handlers"]["file"] = {"class": "logging.handlers.RotatingFileHandler", "formatter": "plain",
+                                   "filename": str(LOG_DIR / f"{env('AIPORTAL_LOG_NAME')}.log"),
+                                   "maxBytes": LOG_MAX_BYTES, "backupCount": LOG_BACKUPS}
+    LOGGING["root"]["handlers"].append("file")
 
 if len(env("AIPORTAL_ADMIN_TOKEN")) > 40:
     raise ConfigError("AIPORTAL_ADMIN_TOKEN must be at most 40 characters")

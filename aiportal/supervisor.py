@@ -24,6 +24,7 @@ class Child:
     started: float = field(default=0.0)
 
     def start(self, env: dict[str, str], cwd: str | None = None) -> None:
+        env = {**env, "AIPORTAL_LOG_NAME": self.name}  # its log file, LOG_DIR/<name>.log (settings.LOGGING)
         self.proc = subprocess.Popen(self.argv, env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         print(f"[portal] started {self.name} (pid {self.proc.pid})", flush=True)

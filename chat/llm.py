@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Upstream
@@ -37,7 +38,7 @@ def model_base_url(*, model_id: str) -> str:
     model = model_get(model_id=model_id)
     instance = getattr(model, "instance", None)
     if model.status != Status.SERVING or instance is None or instance.state != ServeState.SERVING or not instance.port:
-        reason = f" ({model.error.splitlines()[0]})" if model.status == Status.ERROR and model.error else ""
+        reason = f" ({instance.error.splitlines()[0]})" if model.serve_failed and instance.error else ""
         raise Conflict(f"Model {model_id} is {model.status}{reason}, not serving: serve it first.",
                        code="model_not_serving")
     if instance.last_used_at is None or instance.last_used_at < timezone.now() - TOUCH_EVERY:
@@ -55,7 +56,10 @@ def chat_body(*, model_id: str, messages: list[dict], max_tokens: int, temperatu
 def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> ChatResult:
     url = model_base_url(model_id=model_id)
     body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=False)
-    data = _post_json(model_id, f"{url}/v1/chat/completions", body)
+    try:
+        data = _post_json(model_id, f"{url}/v1/chat/completions", body)
+    finally:
+        _touch(model_id)
     try:
         usage = data.get("usage") or {}
         return ChatResult(content=data["choices"][0]["message"]["content"] or "",
@@ -94,6 +98,15 @@ def _stream_deltas(model_id: str, url: str, body: dict) -> Iterator[str]:
             response.close()
     except httpx.HTTPError as exc:
         raise _down(model_id, exc) from None
+    finally:
+        _touch(model_id)
+
+
+def _touch(model_id: str) -> None:
+    """A request ended: the keep-alive clock runs from here."""
+    from models_app.inference.services import serve_touch
+
+    serve_touch(model_id=model_id)
 
 
 def _sse_delta(model_id: str, line: str) -> str:
@@ -201,6 +214,7 @@ async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
         raise _down(model_id, exc) from None
     finally:
         await response.aclose()
+        await sync_to_async(_touch)(model_id)
     try:
         data = json.loads(response.content)
     except ValueError:
@@ -220,3 +234,4 @@ async def openai_relay(*, model_id: str, response: httpx.Response):
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
         await response.aclose()
+        await sync_to_async(_touch)(model_id)

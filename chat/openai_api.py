@@ -51,7 +51,7 @@ def _model_rows() -> list[dict]:
     return [
         {"id": m.id, "object": "model", "created": int(m.created_at.timestamp()), "owned_by": m.source,
          "status": m.status}
-        for m in model_list() if m.is_available or m.status == "error" and hasattr(m, "instance")
+        for m in model_list() if m.is_available
     ]
 
 

@@ -76,6 +76,12 @@ class AIModel(models.Model):
         """Its files are complete and verified on disk."""
         return self.status in {Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING}
 
+    @property
+    def serve_failed(self) -> bool:
+        """Its llama-server died or could not start (its files, and their sharing, are unaffected)."""
+        instance = getattr(self, "instance", None)
+        return instance is not None and instance.state == ServeState.ERROR
+
 
 class ModelFile(models.Model):
     """One file of a model (split GGUF models have several parts)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from aiportal.errors import NotFound
-from models_app.models import AIModel, ServeState, Status
+from models_app.models import AIModel, ServedInstance, ServeState, Status
 
 SEEDABLE = frozenset({Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING})
 
@@ -34,6 +34,39 @@ def model_server(model: AIModel) -> dict | None:
     }
 
 
+def model_copy(model: AIModel) -> dict:
+    """The model's file on its node (SPEC §9); one node holds the one copy for now."""
+    return {
+        "node": model.node,
+        "status": model.status,
+        "downloadProgress": round(model.download_progress, 2),
+        "downloadRate": model.download_rate,
+        "uploadRate": model.upload_rate,
+        "downloadedBytes": model.downloaded_bytes,
+        "uploadedBytes": model.uploaded_bytes,
+        "peers": model.peers,
+        "seeds": model.seeds,
+        "seeding": model.seeding and model.status in SEEDABLE,
+        "error": "" if model.serve_failed else model.error,
+    }
+
+
+def model_instance(instance: ServedInstance) -> dict:
+    """A llama-server of the model on one node: what it does now (`status`) and why it failed (`error`)."""
+    return {
+        "node": instance.node,
+        "status": instance.state,
+        "desired": instance.desired,
+        "port": instance.port,
+        "contextSize": instance.context_size,
+        "threads": instance.threads,
+        "gpuLayers": instance.gpu_layers,
+        "startedAt": instance.started_at.isoformat() if instance.started_at else None,
+        "restarts": instance.restarts,
+        "error": instance.error,
+    }
+
+
 def model_to_dict(model: AIModel) -> dict:
     return {
         "id": model.id,
@@ -60,6 +93,8 @@ def model_to_dict(model: AIModel) -> dict:
         "seeding": model.seeding and model.status in SEEDABLE,
         "error": model.error,
         "server": model_server(model),
+        "copies": [model_copy(model)] if model.node else [],
+        "instances": [model_instance(model.instance)] if getattr(model, "instance", None) else [],
         "gguf": _public_gguf(model.gguf),
         "createdAt": model.created_at.isoformat(),
         "updatedAt": model.updated_at.isoformat(),

@@ -4,6 +4,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# The locks must have been made from today's requirements files (scripts/lock.sh).
+for lock in requirements.lock requirements-test.lock; do
+  inputs="requirements.txt"; [ "$lock" = requirements-test.lock ] && inputs="requirements.txt requirements-test.txt"
+  want="$(cat $inputs | sha256sum | cut -d' ' -f1)"
+  if [ "$(head -1 "$lock" | cut -d' ' -f3)" != "$want" ]; then
+    echo "$lock is out of step with $inputs: run scripts/lock.sh (make lock) and commit the lock" >&2
+    exit 1
+  fi
+done
 tmp="$(mktemp -d /tmp/aiportal-test.XXXXXX)"
 chmod 755 "$tmp"
 pids=()

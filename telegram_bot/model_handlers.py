@@ -51,7 +51,7 @@ async def cmd_serve(update: Update, context: ContextTypes.DEFAULT_TYPE, args: li
     if await _refuse(update, context, "start models"):
         return
     models = await sync_to_async(_models)()
-    ready = [m.id for m in models if m.status in {Status.READY, Status.ERROR} and m.path]
+    ready = [m.id for m in models if m.status == Status.READY and m.path]
     rows = [(f"▶️ {m}", "serve", m) for m in ready]
     if args and args[0] in {m.id for m in models}:
         await serve(update, context, args[0])
@@ -136,7 +136,7 @@ async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, model_id: str
     bot, chat_id = context.bot, update.effective_chat.id
     try:
         before = await sync_to_async(model_get)(model_id=model_id)
-        if before.status not in {Status.SERVING, Status.STARTING, Status.ERROR}:
+        if before.status not in {Status.SERVING, Status.STARTING} and not before.serve_failed:
             await send.say(bot, chat_id, f"{model_id} is not running ({before.status}).")
             return
         await sync_to_async(serve_stop)(model_id=model_id)

@@ -54,7 +54,7 @@ def model_block(model: AIModel) -> str:
     """One model for /ai-list."""
     title = model.name if model.name == model.id else f"{model.name} (id: {model.id})"
     lines = [title, f"status: {model_state(model)}", f"size: {model_facts(model)}", f"sharing: {p2p_line(model)}"]
-    if model.error and model.status == Status.ERROR:
+    if model.error and (model.status == Status.ERROR or model.serve_failed):
         lines.append(f"error: {model.error.splitlines()[0][:300]}")
     if model.magnet_uri:
         lines.append(f"magnet: {model.magnet_uri}")

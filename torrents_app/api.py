@@ -8,13 +8,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aiportal import schema
+from aiportal.api import StrictBooleanField
 from models_app.selectors import model_to_dict
 from torrents_app import sharing
 
 
 class ModelSeedingApi(APIView):
     class Input(serializers.Serializer):
-        enabled = serializers.BooleanField()
+        enabled = StrictBooleanField()
 
     @extend_schema(summary="Pause or resume seeding of a model", request=Input,
                    responses=schema.responses(200, schema.MODEL, errors=[400, 404]))

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aiportal import schema
+from aiportal.api import StrictBooleanField
 from aiportal.errors import ApplicationError
 from models_app.hub import services
 from models_app.selectors import model_to_dict
@@ -13,10 +14,10 @@ from models_app.selectors import model_to_dict
 
 class DownloadApi(APIView):
     class Input(serializers.Serializer):
-        url = serializers.CharField(required=False, max_length=2000)
+        url = serializers.CharField(required=False, min_length=1, max_length=2000)
         fileName = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1000)
-        createTorrent = serializers.BooleanField(default=True)
-        magnetUri = serializers.CharField(required=False, max_length=20000)
+        createTorrent = StrictBooleanField(default=True)
+        magnetUri = serializers.CharField(required=False, min_length=1, max_length=20000)
         metadata = serializers.DictField(required=False, allow_null=True)
 
         def validate(self, data):

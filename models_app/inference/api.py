@@ -6,21 +6,30 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aiportal import schema
+from aiportal.api import model_id_field
 from chat import llm
 from models_app import selectors
 from models_app.inference import services
 
 
+def bounded(name: str, bounds: tuple[int, int]) -> serializers.IntegerField:
+    """An optional integer option whose bounds the schema states and whose error says them."""
+    low, high = bounds
+    message = f"{name} must be between {low} and {high}."
+    return serializers.IntegerField(required=False, allow_null=True, min_value=low, max_value=high,
+                                    error_messages={"min_value": message, "max_value": message})
+
+
 class ServeApi(APIView):
     class StartInput(serializers.Serializer):
-        modelId = serializers.CharField(max_length=200)
-        port = serializers.IntegerField(required=False, allow_null=True)
-        contextSize = serializers.IntegerField(required=False, allow_null=True)
-        threads = serializers.IntegerField(required=False, allow_null=True)
-        gpuLayers = serializers.IntegerField(required=False, allow_null=True)
+        modelId = model_id_field()
+        port = bounded("port", (1024, 65535))
+        contextSize = bounded("contextSize", services.CONTEXT_RANGE)
+        threads = bounded("threads", services.THREADS_RANGE)
+        gpuLayers = bounded("gpuLayers", services.GPU_LAYERS_RANGE)
 
     class StopInput(serializers.Serializer):
-        modelId = serializers.CharField(max_length=200)
+        modelId = model_id_field()
 
     @extend_schema(summary="Serve a model with llama-server (status goes starting → serving)", request=StartInput,
                    responses=schema.responses(202, schema.MODEL, errors=[400, 404, 409, 503, 507]))
@@ -52,21 +61,18 @@ class ChatOutput(serializers.Serializer):
     usage = ChatUsageOutput()
 
 
-class ChatApi(APIView):
-    class Message(serializers.Serializer):
-        role = serializers.ChoiceField(choices=["system", "user", "assistant"])
-        content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+class ChatMessage(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+    content = serializers.RegexField(r"^[^\x00]*$", allow_blank=True, trim_whitespace=False,
+                                     error_messages={"invalid": "Null characters are not allowed."})
 
+
+class ChatApi(APIView):
     class ChatInput(serializers.Serializer):
-        modelId = serializers.CharField(max_length=200)
-        messages = serializers.ListField(child=serializers.DictField(), min_length=1)
+        modelId = model_id_field()
+        messages = serializers.ListField(child=ChatMessage(), min_length=1)
         maxTokens = serializers.IntegerField(default=512, min_value=1, max_value=32768)
         temperature = serializers.FloatField(default=0.7, min_value=0.0, max_value=2.0)
-
-        def validate_messages(self, value):
-            messages = ChatApi.Message(data=value, many=True)
-            messages.is_valid(raise_exception=True)
-            return [dict(m) for m in messages.validated_data]
 
     @extend_schema(summary="One chat completion from a serving model", request=ChatInput,
                    responses=schema.responses(200, schema.envelope("ChatEnvelope", ChatOutput()),
@@ -75,7 +81,7 @@ class ChatApi(APIView):
         data = self.ChatInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        result = llm.chat_complete(model_id=v["modelId"], messages=v["messages"], max_tokens=v["maxTokens"],
+        result = llm.chat_complete(model_id=v["modelId"], messages=[dict(m) for m in v["messages"]], max_tokens=v["maxTokens"],
                                    temperature=v["temperature"])
         usage = {"promptTokens": result.prompt_tokens, "completionTokens": result.completion_tokens,
                  "totalTokens": result.total_tokens}

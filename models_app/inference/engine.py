@@ -25,16 +25,22 @@ log = logging.getLogger("aiportal.llama")
 
 STOP_GRACE_SECONDS = 10.0
 STABLE_AFTER = timedelta(seconds=60)
+HEALTH_TIMEOUT = 2.0
 
 
 class LlamaEngine:
     """Reconciles this node's ServedInstance rows with its llama-server processes."""
 
-    def __init__(self, *, node_name: str, now: Callable[[], datetime] = timezone.now):
+    def __init__(self, *, node_name: str, now: Callable[[], datetime] = timezone.now, health_every: float = 5.0,
+                 health_misses: int = 3):
         self.node_name = node_name
         self.now = now
         self.children: dict[str, ServerProcess] = {}
         self.stopping: dict[str, tuple[ServerProcess, float]] = {}
+        # A serving child's /health is probed every `health_every` s; `health_misses` misses in a row = hung.
+        self.health_every = health_every
+        self.health_misses = health_misses
+        self.probes: dict[str, tuple[float, int]] = {}  # model id -> (next probe, misses so far)
 
     def start(self) -> None:
         """Kill servers an earlier daemon left behind; the wanted ones start again on the next pass."""
@@ -90,6 +96,7 @@ class LlamaEngine:
         log.info("stopping llama-server for %s (pid %s)", model_id, child.pid)
         child.terminate()
         self.children.pop(model_id, None)
+        self.probes.pop(model_id, None)
         self.stopping[model_id] = (child, time.monotonic() + STOP_GRACE_SECONDS)
 
     def _finish_stops(self, *, record: bool = True) -> bool:
@@ -117,11 +124,17 @@ class LlamaEngine:
         cutoff = self.now() - timedelta(seconds=keep)
         for instance in rows.values():
             last = instance.last_used_at or instance.started_at
-            if instance.desired == "serving" and instance.state == ServeState.SERVING and last and last < cutoff:
-                from models_app.inference.services import serve_stop
+            if instance.desired != "serving" or instance.state != ServeState.SERVING or not last or last >= cutoff:
+                continue
+            child = self.children.get(instance.pk)
+            if child is not None and process.server_busy(child.spec.port):
+                # A request is still being answered (a long stream): the idle clock starts after it.
+                transitions.mark_used(instance, now=self.now())
+                continue
+            from models_app.inference.services import serve_stop
 
-                log.info("%s idle since %s: stopping (keep-alive %ss)", instance.pk, last, keep)
-                serve_stop(model_id=instance.pk)
+            log.info("%s idle since %s: stopping (keep-alive %ss)", instance.pk, last, keep)
+            serve_stop(model_id=instance.pk)
 
     # serving
 
@@ -136,9 +149,31 @@ class LlamaEngine:
         if instance.state == ServeState.STARTING:
             # Still loading is work in progress: the daemon polls again soon rather than after a full tick.
             return process.server_health(child.spec.port) != 200 or transitions.mark_serving(instance, now=self.now())
+        if self._hung(instance, child):
+            return True
         if instance.restarts and instance.started_at and instance.started_at < self.now() - STABLE_AFTER:
             transitions.mark_restarts_forgotten(instance)
         return False
+
+    def _hung(self, instance: ServedInstance, child: ServerProcess) -> bool:
+        """Probe a serving child's /health now and then; after a few misses in a row, kill it and restart it."""
+        due, misses = self.probes.get(instance.pk, (0.0, 0))
+        if time.monotonic() < due:
+            return False
+        self._rotate(child.spec.log_path)
+        answered = process.server_health(child.spec.port, timeout=HEALTH_TIMEOUT) == 200
+        misses = 0 if answered else misses + 1
+        self.probes[instance.pk] = (time.monotonic() + self.health_every, misses)
+        if misses < self.health_misses:
+            return False
+        del self.children[instance.pk], self.probes[instance.pk]
+        child.kill()
+        log.warning("llama-server for %s stopped answering /health; killed it", instance.pk)
+        message = (f"llama-server stopped answering: /health got no answer within {HEALTH_TIMEOUT:.0f} s, {misses} "
+                   f"times in a row, {self.health_every:.0f} s apart, so it was killed and will be started again. "
+                   f"Last lines of {child.spec.log_path}:\n{process.log_tail(child.spec.log_path)}")
+        transitions.mark_failed(instance, message=message, retry=True, now=self.now())
+        return True
 
     def _maybe_spawn(self, instance: ServedInstance) -> bool:
         if instance.pk in self.stopping:
@@ -147,6 +182,7 @@ class LlamaEngine:
             return False
         try:
             spec = self._spec(instance)
+            self._rotate(spec.log_path)
             child = process.server_spawn(spec)
         except ApplicationError as exc:
             transitions.mark_failed(instance, message=exc.message, retry=True, now=self.now())
@@ -171,10 +207,16 @@ class LlamaEngine:
             alias=model.pk, log_path=Path(settings.LOG_DIR) / f"llama-{model.pk}.log",
         )
 
+    @staticmethod
+    def _rotate(path: Path) -> None:
+        process.log_rotate(path, max_bytes=settings.LOG_MAX_BYTES, keep=settings.LOG_BACKUPS)
+
     def _on_exit(self, instance: ServedInstance, child: ServerProcess, code: int) -> None:
         del self.children[instance.pk]
+        self.probes.pop(instance.pk, None)
         phase = "while loading the model" if instance.state == ServeState.STARTING else "while serving"
         tail = process.log_tail(child.spec.log_path)
-        message = f"llama-server exited with code {code} {phase}. Last lines of {child.spec.log_path}:\n{tail}"
+        message = (f"llama-server {process.exit_description(code)} {phase}. {process.exit_advice(code)}"
+                   f"Last lines of {child.spec.log_path}:\n{tail}")
         log.warning("llama-server for %s exited with code %s", instance.pk, code)
         transitions.mark_failed(instance, message=message, retry=True, now=self.now())

@@ -41,13 +41,6 @@ def server_argv(spec: ServerSpec) -> list[str]:
     ]
 
 
-def _child_env(binary: Path) -> dict[str, str]:
-    # The cached build's RUNPATH names its (deleted) build folder; its libraries sit beside the binary.
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(binary.parent), env.get("LD_LIBRARY_PATH", "")) if p)
-    return env
-
-
 try:
     # Looked up once here, so the child between fork and exec only calls it (no dlopen, no locks).
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -92,7 +85,7 @@ def server_spawn(spec: ServerSpec) -> ServerProcess:
         log.flush()
         popen = subprocess.Popen(
             server_argv(spec), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=_child_env(spec.binary), start_new_session=True,
+            start_new_session=True,
             # The hook only calls prctl(2) through a pointer resolved at import time.
             preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
@@ -105,6 +98,55 @@ def server_health(port: int, *, timeout: float = 0.3) -> int | None:
         return httpx.get(f"http://127.0.0.1:{port}/health", timeout=timeout).status_code
     except httpx.HTTPError:
         return None
+
+
+REBUILD_COMMAND = "make llama-rebuild"
+
+
+def exit_description(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def exit_advice(code: int) -> str:
+    """What a person can do about a server that died this way ("" when the log says it best)."""
+    if code == -signal.SIGILL:
+        return (f"This llama-server was built for CPU instructions this machine cannot run; "
+                f"`{REBUILD_COMMAND}` rebuilds it for this machine. ")
+    if code == -signal.SIGKILL:
+        return "Something killed it (often the kernel, out of memory: try a smaller context). "
+    if code in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT):
+        return "It crashed; if it crashes again with the same model, try a smaller context or another build. "
+    return ""
+
+
+def server_busy(port: int, *, timeout: float = 1.0) -> bool:
+    """A slot is answering a request (`/slots`); False when that cannot be told."""
+    try:
+        slots = httpx.get(f"http://127.0.0.1:{port}/slots", timeout=timeout).json()
+        return any(slot.get("is_processing") for slot in slots)
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+        return False
+
+
+def log_rotate(path: Path, *, max_bytes: int, keep: int) -> bool:
+    """Past `max_bytes`, copy the log to `<log>.1` (older ones move up to `<log>.<keep>`) and empty it.
+
+    Copy and truncate, as logrotate's copytruncate: the running llama-server keeps writing to its
+    O_APPEND descriptor, now at the start of the emptied file."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except OSError:
+        return False
+    for n in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{n + 1}"))
+    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    os.truncate(path, 0)
+    return True
 
 
 def log_tail(path: Path, *, lines: int = 12, max_bytes: int = 4096) -> str:
@@ -135,9 +177,8 @@ def free_port() -> int:
 
 @functools.lru_cache(maxsize=8)
 def _problem_cached(path: str, mtime: float) -> str:
-    binary = Path(path)
     try:
-        done = subprocess.run([path, "--version"], env=_child_env(binary), capture_output=True, timeout=20, check=False)
+        done = subprocess.run([path, "--version"], capture_output=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if done.returncode != 0:

@@ -36,9 +36,7 @@ def _default_gpu_layers() -> int:
 
 
 def _servable(model: AIModel) -> None:
-    instance = getattr(model, "instance", None)
-    crashed = model.status == Status.ERROR and instance is not None
-    if not (model.is_available or crashed):
+    if not model.is_available:
         raise Conflict(f"Model {model.id!r} is {model.status}, not ready to serve.", code="model_not_ready")
     if not model.file_name or not model.path:
         raise Conflict(f"Model {model.id!r} has no file on this node.", code="model_not_ready")
@@ -130,12 +128,12 @@ def serve_stop(*, model_id: str) -> AIModel:
     """Ask the node to stop serving; stopping a model that is not served is fine."""
     model = model_get(model_id=model_id)
     instance = getattr(model, "instance", None)
-    if instance is None or instance.desired == "stopped" and model.status != Status.ERROR:
+    if instance is None or instance.desired == "stopped" and instance.state != ServeState.ERROR:
         return model
     running = instance.state in {ServeState.STARTING, ServeState.SERVING, ServeState.STOPPING}
     with transaction.atomic():
         ServedInstance.objects.filter(pk=model.pk).update(desired="stopped", next_start_at=None)
-        if model.status in {Status.STARTING, Status.SERVING, Status.ERROR}:
+        if model.status in {Status.STARTING, Status.SERVING, Status.READY}:
             status = Status.STOPPING if running else Status.READY
             AIModel.objects.filter(pk=model.pk).update(status=status, error="", updated_at=timezone.now())
         model_notify(model)
@@ -155,8 +153,8 @@ def serve_wait(*, model_id: str, timeout: float) -> AIModel:
         instance = getattr(model, "instance", None)
         if model.status == Status.SERVING and instance is not None and instance.state == ServeState.SERVING:
             return model
-        if model.status == Status.ERROR:
-            raise Upstream(f"Model {model_id} failed to start: {model.error}", code="serve_failed")
+        if instance is not None and instance.state == ServeState.ERROR and instance.error:
+            raise Upstream(f"Model {model_id} failed to start: {instance.error}", code="serve_failed")
         if instance is None or instance.desired != "serving":
             raise Conflict(f"Model {model_id!r} is not being served.", code="model_not_serving")
         if time.monotonic() >= deadline:

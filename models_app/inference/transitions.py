@@ -33,7 +33,7 @@ def mark_serving(instance: ServedInstance, *, now: datetime) -> bool:
         changed = ServedInstance.objects.filter(pk=instance.pk, desired="serving", state=ServeState.STARTING).update(
             state=ServeState.SERVING, started_at=now, error="", last_used_at=now, updated_at=now)
         if changed:
-            _model(instance.pk, Status.SERVING, [Status.STARTING, Status.ERROR], error="", updated_at=now)
+            _model(instance.pk, Status.SERVING, [Status.STARTING, Status.READY, Status.ERROR], error="", updated_at=now)
     return bool(changed)
 
 
@@ -48,7 +48,12 @@ def mark_failed(instance: ServedInstance, *, message: str, retry: bool, now: dat
             state=ServeState.ERROR, pid=None, error=message, restarts=restarts, updated_at=now,
             next_start_at=now + backoff(restarts) if wanted else None,
             desired="serving" if wanted else "stopped")
-        _model(instance.pk, Status.ERROR, LIVE, error=message, updated_at=now)
+        # The file is as good as before: the model stays ready (and shared); the instance carries the failure.
+        _model(instance.pk, Status.READY, LIVE, error=message, updated_at=now)
+
+
+def mark_used(instance: ServedInstance, *, now: datetime) -> None:
+    ServedInstance.objects.filter(pk=instance.pk).update(last_used_at=now)
 
 
 def mark_stopping(instance: ServedInstance, *, now: datetime) -> None:

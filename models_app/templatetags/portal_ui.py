@@ -20,8 +20,11 @@ SOURCES = {"huggingface": "Hugging Face", "magnet": "Magnet link", "local": "Loc
 
 
 @register.filter
-def phase(status: str) -> str:
-    return PHASES.get(status, "transfer")
+def phase(model: dict) -> str:
+    """What the page shows of a model object: a ready file whose llama-server failed shows that error."""
+    if model["status"] == "ready" and any(i["status"] == "error" for i in model.get("instances", [])):
+        return "error"
+    return PHASES.get(model["status"], "transfer")
 
 
 @register.filter

@@ -4,6 +4,11 @@
   var PHASES = {queued: "transfer", downloading: "transfer", verifying: "transfer", ready: "ready",
     starting: "running", serving: "running", stopping: "running", error: "error"};
   var UNITS = ["B", "KB", "MB", "GB", "TB"];
+  // A ready file whose llama-server failed shows that failure (as models_app/templatetags/portal_ui.py).
+  function phaseOf(model) {
+    var failed = (model.instances || []).some(function (i) { return i.status === "error"; });
+    return model.status === "ready" && failed ? "error" : PHASES[model.status] || "transfer";
+  }
 
   function size(value) {
     var n = Number(value) || 0, unit = 0;
@@ -64,7 +69,7 @@
     announce(root, model);
     var progress = Math.max(0, Math.min(100, Number(model.downloadProgress) || 0));
     root.dataset.status = model.status;
-    root.dataset.phase = PHASES[model.status] || "transfer";
+    root.dataset.phase = phaseOf(model);
     root.dataset.hasMagnet = model.magnetUri ? "1" : "0";
     root.dataset.sizeKnown = model.size ? "1" : "0";
     root.querySelectorAll("[data-field]").forEach(function (el) {

@@ -87,6 +87,15 @@ def test_it_stops_start_up_with_one_line_for_a_bad_database_url(tmp_path):
     )
 
 
+def test_it_reads_a_sqlite_url_with_three_slashes_as_relative_to_the_checkout(tmp_path):
+    assert database_from_url("sqlite:///db.sqlite3", tmp_path)["NAME"] == str(tmp_path / "db.sqlite3")
+    assert database_from_url("sqlite:///data/portal.db", tmp_path)["NAME"] == str(tmp_path / "data" / "portal.db")
+
+
+def test_it_reads_a_sqlite_url_with_four_slashes_as_absolute(tmp_path):
+    assert database_from_url("sqlite:////var/lib/aiportal/db.sqlite3", tmp_path)["NAME"] == "/var/lib/aiportal/db.sqlite3"
+
+
 def test_it_stops_start_up_with_one_line_for_an_unreachable_database(tmp_path):
     result = run_manage("runportal", env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/aiportal"}, tmp_path=tmp_path)
     assert result.returncode == 2
@@ -107,3 +116,16 @@ def test_it_stops_start_up_for_a_bad_torrent_format(tmp_path):
     result = run_manage("check", env={"P2P_TORRENT_FORMAT": "v3"}, tmp_path=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "aiportal: configuration error: P2P_TORRENT_FORMAT='v3' must be hybrid, v1 or v2"
+
+
+def test_it_writes_a_named_process_log_to_a_rotating_file(tmp_path):
+    script = ("import logging, django; django.setup(); from django.conf import settings; "
+              "logging.getLogger('aiportal').warning('x' * 3000); logging.getLogger('aiportal').warning('y' * 3000); "
+              "print(settings.LOG_DIR)")
+    env = {**os.environ, "AIPORTAL_LOG_NAME": "node", "LOG_MAX_BYTES": "4096", "LOG_BACKUPS": "2",
+           "AIPORTAL_RUN_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "aiportal.settings"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    logs = Path(done.stdout.strip())
+    assert "y" * 3000 in (logs / "node.log").read_text()
+    assert "x" * 3000 in (logs / "node.log.1").read_text()

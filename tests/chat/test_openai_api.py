@@ -118,7 +118,8 @@ def test_it_answers_502_with_the_log_when_an_on_demand_start_crashes(fake_portal
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "serve_failed"
     assert "failed to load model" in response.json()["error"]["message"]
-    assert fake_portal.model("t-crash")["status"] == "error"
+    shown = fake_portal.model("t-crash")
+    assert (shown["status"], shown["instances"][0]["status"]) == ("ready", "error")
 
 
 def test_it_answers_502_when_llama_server_sends_garbage(fake_portal):
@@ -134,8 +135,9 @@ def test_it_answers_502_when_llama_server_dies_as_the_chat_arrives(fake_portal):
 
     assert response.status_code == 502
     assert "llama-server for t-die is not answering" in response.json()["error"]["message"]
-    died = fake_portal.wait(lambda: (m := fake_portal.model("t-die"))["status"] == "error" and m, "crash noticed")
-    assert "simulated crash in the middle of a chat" in died["error"]
+    died = fake_portal.wait(lambda: (m := fake_portal.model("t-die"))["instances"][0]["status"] == "error" and m,
+                            "crash noticed")
+    assert "simulated crash in the middle of a chat" in died["instances"][0]["error"]
 
 
 def test_it_ends_a_stream_with_an_error_event_when_llama_server_dies_mid_answer(fake_portal):

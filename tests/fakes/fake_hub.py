@@ -100,6 +100,7 @@ class FakeHub:
         self.cut_after = 0  # close each body after this many bytes (a flaky connection)
         self.outage_after = 0  # after this many body bytes in total, every download fails (503)
         self.down = False
+        self.fail_next = 0  # the next this many file downloads answer 503, then the Hub recovers
         self.bytes_served = 0
         self.streaming = 0  # bodies being sent right now
         self.ranges: list[str] = []
@@ -296,7 +297,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(404, "NoSuchKey", code="")
         if self.hub.down or (self.hub.outage_after and self.hub.bytes_served >= self.hub.outage_after):
             return self._error(503, "Slow Down", code="")
+        if not head and self._take_failure():
+            return self._error(503, "Slow Down", code="")
         self._body(entry, {"ETag": f'"{entry.sha256}"', "Accept-Ranges": "bytes"}, head)
+
+    def _take_failure(self) -> bool:
+        with self.hub.lock:
+            if self.hub.fail_next <= 0:
+                return False
+            self.hub.fail_next -= 1
+            return True
 
     def _body(self, entry: FakeFile, headers: dict, head: bool) -> None:
         start, end, status = 0, entry.size, 200

@@ -11,6 +11,7 @@ failure flags, each also readable from the environment (the portal builds the ar
   --fake-die-mid-stream    (FAKE_LLAMA_DIE_MID_STREAM) exit after three streamed tokens
   --fake-tokens N          (FAKE_LLAMA_TOKENS)        stream about N tokens (the answer repeated)
   --fake-token-seconds S   (FAKE_LLAMA_TOKEN_SECONDS) pause S seconds after each streamed token
+  --fake-hang-after N      (FAKE_LLAMA_HANG_AFTER)    N seconds after start, accept connections but never answer
 The same names may also come as NAME=VALUE lines from the file named by FAKE_LLAMA_FLAGS_FILE.
 """
 from __future__ import annotations
@@ -56,10 +57,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fake-tokens", type=int, default=int(env("FAKE_LLAMA_TOKENS", "0")))
     p.add_argument("--fake-token-seconds", type=float, default=float(env("FAKE_LLAMA_TOKEN_SECONDS", "0")))
     p.add_argument("--fake-die-mid-stream", action="store_true", default=bool(env("FAKE_LLAMA_DIE_MID_STREAM")))
+    p.add_argument("--fake-hang-after", type=float, default=float(env("FAKE_LLAMA_HANG_AFTER", "0")))
     return p.parse_args(argv)
 
 
 def make_handler(opts: argparse.Namespace, ready_at: float):
+    hang_at = time.monotonic() + opts.fake_hang_after if opts.fake_hang_after else float("inf")
+    in_flight = [0]  # chat requests being answered, as /slots reports them
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # as llama-server's own sockets: no 40 ms wait on small writes
@@ -77,7 +82,14 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
         def _json(self, status: int, data: dict) -> None:
             self._send(status, json.dumps(data).encode())
 
+        def handle_one_request(self):
+            if time.monotonic() >= hang_at:
+                time.sleep(3600)  # hung: the connection stays open and nothing answers
+            super().handle_one_request()
+
         def do_GET(self):
+            if self.path == "/slots":
+                return self._json(200, [{"id": 0, "is_processing": in_flight[0] > 0}])
             if self.path == "/health":
                 loading = time.monotonic() < ready_at
                 return self._json(503 if loading else 200, {"status": "loading model" if loading else "ok"})
@@ -95,7 +107,13 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
             if self.path == "/tokenize":
                 return self._json(200, {"tokens": list(range(len(body.get("content", "").split())))})
             if self.path == "/v1/chat/completions":
-                return self._chat(body)
+                in_flight[0] += 1
+                try:
+                    return self._chat(body)
+                finally:
+                    in_flight[0] -= 1
+            if self.path == "/completion":
+                return self._json(200, {"content": ANSWER[0], "tokens_predicted": 1, "stop": True})
             self._json(404, {"error": {"message": "not found"}})
 
         def _chat(self, body: dict) -> None:

@@ -4,8 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from models_app.models import Status
+from models_app.inference import transitions
+from models_app.models import ServedInstance, ServeState, Status
+from models_app.selectors import model_get, model_to_dict
 from models_app.services import model_delete, model_import_local
 from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import pump, refreshed
@@ -83,3 +86,20 @@ def test_it_puts_a_model_in_error_when_its_file_vanishes_while_seeding(local, al
     pump([alpha, beta], lambda: refreshed(model).status == Status.ERROR)
     assert "Disk error on" in refreshed(model).error and model.file_name in refreshed(model).error
     assert not alpha.p2p.has(model.pk)
+
+
+def test_it_keeps_seeding_a_model_whose_llama_server_failed(local, alpha):
+    model = local("crashy")
+    pump([alpha], lambda: alpha.p2p.has(model.pk))
+    instance = ServedInstance.objects.create(model=model, node="alpha", desired="serving", state=ServeState.SERVING)
+    for _ in range(transitions.MAX_RESTARTS + 2):  # until it gives up
+        transitions.mark_failed(ServedInstance.objects.get(pk=instance.pk), message="killed by SIGKILL", retry=True,
+                                now=timezone.now())
+
+    for _ in range(5):
+        alpha.step()
+    assert alpha.p2p.has(model.pk) and alpha.p2p.stats(model.pk).is_seeding
+    shown = model_to_dict(model_get(model_id=model.pk))
+    assert (shown["status"], shown["seeding"], shown["copies"][0]["status"]) == ("ready", True, "ready")
+    assert shown["instances"][0]["status"] == "error"
+    assert "killed by SIGKILL" in shown["instances"][0]["error"]

@@ -5,6 +5,7 @@ import redis
 from django.test import Client
 from gguf import LlamaFileType
 
+from aiportal.env import redis_layer_host
 from models_app import services
 from models_app.models import AIModel
 from tests.fakes.fake_hub import FakeHub
@@ -31,9 +32,10 @@ def web_redis_url(redis_url) -> str:
 
 @pytest.fixture
 def redis_layer(settings, web_redis_url):
-    """The real Redis channel layer, in a database of its own."""
+    """The real Redis channel layer as the portal configures it, in a database of its own."""
+    host = redis_layer_host(web_redis_url.rsplit("/", 1)[0] + "/8")
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": [web_redis_url.rsplit("/", 1)[0] + "/8"]}}}
+                                           "CONFIG": {"hosts": [host]}}}
 
 
 @pytest.fixture

@@ -66,3 +66,16 @@ async def test_it_answers_a_ping_and_ignores_other_messages(session_cookie):
     reply = await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()
     assert reply == {"type": "pong"}
+
+
+async def test_it_keeps_an_idle_socket_open_through_the_redis_layer_and_then_delivers(session_cookie, gguf_file):
+    communicator = socket(session_cookie)
+    connected, _ = await communicator.connect()
+    assert connected
+    # Longer than redis-py's default read timeout and the layer's blocking pop put together.
+    assert await communicator.receive_nothing(timeout=20, interval=0.5)
+
+    await sync_to_async(services.model_import_local)(path=gguf_file, model_id="tiny")
+    event = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+    assert (event["type"], event["model"]["id"]) == ("model.update", "tiny")

@@ -18,7 +18,7 @@ MAGNET = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=mystery.gguf"
 def crashed(tiny) -> AIModel:
     """The tiny model after its llama-server died: the error is the log tail, on the model and its instance."""
     ServedInstance.objects.create(model=tiny, node=settings.NODE_NAME, desired="serving", state="error", error=CRASH)
-    AIModel.objects.filter(pk="tiny").update(status="error", error=CRASH)
+    AIModel.objects.filter(pk="tiny").update(status="ready", error=CRASH)
     return AIModel.objects.get(pk="tiny")
 
 

@@ -231,6 +231,24 @@ def test_it_retries_a_failing_hub_then_says_why_the_download_stopped(api, hub):
     assert "after 3 attempt(s)" in model.error and "503" in model.error
 
 
+def test_it_retries_a_hub_that_fails_twice_and_finishes_verified(api, hub):
+    model_id = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE).json()["result"]["id"]
+    hub.fail_next = 2
+
+    assert download_task(model_id) == "ready"
+    model = AIModel.objects.get(pk=model_id)
+    assert (model.status, model.error, hub.fail_next) == ("ready", "", 0)
+    assert model.files.get().verified and model.sha256 == model.files.get().sha256
+
+
+def test_it_does_not_retry_a_file_the_hub_does_not_have(api, hub, monkeypatch):
+    model_id = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE).json()["result"]["id"]
+    monkeypatch.delitem(hub.repo(DEMO_REPO).files, SMALL_FILE)
+
+    assert download_task(model_id) == "failed"
+    assert "after 1 attempt(s)" in AIModel.objects.get(pk=model_id).error
+
+
 def test_it_picks_the_largest_gguf_that_fits_the_free_disk(api, hub, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))

@@ -40,6 +40,13 @@ class Clock:
         self.offset += timedelta(seconds=seconds)
 
 
+def serve_failed(model_id: str) -> bool:
+    """Its llama-server died or could not start (the model itself stays ready)."""
+    from models_app.models import ServedInstance
+
+    return ServedInstance.objects.filter(pk=model_id, state="error").exists()
+
+
 def drive(engine, probe, *, what: str, timeout: float = 30.0):
     """Run engine steps until probe() is truthy, as the node daemon's loop would."""
     deadline = time.monotonic() + timeout

@@ -5,7 +5,7 @@ import pytest
 from aiportal.errors import Upstream
 from chat import llm
 from models_app.models import AIModel
-from tests.models_app.inference.helpers import drive
+from tests.models_app.inference.helpers import drive, serve_failed
 
 QUESTION = {"modelId": "tiny", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 
@@ -56,7 +56,7 @@ def test_it_answers_502_and_shows_the_crash_when_llama_server_dies_mid_chat(api,
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "llama_server_down"
     assert "llama-server for tiny is not answering" in response.json()["error"]["message"]
-    drive(engine, lambda: AIModel.objects.get(pk="tiny").status == "error", what="crash noticed")
+    drive(engine, lambda: serve_failed("tiny"), what="crash noticed")
     assert "simulated crash in the middle of a chat" in AIModel.objects.get(pk="tiny").error
 
 

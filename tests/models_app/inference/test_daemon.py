@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import threading
+import time
+
+import pytest
 from django.conf import settings
 
+from chat.llm import chat_stream
 from models_app.inference.engine import LlamaEngine
 from models_app.models import AIModel, ServedInstance
-from tests.models_app.inference.helpers import drive
+from tests.models_app.inference.helpers import drive, serve_failed
 
 
 def serve(api, engine) -> None:
@@ -75,3 +80,43 @@ def test_it_ignores_rows_of_other_nodes(api, fake_llama, tiny_model, clock):
 
     assert other.children == {}
     assert AIModel.objects.get(pk="tiny").status == "starting"
+
+
+@pytest.mark.django_db(transaction=True)  # the answer streams in a thread of its own, with its own connection
+def test_it_never_stops_a_model_for_idleness_while_it_streams_an_answer(api, fake_llama, tiny_model, engine, settings,
+                                                                       monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_TOKENS", "28")
+    monkeypatch.setenv("FAKE_LLAMA_TOKEN_SECONDS", "0.1")  # about 3 s, three times the keep-alive
+    settings.LLAMA_KEEP_ALIVE_SECONDS = 1
+    serve(api, engine)
+    pieces: list[str] = []
+    answer = threading.Thread(target=lambda: pieces.extend(
+        chat_stream(model_id="tiny", messages=[{"role": "user", "content": "Capital of France?"}])))
+
+    answer.start()
+    while answer.is_alive():
+        engine.step()
+        assert ServedInstance.objects.get(pk="tiny").desired == "serving"
+        time.sleep(0.05)
+    assert len(pieces) == 28
+    engine.step()
+    assert AIModel.objects.get(pk="tiny").status == "serving"  # the clock started when the answer ended
+    drive(engine, lambda: AIModel.objects.get(pk="tiny").status == "ready", what="idle after the answer")
+
+
+def test_it_restarts_a_llama_server_that_stops_answering(api, fake_llama, tiny_model, clock, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_HANG_AFTER", "1.5")
+    engine = LlamaEngine(node_name=settings.NODE_NAME, now=clock, health_every=0.2, health_misses=3)
+    engine.start()
+    try:
+        serve(api, engine)
+        hung = engine.children["tiny"]
+
+        drive(engine, lambda: serve_failed("tiny"), what="the hang noticed")
+        instance = ServedInstance.objects.get(pk="tiny")
+        assert instance.error.startswith("llama-server stopped answering: /health got no answer within 2 s, 3 times")
+        assert (instance.desired, hung.exit_code() is not None) == ("serving", True)
+        clock.advance(1.1)
+        drive(engine, lambda: "tiny" in engine.children and engine.children["tiny"].pid != hung.pid, what="restart")
+    finally:
+        engine.stop()

@@ -9,7 +9,7 @@ from models_app.inference.process import free_port
 from models_app.inference.services import serve_ensure
 from models_app.models import AIModel, ServedInstance
 from models_app.services import model_import_local
-from tests.models_app.inference.helpers import drive, write_tiny_gguf
+from tests.models_app.inference.helpers import drive, serve_failed, write_tiny_gguf
 
 
 def status_of(model_id: str) -> str:
@@ -60,11 +60,28 @@ def test_it_shows_the_log_tail_when_llama_server_dies_while_loading(api, fake_ll
     monkeypatch.setenv("FAKE_LLAMA_CRASH_AT_LOAD", "1")
     api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
 
-    drive(engine, lambda: status_of("tiny") == "error", what="error")
+    drive(engine, lambda: serve_failed("tiny"), what="error")
     model = api.get("/api/ai/models/tiny").json()["result"]
     assert "exited with code 1 while loading the model" in model["error"]
     assert "failed to load model" in model["error"]
     assert model["server"] is None
+    assert (model["status"], model["copies"][0]["status"], model["instances"][0]["status"]) == ("ready", "ready", "error")
+    assert "failed to load model" in model["instances"][0]["error"]
+
+
+def test_it_says_how_to_rebuild_a_llama_server_that_dies_of_sigill(api, settings, tiny_model, engine, tmp_path):
+    binary = tmp_path / "llama-server"
+    binary.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "version: 1 (fake)"; exit 0; fi\n'
+                      'echo "load_tensors: CPU_REPACK model buffer size"\nkill -ILL $$\n')
+    binary.chmod(0o755)
+    settings.LLAMA_SERVER_BIN = str(binary)
+    api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
+
+    drive(engine, lambda: serve_failed("tiny"), what="error")
+    error = api.get("/api/ai/models/tiny").json()["result"]["error"]
+    assert error.startswith("llama-server was killed by SIGILL while loading the model. This llama-server was built "
+                            "for CPU instructions this machine cannot run; `make llama-rebuild` rebuilds it")
+    assert "CPU_REPACK model buffer size" in error
 
 
 def test_it_restarts_a_crashed_server_after_a_backoff(api, fake_llama, tiny_model, engine, clock, monkeypatch):
@@ -72,7 +89,7 @@ def test_it_restarts_a_crashed_server_after_a_backoff(api, fake_llama, tiny_mode
     serve(api, engine)
     first_pid = engine.children["tiny"].pid
 
-    drive(engine, lambda: status_of("tiny") == "error", what="crash noticed")
+    drive(engine, lambda: serve_failed("tiny"), what="crash noticed")
     model = AIModel.objects.get(pk="tiny")
     assert "exited with code 3 while serving" in model.error
     assert "GGML_ASSERT failed: simulated crash" in model.error
@@ -89,7 +106,7 @@ def test_it_gives_up_after_five_crashes_in_a_row(api, fake_llama, tiny_model, en
     api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
 
     for _ in range(6):
-        drive(engine, lambda: "tiny" not in engine.children and status_of("tiny") == "error", what="crash")
+        drive(engine, lambda: "tiny" not in engine.children and serve_failed("tiny"), what="crash")
         clock.advance(61)
         engine.step()
     model = AIModel.objects.select_related("instance").get(pk="tiny")
@@ -173,3 +190,17 @@ def test_it_keeps_a_served_model_running_when_serve_is_asked_again_without_optio
     assert response.json()["result"]["status"] == "serving"
     assert response.json()["result"]["server"]["contextSize"] == 512
     assert engine.children["tiny"] is running
+
+
+def test_it_rotates_a_llama_server_log_that_grew_too_big(api, fake_llama, tiny_model, engine, settings):
+    settings.LOG_MAX_BYTES, settings.LOG_BACKUPS = 10_000, 2
+    log = Path(settings.LOG_DIR) / "llama-tiny.log"
+    for n in (2, 1):
+        log.with_name(f"llama-tiny.log.{n}").write_text(f"backup {n}\n")
+    log.write_text("old line\n" * 2000)
+
+    serve(api, engine)
+    assert log.with_name("llama-tiny.log.1").read_text().startswith("old line")
+    assert log.with_name("llama-tiny.log.2").read_text() == "backup 1\n"
+    assert not log.with_name("llama-tiny.log.3").exists()
+    assert "old line" not in log.read_text() and "fake llama-server: loading" in log.read_text()

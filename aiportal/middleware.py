@@ -1,0 +1,58 @@
+"""Every request gets an id (the `X-Request-Id` header both ways); an unexpected error under /api/ or
+/v1/ answers in that API's own error shape with the id, never Django's HTML 500 page, and the log
+line that carries the traceback carries the same id."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+log = logging.getLogger("aiportal.errors")
+INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _request_id(request: HttpRequest) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if INCOMING_ID.match(given) else uuid.uuid4().hex[:16]
+
+
+class RequestErrors:
+    async_capable = True
+    sync_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        request.request_id = _request_id(request)
+        return self._tag(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest):
+        request.request_id = _request_id(request)
+        return self._tag(request, await self.get_response(request))
+
+    @staticmethod
+    def _tag(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response["X-Request-Id"] = request.request_id
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        request_id = getattr(request, "request_id", "-")
+        log.error("unexpected error in %s %s [request %s]", request.method, request.path, request_id,
+                  exc_info=exception)
+        message = f"Something went wrong on the portal's side; the log has the details under request id {request_id}."
+        if request.path.startswith("/api/"):
+            from aiportal.api import error_body  # DRF's settings import this module's neighbours
+
+            return JsonResponse(error_body("internal_error", message, requestId=request_id), status=500)
+        if request.path.startswith("/v1/"):
+            return JsonResponse({"error": {"message": message, "type": "server_error", "param": None,
+                                           "code": "internal_error", "request_id": request_id}}, status=500)
+        return None
