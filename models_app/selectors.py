@@ -34,11 +34,8 @@ def model_server(model: AIModel) -> dict | None:
     }
 
 
-def model_copy(model: AIModel) -> dict:
-    """The model's file on its node (SPEC §9); one node holds the one copy for now."""
+def _transfer(model: AIModel) -> dict:
     return {
-        "node": model.node,
-        "status": model.status,
         "downloadProgress": round(model.download_progress, 2),
         "downloadRate": model.download_rate,
         "uploadRate": model.upload_rate,
@@ -46,6 +43,16 @@ def model_copy(model: AIModel) -> dict:
         "uploadedBytes": model.uploaded_bytes,
         "peers": model.peers,
         "seeds": model.seeds,
+    }
+
+
+def model_copy(model: AIModel) -> dict:
+    """The model's file on its node (SPEC §9); one node holds the one copy for now."""
+    return {
+        "node": model.node,
+        "status": model.status,
+        **_transfer(model),
+        # The wish (`AIModel.seeding`) holds only for a model whose files are complete.
         "seeding": model.seeding and model.status in SEEDABLE,
         "error": "" if model.serve_failed else model.error,
     }
@@ -79,17 +86,10 @@ def model_to_dict(model: AIModel) -> dict:
         "size": model.size,
         "sha256": model.sha256,
         "status": model.status,
-        "downloadProgress": round(model.download_progress, 2),
-        "downloadRate": model.download_rate,
-        "uploadRate": model.upload_rate,
-        "downloadedBytes": model.downloaded_bytes,
-        "uploadedBytes": model.uploaded_bytes,
-        "peers": model.peers,
-        "seeds": model.seeds,
+        **_transfer(model),
         "shareRatio": model.share_ratio,
         "magnetUri": model.magnet_uri,
         "infoHash": model.info_hash,
-        # The wish (`AIModel.seeding`) holds only for a model whose files are complete.
         "seeding": model.seeding and model.status in SEEDABLE,
         "error": model.error,
         "server": model_server(model),

@@ -84,3 +84,33 @@ def test_it_serves_the_openapi_schema(api):
     response = api.get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/ai/list" in response.content
+
+
+@pytest.fixture
+def broken_models_table(db):
+    """The model table gone from under the running portal: every service that reads it raises."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE models_app_aimodel RENAME TO models_app_aimodel_away")
+
+
+def test_it_answers_an_unexpected_error_with_the_envelope_and_a_request_id(api, broken_models_table, caplog):
+    response = api.get("/api/ai/list", HTTP_X_REQUEST_ID="req-42")
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert (response.json()["ok"], error["code"], error["requestId"]) == (False, "internal_error", "req-42")
+    assert "req-42" in error["message"]
+    logged = [r for r in caplog.records if r.name == "aiportal.errors"]
+    assert "[request req-42]" in logged[0].getMessage() and logged[0].exc_info is not None
+
+
+def test_it_answers_an_unexpected_error_under_v1_with_openais_error_object(anon_api, api_token, broken_models_table):
+    response = anon_api.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {api_token}")
+
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "internal_error")
+    assert error["request_id"] == response["X-Request-Id"]
