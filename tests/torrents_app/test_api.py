@@ -101,3 +101,11 @@ def test_it_pauses_seeding_from_the_admin(client, admin_user, ready):
                            follow=True)
     assert "Paused seeding of 1 model(s)." in response.content.decode()
     assert (AIModel.objects.get(pk=ready.pk).seeding, Torrent.objects.get(pk=ready.pk).desired) == (False, "pause")
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "off", None])
+def test_it_takes_only_a_json_boolean_for_seeding(api, ready, value):
+    response = api.post(f"/api/ai/models/{ready.pk}/seeding", {"enabled": value}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_input"
+    assert AIModel.objects.get(pk=ready.pk).seeding is True
