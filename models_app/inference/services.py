@@ -133,6 +133,8 @@ def serve_stop(*, model_id: str) -> AIModel:
     running = instance.state in {ServeState.STARTING, ServeState.SERVING, ServeState.STOPPING}
     with transaction.atomic():
         ServedInstance.objects.filter(pk=model.pk).update(desired="stopped", next_start_at=None)
+        # A failed server has no process left: stopping it also clears its error (the page's "Clear error").
+        ServedInstance.objects.filter(pk=model.pk, state=ServeState.ERROR).update(state=ServeState.STOPPED, error="")
         if model.status in {Status.STARTING, Status.SERVING, Status.READY}:
             status = Status.STOPPING if running else Status.READY
             AIModel.objects.filter(pk=model.pk).update(status=status, error="", updated_at=timezone.now())

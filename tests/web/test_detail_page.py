@@ -85,3 +85,4 @@ def test_it_offers_to_serve_again_or_clear_the_error_of_a_crashed_model(web, cra
     model = AIModel.objects.get(pk="tiny")
     assert (response.status_code, response["Location"]) == (302, "/models/tiny/")
     assert (model.status, model.error) == ("ready", "")
+    assert 'data-phase="ready"' in web.get("/models/tiny/").content.decode()
