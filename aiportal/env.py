@@ -1,6 +1,7 @@
 """Typed readers for the environment (SPEC §3), each failing with a message that names the setting."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -54,6 +55,26 @@ def envpath(name: str, default: Path) -> Path:
 
 def node_name() -> str:
     return env("NODE_NAME") or socket.gethostname()
+
+
+def node_address() -> str:
+    """NODE_ADDRESS: one IP address (or host name) of this machine that the group's other machines reach."""
+    raw = env("NODE_ADDRESS", "127.0.0.1")
+    if not raw or any(c in raw for c in " /:,@") and not _is_ipv6(raw):
+        raise ConfigError(f"NODE_ADDRESS={raw!r} must be one address of this machine, such as 192.168.1.20")
+    return raw
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
+
+
+def node_queue(name: str) -> str:
+    """The q2 queue (cluster name) of a node: only its own cluster takes the jobs meant for it."""
+    return "node-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:90]
 
 
 def database_from_url(url: str, base_dir: Path) -> dict:

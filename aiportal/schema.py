@@ -21,7 +21,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from models_app.models import ServeState, Source, Status
+from models_app.models import COPY_STATUSES, INSTANCE_STATUSES, Source, Status
 
 SUCCESS = {
     200: "Done.",
@@ -93,7 +93,7 @@ class ModelServer(serializers.Serializer):
 
 class ModelCopy(serializers.Serializer):
     node = serializers.CharField()
-    status = serializers.ChoiceField(choices=Status.choices)
+    status = serializers.ChoiceField(choices=COPY_STATUSES, help_text="`offline` while its node is not heartbeating.")
     downloadProgress = serializers.FloatField(min_value=0, max_value=100)
     downloadRate = serializers.IntegerField(help_text="Bytes per second.")
     uploadRate = serializers.IntegerField(help_text="Bytes per second.")
@@ -107,7 +107,8 @@ class ModelCopy(serializers.Serializer):
 
 class ModelInstance(serializers.Serializer):
     node = serializers.CharField()
-    status = serializers.ChoiceField(choices=ServeState.choices)
+    status = serializers.ChoiceField(choices=INSTANCE_STATUSES,
+                                     help_text="`offline` while its node is not heartbeating.")
     desired = serializers.ChoiceField(choices=["serving", "stopped"])
     port = serializers.IntegerField(allow_null=True)
     contextSize = serializers.IntegerField()
@@ -116,6 +117,39 @@ class ModelInstance(serializers.Serializer):
     startedAt = serializers.DateTimeField(allow_null=True)
     restarts = serializers.IntegerField(help_text="Failed starts or crashes in a row.")
     error = serializers.CharField(allow_blank=True, help_text="Why the llama-server died or could not start.")
+
+
+class NodeMemory(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Bytes.")
+    free = serializers.IntegerField(help_text="Bytes llama-servers may still use.")
+
+
+class NodeGpu(serializers.Serializer):
+    name = serializers.CharField()
+    memoryTotal = serializers.IntegerField(help_text="Bytes.")
+    memoryFree = serializers.IntegerField(help_text="Bytes.")
+
+
+class NodeLlamaServer(serializers.Serializer):
+    version = serializers.CharField(allow_blank=True)
+    backends = serializers.ListField(child=serializers.CharField())
+    error = serializers.CharField(allow_blank=True, help_text="Why this node cannot run llama-server, if it cannot.")
+
+
+class NodeObject(serializers.Serializer):
+    name = serializers.CharField()
+    address = serializers.CharField()
+    online = serializers.BooleanField(help_text="Its last heartbeat is under 15 s old.")
+    lastSeen = serializers.DateTimeField(allow_null=True)
+    startedAt = serializers.DateTimeField(allow_null=True)
+    cpus = serializers.IntegerField()
+    memory = NodeMemory()
+    gpus = NodeGpu(many=True)
+    diskFree = serializers.IntegerField(help_text="Free bytes under its AI_MODEL_DIR.")
+    llamaServer = NodeLlamaServer()
+    p2pPort = serializers.IntegerField(allow_null=True)
+    copies = serializers.ListField(child=serializers.CharField(), help_text="Ids of the models whose file it holds.")
+    serving = serializers.ListField(child=serializers.CharField(), help_text="Ids of the models it serves.")
 
 
 class ModelGguf(serializers.Serializer):
@@ -197,6 +231,7 @@ def responses(status: int, body, *, errors: Iterable[int] = (), media_type: str 
 
 MODEL = envelope("ModelEnvelope", ModelObject())
 MODEL_LIST = envelope("ModelListEnvelope", ModelObject(many=True))
+NODE_LIST = envelope("NodeListEnvelope", NodeObject(many=True))
 DOWNLOADED = envelope("DownloadedModelEnvelope", DownloadedModel())
 DELETED = envelope("DeletedModelEnvelope", inline_serializer(
     name="DeletedModel", fields={"id": serializers.CharField(), "deleted": TrueField()}))

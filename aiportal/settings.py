@@ -15,7 +15,9 @@ from aiportal.env import (
     envids,
     envint,
     envpath,
+    node_address,
     node_name,
+    node_queue,
     redis_layer_host,
 )
 
@@ -120,6 +122,8 @@ Q_CLUSTER = {
     "ack_failures": True,
     "save_limit": 500,
     "label": "Jobs",
+    # One queue per node: a download runs on the q2 cluster of the node that will hold the file.
+    "cluster_name": node_queue(node_name()),
 }
 if REDIS_URL_EXPLICIT:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -150,7 +154,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {"ModelStatusEnum": "models_app.models.Status",
-                            "InstanceStatusEnum": "models_app.models.ServeState"},
+                            "CopyStatusEnum": "models_app.models.COPY_STATUSES",
+                            "InstanceStatusEnum": "models_app.models.INSTANCE_STATUSES"},
 }
 
 LOGIN_URL = "/login/"
@@ -172,6 +177,11 @@ LOG_DIR = RUN_DIR / "logs"
 
 # Node (SPEC §2)
 NODE_NAME = node_name()
+# Where the other machines of a group reach this node (its llama-servers listen here, SPEC §9).
+NODE_ADDRESS = node_address()
+# How often the node daemon writes its heartbeat; a node is online while the last one is this recent.
+NODE_HEARTBEAT_SECONDS = float(env("NODE_HEARTBEAT_SECONDS", "5"))
+NODE_ONLINE_SECONDS = float(env("NODE_ONLINE_SECONDS", "15"))
 NODE_ENGINES = [
     "models_app.inference.engine.LlamaEngine",
     "torrents_app.engine.TorrentEngine",

@@ -13,7 +13,8 @@ import httpx
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from aiportal.errors import ApplicationError, Conflict, Upstream
+from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
+from aiportal.nodes import node_offline
 from models_app.models import ServeState, Status
 from models_app.selectors import model_get
 
@@ -33,10 +34,28 @@ class ChatResult:
         return self.prompt_tokens + self.completion_tokens
 
 
-def model_base_url(*, model_id: str) -> str:
-    """The llama-server URL of a serving model; 404 unknown, 409 not serving."""
+@dataclass(frozen=True)
+class Endpoint:
+    """A llama-server that serves the model: where it is and the key it wants."""
+
+    model_id: str
+    url: str
+    key: str
+    node: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+
+def model_endpoint(*, model_id: str) -> Endpoint:
+    """The llama-server of a serving model; 404 unknown, 409 not serving, 503 its node is offline."""
     model = model_get(model_id=model_id)
     instance = getattr(model, "instance", None)
+    if instance is not None and instance.desired == "serving" and node_offline(instance.node):
+        raise Unavailable(f"Model {model_id} is served on node {instance.node}, which is offline (no heartbeat); "
+                          f"it answers again when that node's daemon is back.", code="model_unavailable",
+                          extra={"node": instance.node})
     if model.status != Status.SERVING or instance is None or instance.state != ServeState.SERVING or not instance.port:
         reason = f" ({instance.error.splitlines()[0]})" if model.serve_failed and instance.error else ""
         raise Conflict(f"Model {model_id} is {model.status}{reason}, not serving: serve it first.",
@@ -45,7 +64,7 @@ def model_base_url(*, model_id: str) -> str:
         from models_app.inference.services import serve_touch
 
         serve_touch(model_id=model_id)  # the keep-alive clock, written at most every few seconds
-    return instance.url
+    return Endpoint(model_id=model_id, url=instance.url, key=instance.api_key, node=instance.node)
 
 
 def chat_body(*, model_id: str, messages: list[dict], max_tokens: int, temperature: float, stream: bool) -> dict:
@@ -54,10 +73,10 @@ def chat_body(*, model_id: str, messages: list[dict], max_tokens: int, temperatu
 
 
 def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> ChatResult:
-    url = model_base_url(model_id=model_id)
+    endpoint = model_endpoint(model_id=model_id)
     body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=False)
     try:
-        data = _post_json(model_id, f"{url}/v1/chat/completions", body)
+        data = _post_json(endpoint, "/v1/chat/completions", body)
     finally:
         _touch(model_id)
     try:
@@ -71,9 +90,9 @@ def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512,
 
 def chat_stream(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> Iterator[str]:
     """Text deltas as the model generates them."""
-    url = model_base_url(model_id=model_id)
+    endpoint = model_endpoint(model_id=model_id)
     body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True)
-    return _stream_deltas(model_id, f"{url}/v1/chat/completions", body)
+    return _stream_deltas(endpoint, "/v1/chat/completions", body)
 
 
 def _send(request: httpx.Request, *, stream: bool = False) -> httpx.Response:
@@ -85,9 +104,11 @@ def _send(request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         return _client.send(request, stream=stream)
 
 
-def _stream_deltas(model_id: str, url: str, body: dict) -> Iterator[str]:
+def _stream_deltas(endpoint: Endpoint, path: str, body: dict) -> Iterator[str]:
+    model_id = endpoint.model_id
     try:
-        response = _send(_client.build_request("POST", url, json=body), stream=True)
+        response = _send(_client.build_request("POST", endpoint.url + path, json=body, headers=endpoint.headers),
+                         stream=True)
         try:
             _raise_for_status(model_id, response)
             for line in response.iter_lines():
@@ -123,17 +144,17 @@ def _sse_delta(model_id: str, line: str) -> str:
 
 
 def count_tokens(*, model_id: str, text: str) -> int:
-    url = model_base_url(model_id=model_id)
-    data = _post_json(model_id, f"{url}/tokenize", {"content": text})
+    data = _post_json(model_endpoint(model_id=model_id), "/tokenize", {"content": text})
     try:
         return len(data["tokens"])
     except (KeyError, TypeError):
         raise _unreadable(model_id) from None
 
 
-def _post_json(model_id: str, url: str, body: dict) -> dict:
+def _post_json(endpoint: Endpoint, path: str, body: dict) -> dict:
+    model_id = endpoint.model_id
     try:
-        response = _send(_client.build_request("POST", url, json=body))
+        response = _send(_client.build_request("POST", endpoint.url + path, json=body, headers=endpoint.headers))
     except httpx.HTTPError as exc:
         raise _down(model_id, exc) from None
     _raise_for_status(model_id, response)
@@ -189,10 +210,11 @@ def _async_client() -> httpx.AsyncClient:
     return client
 
 
-async def openai_open(*, model_id: str, base_url: str, body: dict) -> httpx.Response:
+async def openai_open(*, endpoint: Endpoint, body: dict) -> httpx.Response:
     """Send an OpenAI chat request to the model's llama-server; the response's body is not read yet."""
+    model_id = endpoint.model_id
     client = _async_client()
-    request = client.build_request("POST", f"{base_url}/v1/chat/completions", json=body)
+    request = client.build_request("POST", f"{endpoint.url}/v1/chat/completions", json=body, headers=endpoint.headers)
     try:
         try:
             response = await client.send(request, stream=True)

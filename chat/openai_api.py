@@ -78,19 +78,19 @@ def _parse(request: HttpRequest) -> dict:
     return body
 
 
-def _serving_url(model_id: str) -> str:
+def _serving_endpoint(model_id: str) -> llm.Endpoint:
     try:
-        return llm.model_base_url(model_id=model_id)
+        return llm.model_endpoint(model_id=model_id)
     except Conflict:
         serve_ensure(model_id=model_id, timeout=ON_DEMAND_TIMEOUT)
-        return llm.model_base_url(model_id=model_id)
+        return llm.model_endpoint(model_id=model_id)
 
 
-def _authorized_request(request: HttpRequest) -> tuple[dict, str]:
-    """Auth, body and the model's llama-server URL in one trip to a worker thread (time to first token)."""
+def _authorized_request(request: HttpRequest) -> tuple[dict, llm.Endpoint]:
+    """Auth, body and the model's llama-server in one trip to a worker thread (time to first token)."""
     _authenticate(request)
     body = _parse(request)
-    return body, _serving_url(body["model"])
+    return body, _serving_endpoint(body["model"])
 
 
 @csrf_exempt
@@ -98,8 +98,8 @@ async def chat_completions_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return openai_error("Use POST.", status=405, code="method_not_allowed")
     try:
-        body, base_url = await sync_to_async(_authorized_request, thread_sensitive=False)(request)
-        upstream = await llm.openai_open(model_id=body["model"], base_url=base_url, body=body)
+        body, endpoint = await sync_to_async(_authorized_request, thread_sensitive=False)(request)
+        upstream = await llm.openai_open(endpoint=endpoint, body=body)
         if body.get("stream"):
             return _event_stream(llm.openai_relay(model_id=body["model"], response=upstream))
         return JsonResponse(await llm.openai_json(model_id=body["model"], response=upstream))

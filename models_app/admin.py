@@ -31,3 +31,4 @@ class ServedInstanceAdmin(admin.ModelAdmin):
     list_display = ("model", "node", "desired", "state", "port", "pid", "context_size", "threads", "gpu_layers", "started_at")
     list_filter = ("state", "desired", "node")
     search_fields = ("model__id",)
+    exclude = ("api_key",)  # the llama-server's key stays in the database, never on a page

@@ -12,7 +12,7 @@ from models_app import selectors, services
 class ModelListApi(APIView):
     @extend_schema(summary="All models, newest first", responses=schema.responses(200, schema.MODEL_LIST))
     def get(self, request):
-        return Response([selectors.model_to_dict(m) for m in selectors.model_list()])
+        return Response(selectors.models_to_dicts(selectors.model_list()))
 
 
 class ModelDetailApi(APIView):
@@ -30,3 +30,10 @@ class ModelDetailApi(APIView):
         params.is_valid(raise_exception=True)
         services.model_delete(model_id=model_id, delete_files=params.validated_data["deleteFiles"])
         return Response({"id": model_id, "deleted": True}, status=status.HTTP_200_OK)
+
+
+class NodeListApi(APIView):
+    @extend_schema(summary="The machines of this portal (node daemons) with what they have and hold",
+                   responses=schema.responses(200, schema.NODE_LIST))
+    def get(self, request):
+        return Response(selectors.node_list())

@@ -110,6 +110,11 @@ class ServeState(models.TextChoices):
     ERROR = "error"
 
 
+# In the model object, a copy or instance on a node that stopped heartbeating is `offline` (SPEC §9).
+COPY_STATUSES = [*Status.values, "offline"]
+INSTANCE_STATUSES = [*ServeState.values, "offline"]
+
+
 class ServedInstance(models.Model):
     """A llama-server for one model: the desired state written by services, the actual one by the node."""
 
@@ -119,6 +124,10 @@ class ServedInstance(models.Model):
     state = models.CharField(max_length=20, choices=ServeState.choices, default=ServeState.STOPPED)
     requested_port = models.IntegerField(null=True, blank=True)
     port = models.IntegerField(null=True, blank=True)
+    # Where it listens (its node's NODE_ADDRESS) and the one key it accepts: written by the node at each
+    # start, held only here, sent by the portal with every request (SPEC §9).
+    host = models.CharField(max_length=200, blank=True)
+    api_key = models.CharField(max_length=100, blank=True)
     pid = models.IntegerField(null=True, blank=True)
     context_size = models.IntegerField(default=2048)
     threads = models.IntegerField(default=4)
@@ -136,4 +145,7 @@ class ServedInstance(models.Model):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}" if self.port else ""
+        if not self.port:
+            return ""
+        host = self.host or "127.0.0.1"
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"

@@ -4,7 +4,11 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from aiportal.errors import NotFound
+from aiportal.models import Node
+from aiportal.nodes import node_offline, nodes_by_name
 from models_app.models import AIModel, ServedInstance, ServeState, Status
+
+OFFLINE = "offline"  # a copy or instance whose node stopped heartbeating (SPEC §9)
 
 SEEDABLE = frozenset({Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING})
 
@@ -46,11 +50,11 @@ def _transfer(model: AIModel) -> dict:
     }
 
 
-def model_copy(model: AIModel) -> dict:
+def model_copy(model: AIModel, nodes: dict[str, Node] | None = None) -> dict:
     """The model's file on its node (SPEC §9); one node holds the one copy for now."""
     return {
         "node": model.node,
-        "status": model.status,
+        "status": OFFLINE if node_offline(model.node, nodes) else model.status,
         **_transfer(model),
         # The wish (`AIModel.seeding`) holds only for a model whose files are complete.
         "seeding": model.seeding and model.status in SEEDABLE,
@@ -58,11 +62,11 @@ def model_copy(model: AIModel) -> dict:
     }
 
 
-def model_instance(instance: ServedInstance) -> dict:
+def model_instance(instance: ServedInstance, nodes: dict[str, Node] | None = None) -> dict:
     """A llama-server of the model on one node: what it does now (`status`) and why it failed (`error`)."""
     return {
         "node": instance.node,
-        "status": instance.state,
+        "status": OFFLINE if node_offline(instance.node, nodes) else instance.state,
         "desired": instance.desired,
         "port": instance.port,
         "contextSize": instance.context_size,
@@ -74,7 +78,10 @@ def model_instance(instance: ServedInstance) -> dict:
     }
 
 
-def model_to_dict(model: AIModel) -> dict:
+def model_to_dict(model: AIModel, nodes: dict[str, Node] | None = None) -> dict:
+    """The model object; `nodes` (name → Node) saves a query per model when many are listed."""
+    nodes = nodes_by_name() if nodes is None else nodes
+    instance = getattr(model, "instance", None)
     return {
         "id": model.id,
         "name": model.name,
@@ -92,9 +99,9 @@ def model_to_dict(model: AIModel) -> dict:
         "infoHash": model.info_hash,
         "seeding": model.seeding and model.status in SEEDABLE,
         "error": model.error,
-        "server": model_server(model),
-        "copies": [model_copy(model)] if model.node else [],
-        "instances": [model_instance(model.instance)] if getattr(model, "instance", None) else [],
+        "server": None if instance is not None and node_offline(instance.node, nodes) else model_server(model),
+        "copies": [model_copy(model, nodes)] if model.node else [],
+        "instances": [model_instance(instance, nodes)] if instance is not None else [],
         "gguf": _public_gguf(model.gguf),
         "createdAt": model.created_at.isoformat(),
         "updatedAt": model.updated_at.isoformat(),
@@ -106,3 +113,41 @@ def _public_gguf(meta: dict | None) -> dict | None:
         return None
     keys = ("architecture", "parameters", "quantization", "contextLength", "name", "sizeLabel")
     return {key: meta.get(key) for key in keys}
+
+
+def models_to_dicts(models) -> list[dict]:
+    nodes = nodes_by_name()
+    return [model_to_dict(model, nodes) for model in models]
+
+
+def node_list() -> list[dict]:
+    """Every node of the group with what it has and holds (SPEC §9 `GET /api/ai/nodes`)."""
+    copies: dict[str, list[str]] = {}
+    for model_id, node in AIModel.objects.filter(status__in=SEEDABLE).values_list("pk", "node"):
+        copies.setdefault(node, []).append(model_id)
+    serving: dict[str, list[str]] = {}
+    for model_id, node in ServedInstance.objects.filter(state=ServeState.SERVING).values_list("pk", "node"):
+        serving.setdefault(node, []).append(model_id)
+    return [node_to_dict(node, copies=sorted(copies.get(node.name, [])), serving=sorted(serving.get(node.name, [])))
+            for node in Node.objects.order_by("name")]
+
+
+def node_to_dict(node: Node, *, copies: list[str], serving: list[str]) -> dict:
+    online = node.online
+    return {
+        "name": node.name,
+        "address": node.address,
+        "online": online,
+        "lastSeen": node.last_seen.isoformat() if node.last_seen else None,
+        "startedAt": node.started_at.isoformat() if node.started_at else None,
+        "cpus": node.cpus,
+        "memory": {"total": node.memory_total, "free": node.memory_free},
+        "gpus": [{"name": g.get("name", ""), "memoryTotal": g.get("memoryTotal", 0), "memoryFree": g.get("memoryFree", 0)}
+                 for g in node.gpus or []],
+        "diskFree": node.disk_free,
+        "llamaServer": {"version": node.llama_version, "backends": node.llama_backends or [],
+                        "error": node.llama_error},
+        "p2pPort": node.p2p_port,
+        "copies": copies,
+        "serving": serving if online else [],
+    }

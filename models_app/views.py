@@ -177,7 +177,7 @@ def _back(request: HttpRequest, model_id: str, *, error: str | None, status: int
 
 
 def _list_page(request: HttpRequest, *, status: int = 200, **context) -> HttpResponse:
-    models = [selectors.model_to_dict(m) for m in selectors.model_list()]
+    models = selectors.models_to_dicts(selectors.model_list())
     error = context.get("action_error")
     context["page_error"] = error if error and error["model_id"] not in {m["id"] for m in models} else None
     return render(request, "models/list.html", {"models": models, **context}, status=status)

@@ -101,6 +101,11 @@ class TorrentEngine:
     def listen_port(self) -> int:
         return self.p2p.listen_port()
 
+    def facts(self) -> dict:
+        """For the heartbeat: the port other nodes reach this node's BitTorrent session on."""
+        p2p = self.p2p
+        return {"p2p_port": p2p.listen_port() if p2p is not None else None}
+
     def connect_peer(self, model_id: str, host: str, port: int) -> None:
         self.p2p.connect_peer(model_id, host, port)
 

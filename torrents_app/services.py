@@ -28,7 +28,7 @@ def torrent_create_for_model(*, model_id: str) -> None:
     created = creation.torrent_create(content=content, fmt=settings.P2P_TORRENT_FORMAT, web_seed=web_seed)
     with transaction.atomic():
         Torrent.objects.update_or_create(model=model, defaults={
-            "node": settings.NODE_NAME,
+            "node": model.node or settings.NODE_NAME,
             "info_hash_v1": created.info_hash,
             "info_hash_v2": created.info_hash_v2,
             "torrent_file": created.data,

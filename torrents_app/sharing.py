@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from aiportal.errors import ApplicationError, NoRoom, NotFound
+from models_app import placement
 from models_app.models import AIModel, Source, Status
 from models_app.selectors import model_get
 from models_app.services import model_notify, model_unique_id
@@ -21,24 +22,24 @@ from torrents_app.models import Torrent
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def magnet_download_start(*, magnet_uri: str, metadata: dict | None = None) -> AIModel:
-    """Queue a download by magnet on this node; the same info-hash twice gives the existing model."""
+def magnet_download_start(*, magnet_uri: str, metadata: dict | None = None, node: str | None = None) -> AIModel:
+    """Queue a download by magnet on a node (SPEC §9 placement); the same info-hash twice there gives the
+    existing model."""
     magnet = magnet_parse(magnet_uri)
     name, size, sha256 = _metadata(metadata, magnet)
-    existing = _existing(magnet)
+    place = placement.download_place(node=node, size=size or 0)
+    existing = _existing(magnet, place.node)
     if existing is not None:
         return existing
-    if size:
-        disk_space_check(size=size)
     with transaction.atomic():
         model_id = model_unique_id(base=_strip_gguf(name))
         model = AIModel.objects.create(
             id=model_id, name=name, source=Source.MAGNET, size=size or 0, sha256=sha256, status=Status.QUEUED,
-            node=settings.NODE_NAME, path=str(settings.AI_MODEL_DIR / model_id), magnet_uri=magnet.uri,
+            node=place.node, path=place.folder(model_id), magnet_uri=magnet.uri,
             info_hash=magnet.info_hash_v1, info_hash_v2=magnet.info_hash_v2,
             web_seed=magnet.web_seeds[0] if magnet.web_seeds else "",
         )
-        Torrent.objects.create(model=model, node=settings.NODE_NAME, info_hash_v1=magnet.info_hash_v1,
+        Torrent.objects.create(model=model, node=place.node, info_hash_v1=magnet.info_hash_v1,
                                info_hash_v2=magnet.info_hash_v2, magnet_source=magnet.uri,
                                desired=Torrent.Desired.DOWNLOAD)
         model_notify(model)
@@ -94,13 +95,13 @@ def _metadata(metadata: dict | None, magnet: Magnet) -> tuple[str, int | None, s
     return name.strip(), size, sha256
 
 
-def _existing(magnet: Magnet) -> AIModel | None:
+def _existing(magnet: Magnet, node: str) -> AIModel | None:
     match = Q()
     if magnet.info_hash_v1:
         match |= Q(info_hash=magnet.info_hash_v1)
     if magnet.info_hash_v2:
         match |= Q(info_hash_v2=magnet.info_hash_v2)
-    return AIModel.objects.filter(match, node=settings.NODE_NAME).exclude(status=Status.ERROR).first()
+    return AIModel.objects.filter(match, node=node).exclude(status=Status.ERROR).first()
 
 
 def _strip_gguf(name: str) -> str:

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aiportal import schema
-from aiportal.api import StrictBooleanField
+from aiportal.api import StrictBooleanField, node_field
 from aiportal.errors import ApplicationError
 from models_app.hub import services
 from models_app.selectors import model_to_dict
@@ -19,6 +19,8 @@ class DownloadApi(APIView):
         createTorrent = StrictBooleanField(default=True)
         magnetUri = serializers.CharField(required=False, min_length=1, max_length=20000)
         metadata = serializers.DictField(required=False, allow_null=True)
+        node = node_field("The node that downloads and keeps the file; default: the online node with the most "
+                          "free disk.")
 
         def validate(self, data):
             if bool(data.get("url")) == bool(data.get("magnetUri")):
@@ -34,7 +36,7 @@ class DownloadApi(APIView):
         data = data.validated_data
         if data.get("magnetUri"):
             return Response(model_to_dict(_magnet(data)), status=status.HTTP_202_ACCEPTED)
-        model = services.download_start(url=data["url"], file_name=data.get("fileName") or None,
+        model = services.download_start(url=data["url"], file_name=data.get("fileName") or None, node=data.get("node"),
                                          create_torrent=data["createTorrent"], requested_by=request.user.get_username())
         body = model_to_dict(model)
         body["alternatives"] = services.repo_gguf_files(url=data["url"])
@@ -47,4 +49,4 @@ def _magnet(data: dict):
     except ImportError:
         raise ApplicationError("Downloads by magnet link are not available on this portal yet.",
                                code="not_implemented", status=501) from None
-    return magnet_download_start(magnet_uri=data["magnetUri"], metadata=data.get("metadata"))
+    return magnet_download_start(magnet_uri=data["magnetUri"], metadata=data.get("metadata"), node=data.get("node"))

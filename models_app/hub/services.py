@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from aiportal.errors import ApplicationError, Conflict, NoRoom
+from aiportal.env import node_queue
+from aiportal.errors import ApplicationError, Conflict
+from models_app import placement
 from models_app.hub import choice, client, locks
 from models_app.hub.refs import hub_ref_parse
 from models_app.models import AIModel, ModelFile, Source, Status
 from models_app.services import model_id_base, model_notify, model_unique_id
 
 log = logging.getLogger(__name__)
-GIB = 1024 ** 3
 ACTIVE = (Status.DOWNLOADING, Status.VERIFYING)
 TASK = "models_app.hub.tasks.download_task"
 RECONCILE_TASK = "models_app.hub.tasks.downloads_reconcile_task"
@@ -28,31 +28,32 @@ def repo_gguf_files(*, url: str) -> list[dict]:
     return [variant.as_dict() for variant in choice.variants(repo.files)]
 
 
-def download_start(*, url: str, file_name: str | None = None, create_torrent: bool = True,
+def download_start(*, url: str, file_name: str | None = None, create_torrent: bool = True, node: str | None = None,
                    requested_by: str = "") -> AIModel:
-    """Queue the download of a Hub GGUF model (or return the model of the same file, resumed if it failed)."""
+    """Queue the download of a Hub GGUF model on a node (or return the model of the same file there, resumed if
+    it failed)."""
     ref = hub_ref_parse(url, endpoint=settings.HF_ENDPOINT, file_name=file_name)
     repo = client.hub_repo(repo_id=ref.repo_id, revision=ref.revision)
     found = choice.variants(repo.files)
     if not found:
         raise _no_gguf(repo)
-    variant = choice.variant_pick(found, file_name=ref.file_name, all_files=repo.files, free_disk=_free_disk())
-    existing = _existing(repo.repo_id, variant.main)
+    room = placement.download_place(node=node, size=0)
+    variant = choice.variant_pick(found, file_name=ref.file_name, all_files=repo.files, free_disk=room.disk_free)
+    existing = _existing(repo.repo_id, variant.main, room.node)
     if existing is not None:
         return _again(existing)
     if repo.gated and not settings.HF_TOKEN:
         raise ApplicationError(client.gated_message(repo.repo_id), code="gated_repo", status=403)
     client.hub_check_access(repo_id=repo.repo_id, name=variant.main, commit=repo.commit)
-    _check_disk(variant)
+    place = placement.download_place(node=room.node, size=variant.size)
     try:
-        return _create(repo, variant, create_torrent=create_torrent, requested_by=requested_by)
+        return _create(repo, variant, place, create_torrent=create_torrent, requested_by=requested_by)
     except IntegrityError:  # the same file asked twice at the same moment: the other request won
-        return _again(_existing(repo.repo_id, variant.main) or _busy())
+        return _again(_existing(repo.repo_id, variant.main, place.node) or _busy())
 
 
-def _existing(repo_id: str, main: str) -> AIModel | None:
-    return AIModel.objects.filter(source=Source.HUGGINGFACE, repo_id=repo_id, file_name=main,
-                                  node=settings.NODE_NAME).first()
+def _existing(repo_id: str, main: str, node: str) -> AIModel | None:
+    return AIModel.objects.filter(source=Source.HUGGINGFACE, repo_id=repo_id, file_name=main, node=node).first()
 
 
 def _busy() -> AIModel:
@@ -76,25 +77,13 @@ def _kinds(repo: client.HubRepo) -> str:
     return ", ".join(kinds[:6]) or "no model files"
 
 
-def _free_disk() -> int:
-    settings.AI_MODEL_DIR.mkdir(parents=True, exist_ok=True)
-    return shutil.disk_usage(settings.AI_MODEL_DIR).free
-
-
-def _check_disk(variant: choice.Variant) -> None:
-    free = _free_disk()
-    if variant.size > free:
-        raise NoRoom(f"{variant.main} needs {variant.size / GIB:.2f} GiB but only {free / GIB:.2f} GiB are free "
-                     f"in {settings.AI_MODEL_DIR}.", code="insufficient_storage")
-
-
 def _again(model: AIModel) -> AIModel:
     """The same file asked again: a failed download is resumed, a running or finished one returned."""
     if model.status == Status.ERROR:
         AIModel.objects.filter(pk=model.pk, status=Status.ERROR).update(status=Status.QUEUED, error="")
         model.refresh_from_db()
         model_notify(model)
-    transaction.on_commit(downloads_reconcile)
+    transaction.on_commit(lambda: reconcile_enqueue(node=model.node))
     return model
 
 
@@ -106,14 +95,15 @@ def _model_id(repo_id: str, variant: choice.Variant) -> str:
     return model_unique_id(base=f"{base}_{variant.quantization or stem}")
 
 
-def _create(repo: client.HubRepo, variant: choice.Variant, *, create_torrent: bool, requested_by: str) -> AIModel:
+def _create(repo: client.HubRepo, variant: choice.Variant, place: placement.Place, *, create_torrent: bool,
+            requested_by: str) -> AIModel:
     with transaction.atomic():
         model_id = _model_id(repo.repo_id, variant)
         main = variant.parts[0]
         model = AIModel.objects.create(
             id=model_id, name=PurePosixPath(variant.main).name.removesuffix(".gguf"), source=Source.HUGGINGFACE,
             repo_id=repo.repo_id, revision=repo.commit, file_name=variant.main, size=variant.size, sha256=main.sha256,
-            status=Status.QUEUED, node=settings.NODE_NAME, path=str(settings.AI_MODEL_DIR / model_id),
+            status=Status.QUEUED, node=place.node, path=place.folder(model_id),
             seeding=create_torrent, requested_by=requested_by[:200],
         )
         ModelFile.objects.bulk_create([
@@ -122,16 +112,18 @@ def _create(repo: client.HubRepo, variant: choice.Variant, *, create_torrent: bo
             for part in variant.parts
         ])
         model_notify(model)
-        transaction.on_commit(lambda: download_enqueue(model_id=model_id))
-        transaction.on_commit(reconcile_schedule_ensure)
+        transaction.on_commit(lambda: download_enqueue(model_id=model_id, node=place.node))
+        transaction.on_commit(lambda: reconcile_schedule_ensure(node=place.node))
     return model
 
 
-def download_enqueue(*, model_id: str) -> None:
+def download_enqueue(*, model_id: str, node: str | None = None) -> None:
+    """Queue the download job on the q2 cluster of the node that will hold the file (only it can write there)."""
     from django_q.tasks import async_task
 
     try:
-        task_id = async_task(TASK, model_id, task_name=f"hf-download-{model_id}"[:100], group="hf-download")
+        task_id = async_task(TASK, model_id, task_name=f"hf-download-{model_id}"[:100], group="hf-download",
+                             cluster=node_queue(node or settings.NODE_NAME))
     except Exception as exc:  # a broker that is down must not lose the model: the schedule retries it
         log.warning("could not enqueue the download of %s: %s", model_id, exc)
         return
@@ -156,13 +148,25 @@ def downloads_reconcile() -> int:
     return started
 
 
-def reconcile_schedule_ensure() -> None:
-    """A q2 schedule that resumes downloads after a worker restart (every minute)."""
+def reconcile_enqueue(*, node: str) -> None:
+    """Ask that node's q2 cluster to move its download queue (it alone knows which of its jobs still run)."""
+    from django_q.tasks import async_task
+
+    try:
+        async_task(RECONCILE_TASK, task_name=f"hf-reconcile-{node}"[:100], group="hf-download",
+                   cluster=node_queue(node))
+    except Exception as exc:  # the node's schedule retries within a minute
+        log.warning("could not ask node %s to resume its downloads: %s", node, exc)
+
+
+def reconcile_schedule_ensure(*, node: str) -> None:
+    """A q2 schedule per node that resumes its downloads after a worker restart (every minute)."""
     from django_q.models import Schedule
 
     try:
-        Schedule.objects.get_or_create(name="hf-downloads-reconcile", defaults={
+        Schedule.objects.get_or_create(name=f"hf-downloads-reconcile-{node}"[:100], defaults={
             "func": RECONCILE_TASK, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1,
+            "cluster": node_queue(node),
         })
     except Exception as exc:  # best effort: downloads still run, only restarts wait for a new request
         log.warning("could not create the download schedule: %s", exc)

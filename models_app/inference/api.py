@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aiportal import schema
-from aiportal.api import model_id_field
+from aiportal.api import model_id_field, node_field
 from chat import llm
 from models_app import selectors
 from models_app.inference import services
@@ -23,6 +23,7 @@ def bounded(name: str, bounds: tuple[int, int]) -> serializers.IntegerField:
 class ServeApi(APIView):
     class StartInput(serializers.Serializer):
         modelId = model_id_field()
+        node = node_field("The node to serve on; default: the node that holds the model's file.")
         port = bounded("port", (1024, 65535))
         contextSize = bounded("contextSize", services.CONTEXT_RANGE)
         threads = bounded("threads", services.THREADS_RANGE)
@@ -37,7 +38,7 @@ class ServeApi(APIView):
         data = self.StartInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        model = services.serve_start(model_id=v["modelId"], port=v.get("port"), context_size=v.get("contextSize"),
+        model = services.serve_start(model_id=v["modelId"], node=v.get("node"), port=v.get("port"), context_size=v.get("contextSize"),
                                      threads=v.get("threads"), gpu_layers=v.get("gpuLayers"))
         return Response(selectors.model_to_dict(model), status=status.HTTP_202_ACCEPTED)
 

@@ -8,6 +8,7 @@ notices crashes (error with the log tail, restart with backoff), stops unwanted 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError
-from models_app.inference import binary, process, transitions
+from models_app.inference import binary, memory, process, transitions
 from models_app.inference.process import ServerProcess, ServerSpec
 from models_app.models import ServedInstance, ServeState
 
@@ -26,6 +27,7 @@ log = logging.getLogger("aiportal.llama")
 STOP_GRACE_SECONDS = 10.0
 STABLE_AFTER = timedelta(seconds=60)
 HEALTH_TIMEOUT = 2.0
+DEVICES_EVERY = 60.0
 
 
 class LlamaEngine:
@@ -41,6 +43,7 @@ class LlamaEngine:
         self.health_every = health_every
         self.health_misses = health_misses
         self.probes: dict[str, tuple[float, int]] = {}  # model id -> (next probe, misses so far)
+        self._devices: tuple[float, list[dict]] | None = None
 
     def start(self) -> None:
         """Kill servers an earlier daemon left behind; the wanted ones start again on the next pass."""
@@ -127,7 +130,7 @@ class LlamaEngine:
             if instance.desired != "serving" or instance.state != ServeState.SERVING or not last or last >= cutoff:
                 continue
             child = self.children.get(instance.pk)
-            if child is not None and process.server_busy(child.spec.port):
+            if child is not None and process.server_busy(child.spec.url, instance.api_key):
                 # A request is still being answered (a long stream): the idle clock starts after it.
                 transitions.mark_used(instance, now=self.now())
                 continue
@@ -148,7 +151,7 @@ class LlamaEngine:
             return True
         if instance.state == ServeState.STARTING:
             # Still loading is work in progress: the daemon polls again soon rather than after a full tick.
-            return process.server_health(child.spec.port) != 200 or transitions.mark_serving(instance, now=self.now())
+            return process.server_health(child.spec.url) != 200 or transitions.mark_serving(instance, now=self.now())
         if self._hung(instance, child):
             return True
         if instance.restarts and instance.started_at and instance.started_at < self.now() - STABLE_AFTER:
@@ -161,7 +164,7 @@ class LlamaEngine:
         if time.monotonic() < due:
             return False
         self._rotate(child.spec.log_path)
-        answered = process.server_health(child.spec.port, timeout=HEALTH_TIMEOUT) == 200
+        answered = process.server_health(child.spec.url, timeout=HEALTH_TIMEOUT) == 200
         misses = 0 if answered else misses + 1
         self.probes[instance.pk] = (time.monotonic() + self.health_every, misses)
         if misses < self.health_misses:
@@ -180,8 +183,9 @@ class LlamaEngine:
             return False
         if instance.next_start_at is not None and self.now() < instance.next_start_at:
             return False
+        key = secrets.token_urlsafe(32)  # a new one at every start; only the portal's database holds it
         try:
-            spec = self._spec(instance)
+            spec = self._spec(instance, key)
             self._rotate(spec.log_path)
             child = process.server_spawn(spec)
         except ApplicationError as exc:
@@ -193,19 +197,46 @@ class LlamaEngine:
             return True
         log.info("started llama-server for %s on port %s (pid %s)", instance.pk, spec.port, child.pid)
         self.children[instance.pk] = child
-        transitions.mark_starting(instance, port=spec.port, pid=child.pid, log_path=str(spec.log_path), now=self.now())
+        transitions.mark_starting(instance, port=spec.port, host=spec.host, api_key=key, pid=child.pid,
+                                  log_path=str(spec.log_path), now=self.now())
         return True
 
-    def _spec(self, instance: ServedInstance) -> ServerSpec:
-        port = instance.requested_port or process.free_port()
-        if instance.requested_port and not process.port_is_free(port):
-            raise ApplicationError(f"Port {port} is in use by another program.", code="port_in_use")
+    def _spec(self, instance: ServedInstance, key: str) -> ServerSpec:
+        host = settings.NODE_ADDRESS
+        port = instance.requested_port or process.free_port(host)
+        if instance.requested_port and not process.port_is_free(port, host):
+            raise ApplicationError(f"Port {port} on {host} is in use by another program (node {self.node_name}).",
+                                   code="port_in_use")
         model = instance.model
+        key_path = process.key_file_write(Path(settings.RUN_DIR) / "keys" / f"llama-{model.pk}.key", key)
         return ServerSpec(
             binary=binary.binary_path(), model_path=Path(model.path) / model.file_name, port=port,
             context_size=instance.context_size, threads=instance.threads, gpu_layers=instance.gpu_layers,
-            alias=model.pk, log_path=Path(settings.LOG_DIR) / f"llama-{model.pk}.log",
+            alias=model.pk, log_path=Path(settings.LOG_DIR) / f"llama-{model.pk}.log", host=host, key_path=key_path,
         )
+
+    def facts(self) -> dict:
+        """For the heartbeat: the llama-server this node runs, its devices, and the memory left for models."""
+        facts: dict = {"llama_error": "", "llama_version": "", "llama_backends": [], "gpus": []}
+        try:
+            path = binary.binary_path()
+        except ApplicationError as exc:
+            facts["llama_error"] = exc.message
+        else:
+            now = time.monotonic()
+            if self._devices is None or now - self._devices[0] > DEVICES_EVERY:  # free GPU memory moves slowly
+                self._devices = (now, process.binary_devices(path))
+            facts.update(llama_version=process.binary_version(path), llama_backends=process.binary_backends(path),
+                         gpus=[{k: d[k] for k in ("name", "memoryTotal", "memoryFree")} for d in self._devices[1]])
+        limit = settings.LLAMA_MEMORY_LIMIT
+        if limit:
+            facts["memory_free"] = max(0, min(memory.memory_available() or limit, limit - self._memory_used()))
+        return facts
+
+    def _memory_used(self) -> int:
+        serving = ServedInstance.objects.filter(node=self.node_name, desired="serving").select_related("model")
+        return sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size)
+                   for i in serving)
 
     @staticmethod
     def _rotate(path: Path) -> None:

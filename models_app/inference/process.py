@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,14 +32,37 @@ class ServerSpec:
     gpu_layers: int
     alias: str
     log_path: Path
+    host: str = "127.0.0.1"
+    key_path: Path | None = None  # a file holding the one API key this server accepts
+
+    @property
+    def url(self) -> str:
+        return server_url(self.host, self.port)
+
+
+def server_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def server_argv(spec: ServerSpec) -> list[str]:
-    return [
-        str(spec.binary), "--host", "127.0.0.1", "--port", str(spec.port), "-m", str(spec.model_path),
+    argv = [
+        str(spec.binary), "--host", spec.host, "--port", str(spec.port), "-m", str(spec.model_path),
         "-c", str(spec.context_size), "-t", str(spec.threads), "-ngl", str(spec.gpu_layers),
-        "--alias", spec.alias,
+        "--alias", spec.alias, "--no-webui",
     ]
+    if spec.key_path is not None:
+        # From a file, so the key is not in the process list for every local user to read.
+        argv += ["--api-key-file", str(spec.key_path)]
+    return argv
+
+
+def key_file_write(path: Path, key: str) -> Path:
+    """The API key, readable by this user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return path
 
 
 try:
@@ -92,10 +116,10 @@ def server_spawn(spec: ServerSpec) -> ServerProcess:
     return ServerProcess(popen, spec)
 
 
-def server_health(port: int, *, timeout: float = 0.3) -> int | None:
-    """HTTP status of /health (503 while loading, 200 ready), or None when nothing answers."""
+def server_health(url: str, *, timeout: float = 0.3) -> int | None:
+    """HTTP status of /health (503 while loading, 200 ready; no key needed), or None when nothing answers."""
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=timeout).status_code
+        return httpx.get(f"{url}/health", timeout=timeout).status_code
     except httpx.HTTPError:
         return None
 
@@ -121,10 +145,10 @@ def exit_advice(code: int) -> str:
     return ""
 
 
-def server_busy(port: int, *, timeout: float = 1.0) -> bool:
+def server_busy(url: str, key: str, *, timeout: float = 1.0) -> bool:
     """A slot is answering a request (`/slots`); False when that cannot be told."""
     try:
-        slots = httpx.get(f"http://127.0.0.1:{port}/slots", timeout=timeout).json()
+        slots = httpx.get(f"{url}/slots", headers={"Authorization": f"Bearer {key}"}, timeout=timeout).json()
         return any(slot.get("is_processing") for slot in slots)
     except (httpx.HTTPError, ValueError, AttributeError, TypeError):
         return False
@@ -160,18 +184,22 @@ def log_tail(path: Path, *, lines: int = 12, max_bytes: int = 4096) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
+def _socket(host: str) -> socket.socket:
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with _socket(host) as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    with _socket(host) as sock:
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -194,6 +222,43 @@ def binary_problem(path: Path) -> str:
     except OSError as exc:
         return str(exc)
     return _problem_cached(str(path), mtime)
+
+
+_DEVICE = re.compile(r"^\s+(?P<id>[^:]+): (?P<name>.*) \((?P<total>\d+) MiB, (?P<free>\d+) MiB free\)\s*$")
+MIB = 1024 * 1024
+
+
+def binary_devices(path: Path) -> list[dict]:
+    """The GPUs (and other devices) this llama-server can use, as `--list-devices` prints them."""
+    try:
+        done = subprocess.run([str(path), "--list-devices"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    devices = []
+    for line in done.stdout.decode(errors="replace").splitlines():
+        match = _DEVICE.match(line)
+        if match:
+            devices.append({"id": match["id"].strip(), "name": match["name"].strip(),
+                            "memoryTotal": int(match["total"]) * MIB, "memoryFree": int(match["free"]) * MIB})
+    return devices
+
+
+def binary_version(path: Path) -> str:
+    """`version: 0.6.0-dev (build 0, commit unknown)` → `0.6.0-dev (build 0, commit unknown)`."""
+    try:
+        done = subprocess.run([str(path), "--version"], capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    for line in (done.stderr + done.stdout).decode(errors="replace").splitlines():
+        if line.startswith("version:"):
+            return line.removeprefix("version:").strip()[:200]
+    return ""
+
+
+def binary_backends(path: Path) -> list[str]:
+    """The ggml backends built beside the binary (libggml-cpu.so → cpu), base and umbrella left out."""
+    names = {lib.name.split(".so")[0].removeprefix("libggml-") for lib in path.parent.glob("libggml-*.so*")}
+    return sorted(names - {"base"})
 
 
 @functools.lru_cache(maxsize=4)

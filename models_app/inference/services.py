@@ -9,7 +9,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from aiportal.errors import ApplicationError, Conflict, NoRoom, Unavailable, Upstream
+from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
+from aiportal.models import Node
+from models_app import placement
 from models_app.inference import binary, memory, process
 from models_app.models import AIModel, ServedInstance, ServeState, Status
 from models_app.selectors import model_get
@@ -28,11 +30,36 @@ def _in_range(name: str, value: int | None, bounds: tuple[int, int]) -> None:
                                extra={"field": name})
 
 
-def _default_gpu_layers() -> int:
-    # 0 (the default) means "CPU unless this machine can offload": a request may still ask for 0.
+def _default_gpu_layers(node: str) -> int:
+    # 0 (the default) means "CPU unless the serving machine can offload": a request may still ask for 0.
     if settings.LLAMA_DEFAULT_GPU_LAYERS:
         return settings.LLAMA_DEFAULT_GPU_LAYERS
+    if node != settings.NODE_NAME:
+        found = Node.objects.filter(name=node).first()
+        return ALL_LAYERS if found is not None and found.gpus else 0
     return ALL_LAYERS if process.gpu_offload_available(str(binary.binary_candidate())) else 0
+
+
+def _serve_node(model: AIModel, node: str | None) -> str:
+    """The node that will serve: the one asked for, else the node that holds the model's file."""
+    holder = model.node or settings.NODE_NAME
+    target = node or holder
+    placement.node_check(target)  # 404 unknown, 409 offline
+    if target != holder:
+        raise Conflict(f"Model {model.id}'s file is on node {holder}, not on node {target}: serve it on {holder}.",
+                       code="copy_missing", extra={"node": target, "holders": [holder]})
+    return target
+
+
+def _binary_on(node: str) -> None:
+    """The llama-server of the serving node runs (checked here for this machine, from its heartbeat otherwise)."""
+    if node == settings.NODE_NAME:
+        binary.binary_path()
+        return
+    found = Node.objects.filter(name=node).first()
+    if found is not None and found.llama_error:
+        raise Unavailable(f"Node {node} cannot run llama-server: {found.llama_error}", code="llama_server_missing",
+                          extra={"node": node})
 
 
 def _servable(model: AIModel) -> None:
@@ -45,7 +72,7 @@ def _servable(model: AIModel) -> None:
         raise Conflict(f"The file of model {model.id} is missing: {path}.", code="model_file_missing")
 
 
-def _check_port(model: AIModel, port: int | None) -> None:
+def _check_port(model: AIModel, node: str, port: int | None) -> None:
     if port is None:
         return
     if not 1024 <= port <= 65535:
@@ -54,46 +81,41 @@ def _check_port(model: AIModel, port: int | None) -> None:
     mine = getattr(model, "instance", None)
     if mine is not None and mine.port == port and mine.state in {ServeState.STARTING, ServeState.SERVING}:
         return
-    taken = ServedInstance.objects.filter(Q(port=port) | Q(requested_port=port), desired="serving").exclude(pk=model.pk)
-    if taken.exists() or not process.port_is_free(port):
-        raise Conflict(f"Port {port} is in use; pick another port or leave it empty.", code="port_in_use",
-                       extra={"port": port})
+    taken = ServedInstance.objects.filter(Q(port=port) | Q(requested_port=port), desired="serving",
+                                          node=node).exclude(pk=model.pk)
+    # Another machine's ports are its daemon's to check when it starts the server (an error there comes back).
+    if taken.exists() or node == settings.NODE_NAME and not process.port_is_free(port, settings.NODE_ADDRESS):
+        raise Conflict(f"Port {port} is in use on node {node}; pick another port or leave it empty.",
+                       code="port_in_use", extra={"port": port, "node": node})
 
 
-def _check_memory(model: AIModel, context_size: int) -> None:
+def _check_memory(model: AIModel, node: str, context_size: int) -> None:
     needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
-    available = memory.memory_available()
-    limit = settings.LLAMA_MEMORY_LIMIT
-    if limit:
-        others = ServedInstance.objects.filter(desired="serving", node=model.node).exclude(pk=model.pk)
-        used = sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size)
-                   for i in others.select_related("model"))
-        available = min(available or limit, limit - used)
-    if available is not None and needed > available:
-        raise NoRoom(
-            f"Serving {model.id} with a context of {context_size} needs about {memory.human(needed)} of memory; "
-            f"{memory.human(max(available, 0))} is available. Try a smaller contextSize or stop another model.",
-            code="not_enough_memory", extra={"needed": needed, "available": max(available, 0)})
+    others = ServedInstance.objects.filter(desired="serving", node=node).exclude(pk=model.pk).select_related("model")
+    used = sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size)
+               for i in others)
+    placement.memory_check(node=node, model_id=model.id, needed=needed, others_needed=used, context_size=context_size)
 
 
-def serve_start(*, model_id: str, port: int | None = None, context_size: int | None = None,
+def serve_start(*, model_id: str, node: str | None = None, port: int | None = None, context_size: int | None = None,
                 threads: int | None = None, gpu_layers: int | None = None) -> AIModel:
-    """Ask this model's node to serve it; the model goes `starting`, then `serving` when llama-server is up."""
+    """Ask a node to serve the model; the model goes `starting`, then `serving` when llama-server is up."""
     _in_range("contextSize", context_size, CONTEXT_RANGE)
     _in_range("threads", threads, THREADS_RANGE)
     _in_range("gpuLayers", gpu_layers, GPU_LAYERS_RANGE)
     model = model_get(model_id=model_id)
     _servable(model)
-    _check_port(model, port)
-    binary.binary_path()
+    target = _serve_node(model, node)
+    _check_port(model, target, port)
+    _binary_on(target)
     instance = getattr(model, "instance", None)
-    options = _options(instance, port=port, context_size=context_size, threads=threads, gpu_layers=gpu_layers)
+    options = _options(instance, target, port=port, context_size=context_size, threads=threads, gpu_layers=gpu_layers)
     if _already(instance, options):
         return model
-    _check_memory(model, options["context_size"])
+    _check_memory(model, target, options["context_size"])
     with transaction.atomic():
         ServedInstance.objects.update_or_create(
-            model=model, defaults={"node": model.node or settings.NODE_NAME, "desired": "serving", "error": "",
+            model=model, defaults={"node": target, "desired": "serving", "error": "",
                                    "restarts": 0, "next_start_at": None, "last_used_at": timezone.now(), **options})
         AIModel.objects.filter(pk=model.pk).update(status=Status.STARTING, error="", updated_at=timezone.now())
         model.refresh_from_db()
@@ -101,7 +123,7 @@ def serve_start(*, model_id: str, port: int | None = None, context_size: int | N
     return model_get(model_id=model_id)
 
 
-def _options(instance: ServedInstance | None, **given) -> dict:
+def _options(instance: ServedInstance | None, node: str, **given) -> dict:
     """The options asked for; those left out keep a served model's current ones, else the defaults."""
     current = instance if instance is not None and instance.desired == "serving" else None
     defaults = {
@@ -112,7 +134,7 @@ def _options(instance: ServedInstance | None, **given) -> dict:
     }
     chosen = {key: defaults[key] if value is None else value for key, value in given.items()}
     if chosen["gpu_layers"] is None:
-        chosen["gpu_layers"] = _default_gpu_layers()
+        chosen["gpu_layers"] = _default_gpu_layers(node)
     chosen["requested_port"] = chosen.pop("port")
     return chosen
 

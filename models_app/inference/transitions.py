@@ -21,10 +21,12 @@ def _model(model_id: str, status: str, from_statuses: list[str], **fields) -> No
     model_notify(AIModel(pk=model_id))
 
 
-def mark_starting(instance: ServedInstance, *, port: int, pid: int, log_path: str, now: datetime) -> None:
+def mark_starting(instance: ServedInstance, *, port: int, host: str, api_key: str, pid: int, log_path: str,
+                  now: datetime) -> None:
     with transaction.atomic():
         ServedInstance.objects.filter(pk=instance.pk).update(
-            state=ServeState.STARTING, port=port, pid=pid, log_path=log_path, started_at=None, updated_at=now)
+            state=ServeState.STARTING, port=port, host=host, api_key=api_key, pid=pid, log_path=log_path,
+            started_at=None, updated_at=now)
         _model(instance.pk, Status.STARTING, LIVE, updated_at=now)
 
 

@@ -11,7 +11,7 @@ from telegram_bot.models import ProcessedUpdate
 pytestmark = pytest.mark.django_db
 
 REGISTERED = [
-    "models_app.aimodel", "models_app.modelfile", "models_app.servedinstance", "torrents_app.torrent",
+    "aiportal.node", "models_app.aimodel", "models_app.modelfile", "models_app.servedinstance", "torrents_app.torrent",
     "chat.chatsession", "chat.chatmessage", "telegram_bot.processedupdate",
 ]
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in for llama-server that speaks enough of its HTTP API and fails on request.
 
-Takes llama-server's own arguments (--host, --port, -m, -c, -t, -ngl, --alias, --version) and these
+Takes llama-server's own arguments (--host, --port, -m, -c, -t, -ngl, --alias, --no-webui, --api-key-file,
+--version; with a key it refuses every request but /health without it, as llama-server does) and these
 failure flags, each also readable from the environment (the portal builds the argv itself):
   --fake-load-seconds N    (FAKE_LLAMA_LOAD_SECONDS)  /health answers 503 for N seconds
   --fake-crash-after N     (FAKE_LLAMA_CRASH_AFTER)   exit with code 3 N seconds after start
@@ -49,6 +50,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-t", dest="threads", type=int, default=4)
     p.add_argument("-ngl", dest="gpu_layers", type=int, default=0)
     p.add_argument("--alias", default="fake")
+    p.add_argument("--no-webui", action="store_true")
+    p.add_argument("--api-key-file", default="")
     p.add_argument("--fake-load-seconds", type=float, default=float(env("FAKE_LLAMA_LOAD_SECONDS", "0")))
     p.add_argument("--fake-crash-after", type=float, default=float(env("FAKE_LLAMA_CRASH_AFTER", "0")))
     p.add_argument("--fake-crash-at-load", action="store_true", default=bool(env("FAKE_LLAMA_CRASH_AT_LOAD")))
@@ -62,6 +65,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def make_handler(opts: argparse.Namespace, ready_at: float):
+    key = open(opts.api_key_file).read().strip() if opts.api_key_file else ""
     hang_at = time.monotonic() + opts.fake_hang_after if opts.fake_hang_after else float("inf")
     in_flight = [0]  # chat requests being answered, as /slots reports them
 
@@ -87,7 +91,16 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
                 time.sleep(3600)  # hung: the connection stays open and nothing answers
             super().handle_one_request()
 
+        def _refused(self) -> bool:
+            """As llama-server with --api-key: everything but /health wants `Authorization: Bearer <key>`."""
+            if not key or self.path in ("/health", "/v1/health") or self.headers.get("Authorization") == f"Bearer {key}":
+                return False
+            self._json(401, {"error": {"code": 401, "message": "Invalid API Key", "type": "authentication_error"}})
+            return True
+
         def do_GET(self):
+            if self._refused():
+                return None
             if self.path == "/slots":
                 return self._json(200, [{"id": 0, "is_processing": in_flight[0] > 0}])
             if self.path == "/health":
@@ -98,6 +111,8 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
             self._json(404, {"error": {"message": "not found"}})
 
         def do_POST(self):
+            if self._refused():
+                return None
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             if opts.fake_die_on_chat:
                 print("fatal: simulated crash in the middle of a chat", flush=True)

@@ -36,14 +36,19 @@ def test_it_serves_a_model_and_shows_its_server(api, fake_llama, tiny_model, eng
     assert server["url"] == f"http://127.0.0.1:{server['port']}"
 
 
-def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, tiny_model, engine):
+def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, tiny_model, engine, settings):
     serve(api, engine, contextSize=1024, threads=1, gpuLayers=0)
 
     child = engine.children["tiny"]
     assert child.popen.args[1:] == [
         "--host", "127.0.0.1", "--port", str(child.spec.port), "-m", str(Path(tiny_model.path) / "tiny.gguf"),
-        "-c", "1024", "-t", "1", "-ngl", "0", "--alias", "tiny",
+        "-c", "1024", "-t", "1", "-ngl", "0", "--alias", "tiny", "--no-webui",
+        "--api-key-file", str(settings.RUN_DIR / "keys" / "llama-tiny.key"),
     ]
+    # The key file is the instance's own key, for this user's eyes only.
+    key_file = settings.RUN_DIR / "keys" / "llama-tiny.key"
+    assert key_file.read_text().strip() == ServedInstance.objects.get(pk="tiny").api_key != ""
+    assert key_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_it_keeps_a_slowly_loading_model_starting_until_its_health_is_ok(api, fake_llama, tiny_model, engine, monkeypatch):
@@ -156,14 +161,15 @@ def test_it_serves_on_the_port_asked_for(api, fake_llama, tiny_model, engine):
     assert server["port"] == port
 
 
-def test_it_refuses_the_port_of_another_served_model_with_409(api, fake_llama, tiny_model, engine, tmp_path):
+def test_it_refuses_the_port_of_another_served_model_with_409(api, fake_llama, tiny_model, engine, tmp_path, settings):
     port = serve(api, engine)["server"]["port"]
     model_import_local(path=write_tiny_gguf(tmp_path / "other.gguf"), model_id="other")
 
     response = api.post("/api/ai/serve", {"modelId": "other", "port": port}, format="json")
 
     assert response.status_code == 409
-    assert response.json()["error"]["message"] == f"Port {port} is in use; pick another port or leave it empty."
+    assert response.json()["error"]["message"] == (
+        f"Port {port} is in use on node {settings.NODE_NAME}; pick another port or leave it empty.")
     assert status_of("other") == "ready"
     assert status_of("tiny") == "serving"
 
