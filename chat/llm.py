@@ -210,11 +210,12 @@ def _async_client() -> httpx.AsyncClient:
     return client
 
 
-async def openai_open(*, endpoint: Endpoint, body: dict) -> httpx.Response:
-    """Send an OpenAI chat request to the model's llama-server; the response's body is not read yet."""
+async def openai_open(*, endpoint: Endpoint, body: dict, path: str = "/v1/chat/completions") -> httpx.Response:
+    """Send an OpenAI request (chat or plain completion) to the model's llama-server; the response's body is
+    not read yet."""
     model_id = endpoint.model_id
     client = _async_client()
-    request = client.build_request("POST", f"{endpoint.url}/v1/chat/completions", json=body, headers=endpoint.headers)
+    request = client.build_request("POST", f"{endpoint.url}{path}", json=body, headers=endpoint.headers)
     try:
         try:
             response = await client.send(request, stream=True)

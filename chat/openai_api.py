@@ -1,4 +1,5 @@
-"""The OpenAI-compatible API (SPEC §5): `/v1/models` and `/v1/chat/completions`, Bearer token auth.
+"""The OpenAI-compatible API (SPEC §5): `/v1/models`, `/v1/chat/completions` and `/v1/completions`, Bearer
+token auth.
 
 Async views, so a stream is relayed chunk by chunk from llama-server to the client without
 buffering. A ready model that is not served is started on demand and waited for.
@@ -63,7 +64,7 @@ async def models_view(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"object": "list", "data": await sync_to_async(_model_rows)()})
 
 
-def _parse(request: HttpRequest) -> dict:
+def _parse(request: HttpRequest, *, kind: str = "chat") -> dict:
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
@@ -72,6 +73,13 @@ def _parse(request: HttpRequest) -> dict:
         raise ApplicationError("The body must be a JSON object.", code="invalid_json")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ApplicationError("`model` is required: a model id from /v1/models.", code="missing_model")
+    if kind == "completion":
+        prompt = body.get("prompt")
+        if not (isinstance(prompt, str) or isinstance(prompt, list) and prompt
+                and all(isinstance(p, (str, int)) or isinstance(p, list) for p in prompt)):
+            raise ApplicationError("`prompt` is required: a text, a list of texts, or token ids.",
+                                   code="invalid_prompt")
+        return body
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) and "role" in m for m in messages):
         raise ApplicationError("`messages` must be a non-empty list of {role, content} objects.", code="invalid_messages")
@@ -86,20 +94,30 @@ def _serving_endpoint(model_id: str) -> llm.Endpoint:
         return llm.model_endpoint(model_id=model_id)
 
 
-def _authorized_request(request: HttpRequest) -> tuple[dict, llm.Endpoint]:
+def _authorized_request(request: HttpRequest, kind: str) -> tuple[dict, llm.Endpoint]:
     """Auth, body and the model's llama-server in one trip to a worker thread (time to first token)."""
     _authenticate(request)
-    body = _parse(request)
+    body = _parse(request, kind=kind)
     return body, _serving_endpoint(body["model"])
 
 
 @csrf_exempt
 async def chat_completions_view(request: HttpRequest) -> HttpResponse:
+    return await _relay(request, kind="chat", path="/v1/chat/completions")
+
+
+@csrf_exempt
+async def completions_view(request: HttpRequest) -> HttpResponse:
+    return await _relay(request, kind="completion", path="/v1/completions")
+
+
+async def _relay(request: HttpRequest, *, kind: str, path: str) -> HttpResponse:
+    """The request as the client sent it to the model's llama-server, and its answer (or stream) back."""
     if request.method != "POST":
         return openai_error("Use POST.", status=405, code="method_not_allowed")
     try:
-        body, endpoint = await sync_to_async(_authorized_request, thread_sensitive=False)(request)
-        upstream = await llm.openai_open(endpoint=endpoint, body=body)
+        body, endpoint = await sync_to_async(_authorized_request, thread_sensitive=False)(request, kind)
+        upstream = await llm.openai_open(endpoint=endpoint, body=body, path=path)
         if body.get("stream"):
             return _event_stream(llm.openai_relay(model_id=body["model"], response=upstream))
         return JsonResponse(await llm.openai_json(model_id=body["model"], response=upstream))
@@ -133,5 +151,6 @@ urlpatterns = [
     path("models", csrf_exempt(models_view), name="openai-models"),
     path("models/<str:model_id>", model_view, name="openai-model"),
     path("chat/completions", chat_completions_view, name="openai-chat-completions"),
+    path("completions", completions_view, name="openai-completions"),
     re_path(r"^(?P<rest>.*)$", csrf_exempt(not_found_view)),
 ]

@@ -33,7 +33,8 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def model_row_view(request: HttpRequest, model_id: str) -> HttpResponse:
     model = _get(model_id)
-    return render(request, "models/_row.html", {"m": selectors.model_to_dict(model)})
+    return render(request, "models/_row.html", {"m": selectors.model_to_dict(model),
+                                                "several_nodes": len(selectors.node_list()) > 1})
 
 
 @login_required
@@ -178,9 +179,12 @@ def _back(request: HttpRequest, model_id: str, *, error: str | None, status: int
 
 def _list_page(request: HttpRequest, *, status: int = 200, **context) -> HttpResponse:
     models = selectors.models_to_dicts(selectors.model_list())
+    nodes = selectors.node_list()
     error = context.get("action_error")
     context["page_error"] = error if error and error["model_id"] not in {m["id"] for m in models} else None
-    return render(request, "models/list.html", {"models": models, **context}, status=status)
+    # On one machine the page looks as it always did; with several, it shows them and where each model is.
+    return render(request, "models/list.html", {"models": models, "nodes": nodes, "several_nodes": len(nodes) > 1,
+                                                **context}, status=status)
 
 
 def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **context) -> HttpResponse:

@@ -19,9 +19,23 @@ _UNITS = ("B", "KB", "MB", "GB", "TB")
 SOURCES = {"huggingface": "Hugging Face", "magnet": "Magnet link", "local": "Local file"}
 
 
+def _offline(model: dict) -> bool:
+    copies = model.get("copies") or []
+    return bool(copies) and all(c["status"] == "offline" for c in copies)
+
+
+@register.filter
+def shown_status(model: dict) -> str:
+    """The status badge: `offline` when every node holding the model has stopped heartbeating."""
+    return "offline" if _offline(model) else model["status"]
+
+
 @register.filter
 def phase(model: dict) -> str:
-    """What the page shows of a model object: a ready file whose llama-server failed shows that error."""
+    """What the page shows of a model object: a ready file whose llama-server failed shows that error; a
+    model whose nodes are all offline offers nothing to do but look."""
+    if _offline(model):
+        return "offline"
     if model["status"] == "ready" and any(i["status"] == "error" for i in model.get("instances", [])):
         return "error"
     return PHASES.get(model["status"], "transfer")

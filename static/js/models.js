@@ -5,7 +5,13 @@
     starting: "running", serving: "running", stopping: "running", error: "error"};
   var UNITS = ["B", "KB", "MB", "GB", "TB"];
   // A ready file whose llama-server failed shows that failure (as models_app/templatetags/portal_ui.py).
+  // A model whose nodes are all offline shows `offline` and offers nothing to do but look.
+  function offline(model) {
+    var copies = model.copies || [];
+    return copies.length > 0 && copies.every(function (c) { return c.status === "offline"; });
+  }
   function phaseOf(model) {
+    if (offline(model)) return "offline";
     var failed = (model.instances || []).some(function (i) { return i.status === "error"; });
     return model.status === "ready" && failed ? "error" : PHASES[model.status] || "transfer";
   }
@@ -25,6 +31,7 @@
 
   function valueOf(model, name) {
     if (name === "serverUrl") return model.server ? model.server.url : "";
+    if (name === "shownStatus") return offline(model) ? "offline" : model.status;
     return model[name];
   }
 
@@ -78,7 +85,7 @@
       if (format === "link") { el.href = value || "#"; el.textContent = value; return; }
       if (format === "value") { el.value = value; return; }
       el.textContent = FORMATS[format] ? FORMATS[format](value) : String(value);
-      if (el.classList.contains("badge")) el.className = "badge badge-" + model.status;
+      if (el.classList.contains("badge")) el.className = "badge badge-" + value;
     });
     root.querySelectorAll("[data-bar]").forEach(function (bar) {
       bar.setAttribute("aria-valuenow", progress.toFixed(0));

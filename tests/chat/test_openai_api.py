@@ -30,6 +30,30 @@ def test_it_answers_a_chat_completion_with_usage(client):
     assert completion.usage.completion_tokens > 0
 
 
+def test_it_answers_a_plain_completion(client):
+    completion = client.completions.create(model="demo-a", prompt="The capital of France is", temperature=0,
+                                           max_tokens=8)
+
+    assert "Paris" in completion.choices[0].text
+    assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
+
+
+def test_it_streams_a_plain_completion(client):
+    stream = client.completions.create(model="demo-a", prompt="The capital of France is", temperature=0,
+                                       max_tokens=8, stream=True)
+
+    pieces = [chunk.choices[0].text for chunk in stream if chunk.choices and chunk.choices[0].text]
+
+    assert len(pieces) > 1 and "Paris" in "".join(pieces)
+
+
+def test_it_refuses_a_completion_without_a_prompt_as_openai_does(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.completions.create(model="demo-a", prompt=None)
+
+    assert raised.value.code == "invalid_prompt"
+
+
 def test_it_streams_a_chat_completion_token_by_token(client):
     stream = client.chat.completions.create(model="demo-a", messages=PARIS, temperature=0, max_tokens=24, stream=True)
 

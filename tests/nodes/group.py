@@ -73,6 +73,13 @@ class Group:
         self.daphne: subprocess.Popen | None = None
 
     def start(self) -> Group:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # nothing left running when the group could not start
+            raise
+
+    def _start(self) -> Group:
         first = next(iter(self.nodes.values()))
         subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], env=first.env,
                        cwd=ROOT, check=True)

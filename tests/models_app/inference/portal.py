@@ -97,6 +97,12 @@ class Portal:
         with sqlite3.connect(self.workdir / "db.sqlite3") as db:
             return db.execute("SELECT pid FROM models_app_servedinstance WHERE model_id = ?", (model_id,)).fetchone()[0]
 
+    def instance_key(self, model_id: str) -> str:
+        """The API key of the model's llama-server (only the portal's database holds it)."""
+        with sqlite3.connect(self.workdir / "db.sqlite3") as db:
+            return db.execute("SELECT api_key FROM models_app_servedinstance WHERE model_id = ?",
+                              (model_id,)).fetchone()[0]
+
     def model(self, model_id: str) -> dict:
         return self.api("GET", f"/api/ai/models/{model_id}").json()["result"]
 
