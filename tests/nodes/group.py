@@ -50,7 +50,8 @@ class Node:
 
 
 class Group:
-    def __init__(self, workdir: Path, *, hub_url: str, names: tuple[str, ...] = ("a", "b")):
+    def __init__(self, workdir: Path, *, hub_url: str, names: tuple[str, ...] = ("a", "b"),
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,7 +60,7 @@ class Group:
             "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3", "AIPORTAL_CHANNEL_LAYER": "memory",
             "AIPORTAL_ADMIN_TOKEN": TOKEN, "AIPORTAL_ADMIN_PASSWORD": PASSWORD, "DJANGO_SECRET_KEY": "two-nodes",
             "NODE_TICK_SECONDS": "0.1", "LLAMA_DEFAULT_CTX": "1024", "P2P_DHT": "off", "P2P_LSD": "off",
-            "HF_ENDPOINT": hub_url, "Q_WORKERS": "1",
+            "HF_ENDPOINT": hub_url, "Q_WORKERS": "1", **(env or {}),
         })
         self.base = base
         self.nodes: dict[str, Node] = {}
