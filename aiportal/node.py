@@ -30,15 +30,9 @@ class Engine(Protocol):
 
 
 def load_engines(node_name: str) -> list[Engine]:
-    engines = []
-    for dotted in settings.NODE_ENGINES:
-        try:
-            cls = import_string(dotted)
-        except ImportError as exc:
-            log.warning("engine %s not available: %s", dotted, exc)
-            continue
-        engines.append(cls(node_name=node_name))
-    return engines
+    # A wrong name in settings.NODE_ENGINES fails the start with the import error: a node that
+    # silently ran without its torrents or its llama-servers would be worse.
+    return [import_string(dotted)(node_name=node_name) for dotted in settings.NODE_ENGINES]
 
 
 class NodeDaemon:

@@ -14,6 +14,7 @@ from models_app import gguf_meta
 from models_app.hashing import sha256_file
 from models_app.models import AIModel, ModelFile, Source, Status
 from models_app.selectors import model_get, model_to_dict
+from models_app.signals import model_ready
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -104,12 +105,8 @@ def _readable_gguf(path: Path) -> Path:
 
 
 def model_on_ready(*, model: AIModel) -> None:
-    """Hook run after a model's files are complete and verified: create its torrent, if sharing is built."""
-    try:
-        from torrents_app.services import torrent_create_for_model
-    except ImportError:
-        return
-    torrent_create_for_model(model_id=model.pk)
+    """A model's files are complete and verified: tell the apps built on models (torrents_app shares it)."""
+    model_ready.send(sender=AIModel, model_id=model.pk)
 
 
 def model_delete(*, model_id: str, delete_files: bool = False) -> None:

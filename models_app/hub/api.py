@@ -7,9 +7,9 @@ from rest_framework.views import APIView
 
 from aiportal import schema
 from aiportal.api import StrictBooleanField, node_field
-from aiportal.errors import ApplicationError
 from models_app.hub import services
 from models_app.selectors import model_to_dict
+from torrents_app.sharing import magnet_download_start
 
 
 class DownloadApi(APIView):
@@ -29,7 +29,7 @@ class DownloadApi(APIView):
 
     @extend_schema(summary="Download a model from the Hugging Face Hub or by magnet", request=Input,
                    responses=schema.responses(202, schema.DOWNLOADED,
-                                              errors=[400, 403, 404, 409, 422, 501, 502, 503, 507]))
+                                              errors=[400, 403, 404, 409, 422, 502, 503, 507]))
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -44,9 +44,4 @@ class DownloadApi(APIView):
 
 
 def _magnet(data: dict):
-    try:
-        from torrents_app.services import magnet_download_start
-    except ImportError:
-        raise ApplicationError("Downloads by magnet link are not available on this portal yet.",
-                               code="not_implemented", status=501) from None
     return magnet_download_start(magnet_uri=data["magnetUri"], metadata=data.get("metadata"), node=data.get("node"))
