@@ -145,7 +145,6 @@ class ServedInstance(models.Model):
 
     @property
     def url(self) -> str:
-        if not self.port:
-            return ""
-        host = self.host or "127.0.0.1"
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        from models_app.inference.process import server_url
+
+        return server_url(self.host or "127.0.0.1", self.port) if self.port else ""
