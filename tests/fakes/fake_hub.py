@@ -339,12 +339,14 @@ class Handler(BaseHTTPRequestHandler):
         for chunk in entry.read(start, end):
             if self.hub.cut_after and sent + len(chunk) > self.hub.cut_after:
                 chunk = chunk[: self.hub.cut_after - sent]
+            # Counted before it is written: a client that has read the whole body must find it counted.
+            alive = self.hub.count(len(chunk))
             try:
                 self.wfile.write(chunk)
             except OSError:
+                self.hub.count(-len(chunk))
                 return
             sent += len(chunk)
-            alive = self.hub.count(len(chunk))
             if not alive or (self.hub.cut_after and sent >= self.hub.cut_after):
                 self.close_connection = True
                 return
