@@ -5,7 +5,6 @@ their ratio (target >= 0.97) and the added time to first token (target <= 15 ms)
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -40,9 +39,7 @@ def main() -> int:
             group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID, "node": "b", "threads": THREADS})
             server = group.wait(lambda: (m := group.model(MODEL_ID))["status"] == "serving" and m["server"],
                                 "serving on b", 120)
-            with sqlite3.connect(Path(tmp) / "db.sqlite3") as db:
-                key = db.execute("SELECT api_key FROM models_app_servedinstance WHERE model_id = ?",
-                                 (MODEL_ID,)).fetchone()[0]
+            key = group.instance_key(MODEL_ID)
             print(f"model served on node b at {server['url']}; daphne at {group.url}")
             ok = report(measure(group.url, server["url"], key, token=TOKEN, model=MODEL_ID),
                         portal_label="daphne → node b")

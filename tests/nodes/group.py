@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -111,6 +112,12 @@ class Group:
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, f"{self.url}{path}", headers=self.headers, timeout=120, **kwargs)
+
+    def instance_key(self, model_id: str) -> str:
+        """The API key of the model's llama-server (only the group's database holds it)."""
+        with sqlite3.connect(self.workdir / "db.sqlite3") as db:
+            return db.execute("SELECT api_key FROM models_app_servedinstance WHERE model_id = ?",
+                              (model_id,)).fetchone()[0]
 
     def model(self, model_id: str) -> dict:
         return self.api("GET", f"/api/ai/models/{model_id}").json()["result"]
