@@ -63,8 +63,9 @@ def _add_from_hub(request: HttpRequest, form: AddModelForm) -> HttpResponse:
     from models_app.hub.services import download_start, repo_gguf_files
 
     data = form.cleaned_data
-    file_name = data["file_name"] or hub_ref_parse(data["source"], endpoint=settings.HF_ENDPOINT).file_name
-    if file_name is None:
+    ref = hub_ref_parse(data["source"], endpoint=settings.HF_ENDPOINT)
+    file_name = data["file_name"] or ref.file_name
+    if file_name is None and ref.quant is None:
         files = repo_gguf_files(url=data["source"])
         if len(files) > 1:
             return render(request, "models/add.html", {"form": form, "files": files, "chosen": _default_file(files)})

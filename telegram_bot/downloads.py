@@ -34,6 +34,18 @@ def _alternatives(exc: ApplicationError) -> list[dict]:
     return [entry for entry in found if isinstance(entry, dict) and _file_name(entry)]
 
 
+def _quant_named(url: str) -> bool:
+    """`owner/repo:Q4_K_M` names its file already: no question to ask."""
+    from django.conf import settings
+
+    from models_app.hub.refs import hub_ref_parse
+
+    try:
+        return hub_ref_parse(url, endpoint=settings.HF_ENDPOINT).quant is not None
+    except ApplicationError:
+        return False
+
+
 def _remember(context: ContextTypes.DEFAULT_TYPE, url: str, file_name: str | None) -> str:
     """A short key for a (url, file) choice behind a button (per process; buttons of a restarted portal expire)."""
     key = short_hash(f"{url}\n{file_name or ''}")
@@ -46,7 +58,7 @@ async def download_begin(update: Update, context: ContextTypes.DEFAULT_TYPE, *, 
     from models_app.hub.services import repo_gguf_files
 
     bot, chat_id = context.bot, update.effective_chat.id
-    if file_name is None:
+    if file_name is None and not _quant_named(url):
         try:
             files = await sync_to_async(repo_gguf_files, thread_sensitive=False)(url=url)
         except ApplicationError as exc:

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 
-from aiportal.errors import ApplicationError, NoRoom
+from aiportal.errors import ApplicationError, NoRoom, NotFound
 from models_app import gguf_meta
 from models_app.hub.client import HubFile
 
@@ -48,8 +48,10 @@ def variants(files: tuple[HubFile, ...]) -> list[Variant]:
     return sorted(found, key=lambda v: (-v.size, v.main))
 
 
-def variant_pick(found: list[Variant], *, file_name: str | None, all_files: tuple[HubFile, ...], free_disk: int) -> Variant:
-    """The asked-for file (any part of a split model names it), else the largest that fits disk and memory."""
+def variant_pick(found: list[Variant], *, file_name: str | None, all_files: tuple[HubFile, ...], free_disk: int,
+                 quant: str | None = None) -> Variant:
+    """The asked-for file (any part of a split model names it) or quantization, else the largest that fits disk
+    and memory."""
     if file_name:
         for variant in found:
             if file_name in {part.name for part in variant.parts}:
@@ -59,6 +61,8 @@ def variant_pick(found: list[Variant], *, file_name: str | None, all_files: tupl
                                    code="not_gguf", status=422, extra={"alternatives": [v.as_dict() for v in found]})
         raise ApplicationError(f"The repository has no file {file_name!r}.", code="file_not_found",
                                extra={"alternatives": [v.as_dict() for v in found]})
+    if quant:
+        return _quant_pick(found, quant)
     room = min(free_disk, memory_total())
     fitting = [v for v in found if v.size <= room]
     if not fitting:
@@ -68,6 +72,17 @@ def variant_pick(found: list[Variant], *, file_name: str | None, all_files: tupl
                      f"{memory_total() / GIB:.1f} GiB of memory can serve a model.",
                      code="insufficient_storage", extra={"alternatives": [v.as_dict() for v in found]})
     return fitting[0]
+
+
+def _quant_pick(found: list[Variant], quant: str) -> Variant:
+    """The file of that quantization; several (a repo with two Q4_K_M files) give the smallest."""
+    matching = [v for v in found if v.quantization == quant.upper()]
+    if matching:
+        return min(matching, key=lambda v: (v.size, v.main))
+    have = sorted({v.quantization for v in found if v.quantization})
+    raise NotFound(f"The repository has no {quant} file; its quantizations: {', '.join(have) or 'none named'}.",
+                   code="quantization_not_found", extra={"quantizations": have,
+                                                         "alternatives": [v.as_dict() for v in found]})
 
 
 def memory_total() -> int:

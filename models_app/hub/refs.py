@@ -9,6 +9,7 @@ from aiportal.errors import ApplicationError
 
 HUB_HOSTS = {"huggingface.co", "www.huggingface.co", "hf.co"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_QUANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 _NOT_MODELS = {"datasets", "spaces", "docs", "blog", "api", "collections", "papers", "models"}
 
 
@@ -17,10 +18,12 @@ class HubRef:
     repo_id: str
     revision: str | None = None
     file_name: str | None = None
+    quant: str | None = None  # `owner/repo:Q4_K_M` picks that quantization (as Ollama and `llama-server -hf` do)
 
 
 def hub_ref_parse(text: str, *, endpoint: str = "", file_name: str | None = None) -> HubRef:
-    """`https://huggingface.co/o/r[/tree|blob|resolve/<rev>[/<file>]]`, `hf.co/…`, a mirror's URL, or `o/r`."""
+    """`https://huggingface.co/o/r[/tree|blob|resolve/<rev>[/<file>]]`, `hf.co/…`, a mirror's URL, or `o/r`;
+    the repo may end in `:<quant>`."""
     text = (text or "").strip()
     if not text:
         raise _invalid("Give a Hugging Face model URL or owner/repo.")
@@ -67,6 +70,7 @@ def _from_segments(segments: list[str], text: str) -> HubRef:
     if len(segments) < 2:
         raise _invalid(f"{text!r} does not name a repository (expected <owner>/<repo>).")
     owner, name, rest = segments[0], segments[1], segments[2:]
+    name, quant = _quant_split(name, text, alone=not rest)
     if owner in _NOT_MODELS:
         raise _invalid(f"{text!r} is not a model repository; only models can be downloaded.")
     for part in (owner, name):
@@ -74,13 +78,22 @@ def _from_segments(segments: list[str], text: str) -> HubRef:
             raise _invalid(f"{part!r} in {text!r} is not a valid Hugging Face repository name.")
     repo_id = f"{owner}/{name}"
     if not rest:
-        return HubRef(repo_id)
+        return HubRef(repo_id, quant=quant)
     kind, tail = rest[0], rest[1:]
     if kind == "tree" and tail:
         return HubRef(repo_id, tail[0])
     if kind in {"blob", "resolve"} and len(tail) >= 2:
         return HubRef(repo_id, tail[0], file_name_check("/".join(tail[1:])))
     raise _invalid(f"{text!r} is not a repository, tree, blob or resolve URL of the Hub.")
+
+
+def _quant_split(name: str, text: str, *, alone: bool) -> tuple[str, str | None]:
+    if ":" not in name:
+        return name, None
+    name, _, quant = name.partition(":")
+    if not alone or not _QUANT.match(quant):
+        raise _invalid(f"{text!r}: a quantization goes after the repository, as in owner/repo:Q4_K_M.")
+    return name, None if quant.lower() == "latest" else quant.upper()
 
 
 def _invalid(message: str) -> ApplicationError:

@@ -38,7 +38,8 @@ def download_start(*, url: str, file_name: str | None = None, create_torrent: bo
     if not found:
         raise _no_gguf(repo)
     room = placement.download_place(node=node, size=0)
-    variant = choice.variant_pick(found, file_name=ref.file_name, all_files=repo.files, free_disk=room.disk_free)
+    variant = choice.variant_pick(found, file_name=ref.file_name, quant=ref.quant, all_files=repo.files,
+                                  free_disk=room.disk_free)
     existing = _existing(repo.repo_id, variant.main, room.node)
     if existing is not None:
         return _again(existing)

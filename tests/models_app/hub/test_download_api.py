@@ -71,6 +71,23 @@ def test_it_gives_a_second_file_of_the_repo_an_id_with_its_quantization(api, hub
     assert AIModel.objects.get(pk=second["id"]).status == "ready"
 
 
+@pytest.mark.parametrize("ref", [f"{DEMO_REPO}:Q2_K", f"hf.co/{DEMO_REPO}:q2_k"])
+def test_it_picks_the_quantization_named_after_the_repo(api, hub, ref):
+    result = post(api, url=ref).json()["result"]  # owner/repo and hf.co/… are fetched from HF_ENDPOINT
+    assert (result["id"], result["fileName"]) == (DEMO_ID, SMALL_FILE)
+    assert download_task(result["id"]) == "ready"
+
+
+def test_it_answers_404_listing_the_quantizations_when_the_named_one_is_missing(api, hub):
+    response = post(api, url=f"{hub.url}/{DEMO_REPO}:Q5_K_M")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "quantization_not_found"
+    assert error["message"] == "The repository has no Q5_K_M file; its quantizations: Q2_K, Q4_1."
+    assert error["quantizations"] == ["Q2_K", "Q4_1"]
+    assert AIModel.objects.count() == 0
+
+
 def test_it_downloads_every_part_of_a_split_model_and_serves_the_first(api, hub, settings):
     result = post(api, url=f"{hub.url}/{SPLIT_REPO}").json()["result"]
     assert result["fileName"] == "Q4_K_M/tiny-q4_k_m-00001-of-00003.gguf"

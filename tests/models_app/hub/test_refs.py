@@ -24,6 +24,11 @@ F = "llama-2-7b-chat.Q4_K_M.gguf"
     (R, HubRef(R)),
     (f"  {R}  ", HubRef(R)),
     (f"http://127.0.0.1:9999/{R}/blob/main/{F}", HubRef(R, "main", F)),
+    (f"{R}:Q4_K_M", HubRef(R, quant="Q4_K_M")),
+    (f"{R}:q8_0", HubRef(R, quant="Q8_0")),
+    (f"hf.co/{R}:IQ3_M", HubRef(R, quant="IQ3_M")),
+    (f"https://huggingface.co/{R}:Q4_1", HubRef(R, quant="Q4_1")),
+    (f"hf.co/{R}:latest", HubRef(R)),
 ])
 def test_it_accepts_every_url_form(text, expected):
     assert hub_ref_parse(text, endpoint="http://127.0.0.1:9999") == expected
@@ -33,7 +38,7 @@ def test_it_accepts_every_url_form(text, expected):
     "", "https://example.com/TheBloke/Llama", "https://huggingface.co/TheBloke", "TheBloke",
     "https://huggingface.co/datasets/squad/plain_text", "https://huggingface.co/spaces/a/b",
     "https://huggingface.co/a/b/commits/main", "https://huggingface.co/a/b/blob/main",
-    "ftp://huggingface.co/a/b", "a/b..c", "-a/b", "a/b c", "example.com/a/b", "magnet:?xt=urn:btih:abc",
+    "ftp://huggingface.co/a/b", "a/b:", "a/b:Q4 K", "a/b:Q4/x", f"{R}:Q4/blob/main/{F}", "a/b..c", "-a/b", "a/b c", "example.com/a/b", "magnet:?xt=urn:btih:abc",
 ])
 def test_it_rejects_what_is_not_a_hub_model_url(text):
     with pytest.raises(ApplicationError) as caught:
