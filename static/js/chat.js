@@ -144,4 +144,6 @@
     if (message && !window.confirm(message)) event.preventDefault();
   });
   conversation.scrollTop = conversation.scrollHeight;
+  // Keys typed before this point would not send; tests and scripts wait for this mark.
+  form.dataset.ready = "true";
 })();

@@ -11,6 +11,7 @@ from tests.web.portal import ARTIFACTS, PASSWORD
 
 pytestmark = pytest.mark.slow
 DEMO = "smollm2-demo"
+CHAT_READY = "[data-chat-form][data-ready]"
 GROWTH = """() => {
   window.__lengths = [];
   const box = document.querySelector('[data-conversation]');
@@ -105,6 +106,7 @@ def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):
 
     row.get_by_role("link", name="Chat").click()
     expect(page.get_by_label("Model")).to_have_value(DEMO)
+    expect(page.locator(CHAT_READY)).to_be_attached()
     page.evaluate(GROWTH)
     page.get_by_label("Message").fill("What is the capital of France? Answer in one sentence.")
     page.keyboard.press("Enter")

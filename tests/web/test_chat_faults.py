@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import wait_for
 from tests.web.portal import TOKEN
-from tests.web.test_browser import DEMO, shot
+from tests.web.test_browser import CHAT_READY, DEMO, shot
 
 pytestmark = pytest.mark.slow
 LONG_ASK = "Write a very long story about a dragon who learns to cook, in many chapters."
@@ -23,6 +23,7 @@ AT_BOTTOM = "box => box.scrollHeight - box.scrollTop - box.clientHeight < 8"
 def ask_for_a_long_answer(page) -> None:
     """Start a new chat with the demo model and wait until its answer is streaming."""
     page.goto(f"/chat/?new=1&model={DEMO}")
+    expect(page.locator(CHAT_READY)).to_be_attached()
     page.get_by_label("Message").fill(LONG_ASK)
     page.keyboard.press("Enter")
     page.wait_for_function(GROWN, timeout=60_000)
