@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/ai/", include("models_app.urls")),
     path("api/ai/", include("torrents_app.urls")),
     path("v1/", include("chat.openai_api")),
+    path("api/", include("chat.ollama_api")),
     re_path(r"^api/", api_not_found),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

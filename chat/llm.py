@@ -78,14 +78,14 @@ def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512,
     try:
         data = _post_json(endpoint, "/v1/chat/completions", body)
     finally:
-        _touch(model_id)
+        request_done(model_id)
     try:
         usage = data.get("usage") or {}
         return ChatResult(content=data["choices"][0]["message"]["content"] or "",
                           prompt_tokens=int(usage.get("prompt_tokens", 0)),
                           completion_tokens=int(usage.get("completion_tokens", 0)))
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        raise _unreadable(model_id) from None
+        raise upstream_unreadable(model_id) from None
 
 
 def chat_stream(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> Iterator[str]:
@@ -118,12 +118,12 @@ def _stream_deltas(endpoint: Endpoint, path: str, body: dict) -> Iterator[str]:
         finally:
             response.close()
     except httpx.HTTPError as exc:
-        raise _down(model_id, exc) from None
+        raise upstream_down(model_id, exc) from None
     finally:
-        _touch(model_id)
+        request_done(model_id)
 
 
-def _touch(model_id: str) -> None:
+def request_done(model_id: str) -> None:
     """A request ended: the keep-alive clock runs from here."""
     from models_app.inference.services import serve_touch
 
@@ -140,7 +140,7 @@ def _sse_delta(model_id: str, line: str) -> str:
         choices = json.loads(payload).get("choices") or [{}]
         return (choices[0].get("delta") or {}).get("content") or ""
     except (ValueError, AttributeError, IndexError):
-        raise _unreadable(model_id) from None
+        raise upstream_unreadable(model_id) from None
 
 
 def count_tokens(*, model_id: str, text: str) -> int:
@@ -148,7 +148,7 @@ def count_tokens(*, model_id: str, text: str) -> int:
     try:
         return len(data["tokens"])
     except (KeyError, TypeError):
-        raise _unreadable(model_id) from None
+        raise upstream_unreadable(model_id) from None
 
 
 def _post_json(endpoint: Endpoint, path: str, body: dict) -> dict:
@@ -156,14 +156,14 @@ def _post_json(endpoint: Endpoint, path: str, body: dict) -> dict:
     try:
         response = _send(_client.build_request("POST", endpoint.url + path, json=body, headers=endpoint.headers))
     except httpx.HTTPError as exc:
-        raise _down(model_id, exc) from None
+        raise upstream_down(model_id, exc) from None
     _raise_for_status(model_id, response)
     try:
         data = response.json()
     except ValueError:
-        raise _unreadable(model_id) from None
+        raise upstream_unreadable(model_id) from None
     if not isinstance(data, dict):
-        raise _unreadable(model_id)
+        raise upstream_unreadable(model_id)
     return data
 
 
@@ -185,12 +185,12 @@ def upstream_message(content: bytes) -> str:
         return content.decode(errors="replace")[:200]
 
 
-def _down(model_id: str, exc: Exception) -> Upstream:
+def upstream_down(model_id: str, exc: Exception) -> Upstream:
     return Upstream(f"llama-server for {model_id} is not answering (did it crash? see the model's error): "
                     f"{type(exc).__name__}: {exc}", code="llama_server_down")
 
 
-def _unreadable(model_id: str) -> Upstream:
+def upstream_unreadable(model_id: str) -> Upstream:
     return Upstream(f"llama-server for {model_id} sent an answer that is not valid OpenAI JSON.",
                     code="llama_server_garbage")
 
@@ -222,7 +222,7 @@ async def openai_open(*, endpoint: Endpoint, body: dict, path: str = "/v1/chat/c
         except httpx.RemoteProtocolError:  # a keep-alive connection closed as we sent (see _send)
             response = await client.send(request, stream=True)
     except httpx.HTTPError as exc:
-        raise _down(model_id, exc) from None
+        raise upstream_down(model_id, exc) from None
     if response.status_code >= 400:
         await response.aread()
         await response.aclose()
@@ -234,16 +234,16 @@ async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
     try:
         await response.aread()
     except httpx.HTTPError as exc:
-        raise _down(model_id, exc) from None
+        raise upstream_down(model_id, exc) from None
     finally:
         await response.aclose()
         await sync_to_async(_touch)(model_id)
     try:
         data = json.loads(response.content)
     except ValueError:
-        raise _unreadable(model_id) from None
+        raise upstream_unreadable(model_id) from None
     if not isinstance(data, dict):
-        raise _unreadable(model_id)
+        raise upstream_unreadable(model_id)
     return data
 
 
@@ -253,8 +253,20 @@ async def openai_relay(*, model_id: str, response: httpx.Response):
         async for chunk in response.aiter_raw():
             yield chunk
     except httpx.HTTPError as exc:
-        error = {"error": {"message": _down(model_id, exc).message, "type": "server_error", "code": "llama_server_down"}}
+        error = {"error": {"message": upstream_down(model_id, exc).message, "type": "server_error", "code": "llama_server_down"}}
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
         await response.aclose()
         await sync_to_async(_touch)(model_id)
+
+
+async def openai_lines(*, model_id: str, response: httpx.Response):
+    """The lines of llama-server's server-sent events; a break is an Upstream error. Closes the response."""
+    try:
+        async for line in response.aiter_lines():
+            yield line
+    except httpx.HTTPError as exc:
+        raise upstream_down(model_id, exc) from None
+    finally:
+        await response.aclose()
+        await sync_to_async(request_done)(model_id)

@@ -32,17 +32,19 @@ def _from_application_error(exc: ApplicationError) -> JsonResponse:
     return openai_error(exc.message, status=exc.status, code=exc.code, kind=kind)
 
 
-def _authenticate(request: HttpRequest) -> None:
+def bearer_user(request: HttpRequest):
+    """The user of the request's `Authorization: Bearer <api token>` (the OpenAI and Ollama front doors)."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthenticationFailed("Missing API key: send `Authorization: Bearer <api token>`.")
-    BearerAuthentication().authenticate_credentials(key.strip())
+    user, _token = BearerAuthentication().authenticate_credentials(key.strip())
+    return user
 
 
 async def _guard(request: HttpRequest) -> JsonResponse | None:
     try:
-        await sync_to_async(_authenticate)(request)
+        await sync_to_async(bearer_user)(request)
     except AuthenticationFailed as exc:
         return openai_error(str(exc.detail), status=401, code="invalid_api_key")
     return None
@@ -86,7 +88,7 @@ def _parse(request: HttpRequest, *, kind: str = "chat") -> dict:
     return body
 
 
-def _serving_endpoint(model_id: str) -> llm.Endpoint:
+def serving_endpoint(model_id: str) -> llm.Endpoint:
     try:
         return llm.model_endpoint(model_id=model_id)
     except Conflict:
@@ -96,9 +98,9 @@ def _serving_endpoint(model_id: str) -> llm.Endpoint:
 
 def _authorized_request(request: HttpRequest, kind: str) -> tuple[dict, llm.Endpoint]:
     """Auth, body and the model's llama-server in one trip to a worker thread (time to first token)."""
-    _authenticate(request)
+    bearer_user(request)
     body = _parse(request, kind=kind)
-    return body, _serving_endpoint(body["model"])
+    return body, serving_endpoint(body["model"])
 
 
 @csrf_exempt
