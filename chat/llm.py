@@ -174,6 +174,10 @@ def _raise_for_status(model_id: str, response: httpx.Response) -> None:
     message = upstream_message(response.content) or f"HTTP {response.status_code}"
     if response.status_code == 400:
         raise ApplicationError(f"Model {model_id} refused the request: {message}", code="invalid_chat")
+    if response.status_code == 501:  # e.g. embeddings from a llama-server started without them
+        raise ApplicationError(f"Model {model_id}'s llama-server cannot do this: {message} (the portal starts it "
+                               "so when LLAMA_EMBEDDINGS is on; stop and serve the model again after turning it on)",
+                               code="not_supported", status=501)
     raise Upstream(f"llama-server for {model_id} failed: {message}", code="llama_server_error")
 
 
@@ -237,7 +241,7 @@ async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
         raise upstream_down(model_id, exc) from None
     finally:
         await response.aclose()
-        await sync_to_async(_touch)(model_id)
+        await sync_to_async(request_done)(model_id)
     try:
         data = json.loads(response.content)
     except ValueError:
@@ -257,7 +261,7 @@ async def openai_relay(*, model_id: str, response: httpx.Response):
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
         await response.aclose()
-        await sync_to_async(_touch)(model_id)
+        await sync_to_async(request_done)(model_id)
 
 
 async def openai_lines(*, model_id: str, response: httpx.Response):
