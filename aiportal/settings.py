@@ -226,6 +226,11 @@ LLAMA_DEFAULT_CTX = envint("LLAMA_DEFAULT_CTX", 2048, minimum=1)
 LLAMA_DEFAULT_THREADS = envint("LLAMA_DEFAULT_THREADS", max(1, min(4, len(os.sched_getaffinity(0)) - 1)), minimum=1)
 LLAMA_DEFAULT_GPU_LAYERS = envint("LLAMA_DEFAULT_GPU_LAYERS", 0, minimum=0)
 LLAMA_KEEP_ALIVE_SECONDS = envint("LLAMA_KEEP_ALIVE_SECONDS", 0, minimum=0)
+# Every llama-server also answers embeddings (`--embeddings`; /v1/embeddings, /api/embed). Chat speed with it
+# measured the same as without (README); off leaves llama-server's own default, chat only.
+LLAMA_EMBEDDINGS = envbool("LLAMA_EMBEDDINGS", True)
+# llama-server's Prometheus counters at /metrics (`--metrics`), re-exposed by the portal's /metrics.
+LLAMA_METRICS = envbool("LLAMA_METRICS", True)
 # Bytes that the served models of this node may use together (0 = only what the machine has free).
 LLAMA_MEMORY_LIMIT = envint("LLAMA_MEMORY_LIMIT", 0, minimum=0)
 

@@ -168,7 +168,8 @@ def _show(name: str) -> dict:
     return {"modelfile": f"# Served by aiportal (model {model.id})\nFROM {model.file_name or model.name}\n",
             "parameters": parameters, "template": "", "license": "", "details": _details(model),
             "model_info": {key: value for key, value in info.items() if value is not None},
-            "capabilities": ["completion"], "modified_at": model.updated_at.isoformat()}
+            "capabilities": ["completion", "embedding"] if settings.LLAMA_EMBEDDINGS else ["completion"],
+            "modified_at": model.updated_at.isoformat()}
 
 
 async def version_view(request: HttpRequest) -> HttpResponse:
@@ -311,7 +312,8 @@ class _Turn:
     def final(self, reason: str, timings: dict, usage: dict) -> dict:
         return {"done_reason": reason, "total_duration": time.perf_counter_ns() - self.started,
                 "load_duration": self.load_ns,
-                "prompt_eval_count": int(timings.get("prompt_n") or usage.get("prompt_tokens") or 0),
+                # the whole prompt, as Ollama counts it; llama-server's prompt_n leaves out its cached prefix
+                "prompt_eval_count": int(usage.get("prompt_tokens") or timings.get("prompt_n") or 0),
                 "prompt_eval_duration": int(float(timings.get("prompt_ms") or 0) * 1e6),
                 "eval_count": int(timings.get("predicted_n") or usage.get("completion_tokens") or 0),
                 "eval_duration": int(float(timings.get("predicted_ms") or 0) * 1e6)}
@@ -422,6 +424,48 @@ async def generate_view(request: HttpRequest) -> HttpResponse:
     return await _answer(request, "generate")
 
 
+# Embeddings: the model's own llama-server (started with --embeddings) answers them
+
+def _embed_prepare(body: dict, key: str) -> tuple[str, llm.Endpoint, list, int]:
+    texts = body.get(key)
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+        raise ApplicationError(f"{key} must be a text or a non-empty list of texts", code="invalid_input")
+    model_id = _resolve(_name(body)).id
+    begun = time.perf_counter_ns()
+    endpoint = serving_endpoint(model_id)
+    return model_id, endpoint, texts, time.perf_counter_ns() - begun
+
+
+async def _embeddings(body: dict, key: str) -> tuple[list[list[float]], dict]:
+    started = time.perf_counter_ns()
+    model_id, endpoint, texts, load_ns = await sync_to_async(_embed_prepare, thread_sensitive=False)(body, key)
+    response = await llm.openai_open(endpoint=endpoint, path="/v1/embeddings", body={"model": model_id, "input": texts})
+    data = await llm.openai_json(model_id=model_id, response=response)
+    try:
+        vectors = [row["embedding"] for row in sorted(data["data"], key=lambda row: row["index"])]
+    except (KeyError, TypeError):
+        raise llm.upstream_unreadable(model_id) from None
+    dimensions = body.get("dimensions")
+    if isinstance(dimensions, int) and 0 < dimensions:
+        vectors = [vector[:dimensions] for vector in vectors]
+    figures = {"total_duration": time.perf_counter_ns() - started, "load_duration": load_ns,
+               "prompt_eval_count": int((data.get("usage") or {}).get("prompt_tokens") or 0)}
+    return vectors, figures
+
+
+async def embed_view(request: HttpRequest) -> HttpResponse:
+    body = _body(request)
+    vectors, figures = await _embeddings(body, "input")
+    return JsonResponse({"model": _name(body), "embeddings": vectors, **figures})
+
+
+async def embeddings_view(request: HttpRequest) -> HttpResponse:
+    """The older `/api/embeddings` (one `prompt`, one `embedding`) that some clients still call."""
+    vectors, _figures = await _embeddings(_body(request), "prompt")
+    return JsonResponse({"embedding": vectors[0]})
+
+
 # Pull: the portal's Hub download, its progress as Ollama prints it
 
 def _pull_start(request: HttpRequest) -> str:
@@ -481,6 +525,8 @@ urlpatterns = [
     path("show", _guarded(_only("POST", show_view)), name="ollama-show"),
     path("chat", _guarded(_only("POST", chat_view)), name="ollama-chat"),
     path("generate", _guarded(_only("POST", generate_view)), name="ollama-generate"),
+    path("embed", _guarded(_only("POST", embed_view)), name="ollama-embed"),
+    path("embeddings", _guarded(_only("POST", embeddings_view)), name="ollama-embeddings"),
     path("pull", _guarded(_only("POST", pull_view)), name="ollama-pull"),
     path("delete", _guarded(_only("DELETE", delete_view)), name="ollama-delete"),
 ]

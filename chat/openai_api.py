@@ -1,5 +1,5 @@
-"""The OpenAI-compatible API (SPEC §5): `/v1/models`, `/v1/chat/completions` and `/v1/completions`, Bearer
-token auth.
+"""The OpenAI-compatible API (SPEC §5): `/v1/models`, `/v1/chat/completions`, `/v1/completions` and
+`/v1/embeddings`, Bearer token auth.
 
 Async views, so a stream is relayed chunk by chunk from llama-server to the client without
 buffering. A ready model that is not served is started on demand and waited for.
@@ -75,6 +75,12 @@ def _parse(request: HttpRequest, *, kind: str = "chat") -> dict:
         raise ApplicationError("The body must be a JSON object.", code="invalid_json")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ApplicationError("`model` is required: a model id from /v1/models.", code="missing_model")
+    if kind == "embedding":
+        texts = body.get("input")
+        if not (isinstance(texts, str) and texts or isinstance(texts, list) and texts
+                and all(isinstance(t, (str, int)) or isinstance(t, list) for t in texts)):
+            raise ApplicationError("`input` is required: a text, a list of texts, or token ids.", code="invalid_input")
+        return body
     if kind == "completion":
         prompt = body.get("prompt")
         if not (isinstance(prompt, str) or isinstance(prompt, list) and prompt
@@ -113,6 +119,11 @@ async def completions_view(request: HttpRequest) -> HttpResponse:
     return await _relay(request, kind="completion", path="/v1/completions")
 
 
+@csrf_exempt
+async def embeddings_view(request: HttpRequest) -> HttpResponse:
+    return await _relay(request, kind="embedding", path="/v1/embeddings")
+
+
 async def _relay(request: HttpRequest, *, kind: str, path: str) -> HttpResponse:
     """The request as the client sent it to the model's llama-server, and its answer (or stream) back."""
     if request.method != "POST":
@@ -120,7 +131,7 @@ async def _relay(request: HttpRequest, *, kind: str, path: str) -> HttpResponse:
     try:
         body, endpoint = await sync_to_async(_authorized_request, thread_sensitive=False)(request, kind)
         upstream = await llm.openai_open(endpoint=endpoint, body=body, path=path)
-        if body.get("stream"):
+        if body.get("stream") and kind != "embedding":
             return _event_stream(llm.openai_relay(model_id=body["model"], response=upstream))
         return JsonResponse(await llm.openai_json(model_id=body["model"], response=upstream))
     except AuthenticationFailed as exc:
@@ -154,5 +165,6 @@ urlpatterns = [
     path("models/<str:model_id>", model_view, name="openai-model"),
     path("chat/completions", chat_completions_view, name="openai-chat-completions"),
     path("completions", completions_view, name="openai-completions"),
+    path("embeddings", embeddings_view, name="openai-embeddings"),
     re_path(r"^(?P<rest>.*)$", csrf_exempt(not_found_view)),
 ]

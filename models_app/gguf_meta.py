@@ -73,6 +73,7 @@ def _summary(fields: dict, parameters: int) -> dict:
         "headCount": fields.get(f"{arch}.attention.head_count"),
         "headCountKv": fields.get(f"{arch}.attention.head_count_kv"),
         "splitCount": fields.get("split.count"),
+        "poolingType": fields.get(f"{arch}.pooling_type"),
     }
 
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError
+from models_app import gguf_meta
 from models_app.inference import binary, memory, process, transitions
 from models_app.inference.process import ServerProcess, ServerSpec
 from models_app.models import ServedInstance, ServeState
@@ -209,10 +210,12 @@ class LlamaEngine:
                                    code="port_in_use")
         model = instance.model
         key_path = process.key_file_write(Path(settings.RUN_DIR) / "keys" / f"llama-{model.pk}.key", key)
+        model_path = Path(model.path) / model.file_name
         return ServerSpec(
-            binary=binary.binary_path(), model_path=Path(model.path) / model.file_name, port=port,
+            binary=binary.binary_path(), model_path=model_path, port=port,
             context_size=instance.context_size, threads=instance.threads, gpu_layers=instance.gpu_layers,
             alias=model.pk, log_path=Path(settings.LOG_DIR) / f"llama-{model.pk}.log", host=host, key_path=key_path,
+            embeddings=settings.LLAMA_EMBEDDINGS, pooling=_pooling(model_path), metrics=settings.LLAMA_METRICS,
         )
 
     def facts(self) -> dict:
@@ -251,3 +254,12 @@ class LlamaEngine:
                    f"Last lines of {child.spec.log_path}:\n{tail}")
         log.warning("llama-server for %s exited with code %s", instance.pk, code)
         transitions.mark_failed(instance, message=message, retry=True, now=self.now())
+
+
+def _pooling(model_path: Path) -> str:
+    """`mean` for a model that names no pooling of its own (a chat model); an embedding model keeps its own."""
+    try:
+        named = gguf_meta.read_metadata(model_path).get("poolingType")
+    except (OSError, ValueError):  # not readable as GGUF: llama-server will say why when it loads it
+        named = None
+    return "" if named else "mean"

@@ -34,6 +34,10 @@ class ServerSpec:
     log_path: Path
     host: str = "127.0.0.1"
     key_path: Path | None = None  # a file holding the one API key this server accepts
+    embeddings: bool = False
+    # llama-server's pooling for embeddings, when the model names none (a chat model): mean of its tokens
+    pooling: str = ""
+    metrics: bool = False
 
     @property
     def url(self) -> str:
@@ -50,6 +54,10 @@ def server_argv(spec: ServerSpec) -> list[str]:
         "-c", str(spec.context_size), "-t", str(spec.threads), "-ngl", str(spec.gpu_layers),
         "--alias", spec.alias, "--no-webui",
     ]
+    if spec.embeddings:
+        argv += ["--embeddings"] + (["--pooling", spec.pooling] if spec.pooling else [])
+    if spec.metrics:
+        argv += ["--metrics"]
     if spec.key_path is not None:
         # From a file, so the key is not in the process list for every local user to read.
         argv += ["--api-key-file", str(spec.key_path)]

@@ -103,6 +103,22 @@ def test_it_continues_a_raw_prompt_without_the_chat_template(client):
     assert answer.done and answer.response.strip()
 
 
+def test_it_embeds_one_or_several_texts(client):
+    several = client.embed(model=MODEL, input=["The capital of France is Paris.", "Bananas are yellow."])
+    one = client.embed(model=MODEL, input="The capital of France is Paris.")
+    short = client.embed(model=MODEL, input="Bananas are yellow.", dimensions=64)
+
+    first, second = several.embeddings
+    assert len(first) == len(second) == 576 and first != second
+    assert one.embeddings[0] == pytest.approx(first, abs=1e-4)
+    assert len(short.embeddings[0]) == 64
+    assert several.prompt_eval_count > 0 and several.total_duration > 0
+
+
+def test_it_embeds_through_the_older_embeddings_endpoint(client):
+    assert len(client.embeddings(model=MODEL, prompt="Bananas are yellow.").embedding) == 576
+
+
 def test_it_loads_and_unloads_a_model_as_ollama_does(client, llama_portal):
     assert llama_portal.model("demo-c")["status"] == "ready"
 

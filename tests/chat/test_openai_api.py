@@ -54,6 +54,25 @@ def test_it_refuses_a_completion_without_a_prompt_as_openai_does(client):
     assert raised.value.code == "invalid_prompt"
 
 
+def test_it_embeds_texts_with_the_served_model(client):
+    result = client.embeddings.create(model="demo-a", input=["The capital of France is Paris.", "Bananas are yellow."])
+    again = client.embeddings.create(model="demo-a", input="The capital of France is Paris.")
+
+    first, second = (row.embedding for row in result.data)
+    assert [row.index for row in result.data] == [0, 1]
+    assert len(first) == len(second) == 576  # SmolLM2-135M's embedding length
+    assert first != second
+    assert again.data[0].embedding == pytest.approx(first, abs=1e-4)
+    assert result.usage.prompt_tokens > 0
+
+
+def test_it_refuses_embeddings_without_input_as_openai_does(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model="demo-a", input=[])
+
+    assert raised.value.code == "invalid_input"
+
+
 def test_it_streams_a_chat_completion_token_by_token(client):
     stream = client.chat.completions.create(model="demo-a", messages=PARIS, temperature=0, max_tokens=24, stream=True)
 
@@ -113,7 +132,8 @@ def fake_portal(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fake-portal")
     flags = workdir / "fake-flags"
     portal = Portal(workdir, write_tiny_gguf(workdir / "tiny.gguf"), model_ids=("t-ok", "t-crash", "t-junk", "t-die", "t-cut"),
-                    env={"LLAMA_SERVER_BIN": str(FAKE_SERVER), "FAKE_LLAMA_FLAGS_FILE": str(flags)})
+                    env={"LLAMA_SERVER_BIN": str(FAKE_SERVER), "FAKE_LLAMA_FLAGS_FILE": str(flags),
+                         "LLAMA_EMBEDDINGS": "off"})
     portal.flags = flags
     yield portal.start()
     portal.stop()
@@ -144,6 +164,16 @@ def test_it_answers_502_with_the_log_when_an_on_demand_start_crashes(fake_portal
     assert "failed to load model" in response.json()["error"]["message"]
     shown = fake_portal.model("t-crash")
     assert (shown["status"], shown["instances"][0]["status"]) == ("ready", "error")
+
+
+def test_it_says_why_a_llama_server_without_embeddings_cannot_embed(fake_portal):
+    response = httpx.post(f"{fake_portal.url}/v1/embeddings", headers={"Authorization": f"Bearer {TOKEN}"},
+                          json={"model": "t-ok", "input": "hello"}, timeout=120)
+
+    assert response.status_code == 501
+    error = response.json()["error"]
+    assert error["code"] == "not_supported"
+    assert "does not support embeddings" in error["message"] and "LLAMA_EMBEDDINGS" in error["message"]
 
 
 def test_it_answers_502_when_llama_server_sends_garbage(fake_portal):

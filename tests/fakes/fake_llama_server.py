@@ -18,6 +18,7 @@ The same names may also come as NAME=VALUE lines from the file named by FAKE_LLA
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -52,6 +53,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--alias", default="fake")
     p.add_argument("--no-webui", action="store_true")
     p.add_argument("--api-key-file", default="")
+    p.add_argument("--embeddings", action="store_true")
+    p.add_argument("--pooling", default="")
+    p.add_argument("--metrics", action="store_true")
     p.add_argument("--fake-load-seconds", type=float, default=float(env("FAKE_LLAMA_LOAD_SECONDS", "0")))
     p.add_argument("--fake-crash-after", type=float, default=float(env("FAKE_LLAMA_CRASH_AFTER", "0")))
     p.add_argument("--fake-crash-at-load", action="store_true", default=bool(env("FAKE_LLAMA_CRASH_AT_LOAD")))
@@ -68,6 +72,7 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
     key = open(opts.api_key_file).read().strip() if opts.api_key_file else ""
     hang_at = time.monotonic() + opts.fake_hang_after if opts.fake_hang_after else float("inf")
     in_flight = [0]  # chat requests being answered, as /slots reports them
+    predicted = [0]  # tokens sent, for /metrics
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -108,6 +113,13 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
                 return self._json(503 if loading else 200, {"status": "loading model" if loading else "ok"})
             if self.path == "/v1/models":
                 return self._json(200, {"object": "list", "data": [{"id": opts.alias, "object": "model"}]})
+            if self.path == "/metrics":
+                if not opts.metrics:
+                    return self._not_supported("metrics endpoint", "--metrics")
+                text = ("# HELP llamacpp:tokens_predicted_total Number of generation tokens processed.\n"
+                        "# TYPE llamacpp:tokens_predicted_total counter\n"
+                        f"llamacpp:tokens_predicted_total {predicted[0]}\n")
+                return self._send(200, text.encode(), "text/plain; version=0.0.4")
             self._json(404, {"error": {"message": "not found"}})
 
         def do_POST(self):
@@ -127,12 +139,32 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
                     return self._chat(body)
                 finally:
                     in_flight[0] -= 1
+            if self.path == "/v1/embeddings":
+                return self._embeddings(body)
             if self.path == "/completion":
                 return self._json(200, {"content": ANSWER[0], "tokens_predicted": 1, "stop": True})
             self._json(404, {"error": {"message": "not found"}})
 
+        def _not_supported(self, what: str, flag: str) -> None:
+            self._json(501, {"error": {"code": 501, "message": f"This server does not support {what}. Start it with "
+                                                              f"`{flag}`", "type": "not_supported_error"}})
+
+        def _embeddings(self, body: dict) -> None:
+            """Eight numbers from each text's sha256, so equal texts embed equal and others differ."""
+            if not opts.embeddings:
+                return self._not_supported("embeddings", "--embeddings")
+            texts = body.get("input")
+            texts = [texts] if isinstance(texts, str) else texts or []
+            data = [{"object": "embedding", "index": n,
+                     "embedding": [b / 255 for b in hashlib.sha256(str(text).encode()).digest()[:8]]}
+                    for n, text in enumerate(texts)]
+            tokens = sum(len(str(text).split()) for text in texts)
+            self._json(200, {"object": "list", "model": opts.alias, "data": data,
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
         def _chat(self, body: dict) -> None:
             if not body.get("stream"):
+                predicted[0] += len(ANSWER)
                 message = {"role": "assistant", "content": "".join(ANSWER)}
                 return self._json(200, {"object": "chat.completion", "model": opts.alias,
                                         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
@@ -150,6 +182,7 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
                 chunk = {"object": "chat.completion.chunk", "model": opts.alias,
                          "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
                 self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+                predicted[0] += 1
                 time.sleep(opts.fake_token_seconds)
             self._chunk(b"data: [DONE]\n\n")
             self._chunk(b"")
