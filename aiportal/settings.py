@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "aiportal.middleware.RequestMetrics",
     "aiportal.middleware.RequestErrors",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -231,6 +232,8 @@ LLAMA_KEEP_ALIVE_SECONDS = envint("LLAMA_KEEP_ALIVE_SECONDS", 0, minimum=0)
 LLAMA_EMBEDDINGS = envbool("LLAMA_EMBEDDINGS", True)
 # llama-server's Prometheus counters at /metrics (`--metrics`), re-exposed by the portal's /metrics.
 LLAMA_METRICS = envbool("LLAMA_METRICS", True)
+# `GET /metrics` without a token (for a Prometheus that cannot send one, on a trusted network).
+METRICS_PUBLIC = envbool("METRICS_PUBLIC", False)
 # Bytes that the served models of this node may use together (0 = only what the machine has free).
 LLAMA_MEMORY_LIMIT = envint("LLAMA_MEMORY_LIMIT", 0, minimum=0)
 

@@ -5,12 +5,14 @@ from drf_spectacular.views import SpectacularAPIView
 
 from aiportal.api import api_not_found
 from aiportal.health import healthz_view
+from aiportal.metrics import metrics_view
 
 admin.site.site_header = "aiportal admin"
 admin.site.site_title = "aiportal"
 
 urlpatterns = [
     path("healthz", healthz_view, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/ai/", include("models_app.urls")),

@@ -4,7 +4,9 @@ Every front door (REST, OpenAI-compatible API, web chat, Telegram) chats through
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,10 +77,11 @@ def chat_body(*, model_id: str, messages: list[dict], max_tokens: int, temperatu
 def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> ChatResult:
     endpoint = model_endpoint(model_id=model_id)
     body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=False)
+    data = {}
     try:
         data = _post_json(endpoint, "/v1/chat/completions", body)
     finally:
-        request_done(model_id)
+        request_done(model_id, generated(data))
     try:
         usage = data.get("usage") or {}
         return ChatResult(content=data["choices"][0]["message"]["content"] or "",
@@ -106,13 +109,14 @@ def _send(request: httpx.Request, *, stream: bool = False) -> httpx.Response:
 
 def _stream_deltas(endpoint: Endpoint, path: str, body: dict) -> Iterator[str]:
     model_id = endpoint.model_id
+    tally = Tally()
     try:
         response = _send(_client.build_request("POST", endpoint.url + path, json=body, headers=endpoint.headers),
                          stream=True)
         try:
             _raise_for_status(model_id, response)
             for line in response.iter_lines():
-                delta = _sse_delta(model_id, line)
+                delta = _sse_delta(model_id, line, tally)
                 if delta:
                     yield delta
         finally:
@@ -120,26 +124,82 @@ def _stream_deltas(endpoint: Endpoint, path: str, body: dict) -> Iterator[str]:
     except httpx.HTTPError as exc:
         raise upstream_down(model_id, exc) from None
     finally:
-        request_done(model_id)
+        request_done(model_id, tally.count)
 
 
-def request_done(model_id: str) -> None:
-    """A request ended: the keep-alive clock runs from here."""
+def request_done(model_id: str, tokens: int = 0) -> None:
+    """A request ended, having generated `tokens`: the keep-alive clock runs from here."""
     from models_app.inference.services import serve_touch
 
-    serve_touch(model_id=model_id)
+    serve_touch(model_id=model_id, generated=tokens)
 
 
-def _sse_delta(model_id: str, line: str) -> str:
+def generated(data: dict) -> int:
+    """Tokens an answer generated: llama-server's own count (`timings`), else OpenAI's `usage`."""
+    try:
+        return int((data.get("timings") or {}).get("predicted_n") or (data.get("usage") or {}).get("completion_tokens")
+                   or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+_PREDICTED = re.compile(rb'"predicted_n":\s*(\d+)')
+
+
+class Tally:
+    """The tokens of a stream: llama-server's `predicted_n` in its last event; until that comes (a stream
+    cut short), one per event, as llama-server sends one token per event."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.predicted: int | None = None
+        self.accounted = False
+        self._tail = b""
+
+    @property
+    def count(self) -> int:
+        return self.events if self.predicted is None else self.predicted
+
+    def feed(self, chunk: bytes) -> None:
+        """Raw bytes as they come, split anywhere."""
+        window = self._tail + chunk
+        self.events += chunk.count(b"data: ") - chunk.count(b"data: [DONE]")
+        if b"predicted_n" in window:
+            found = _PREDICTED.findall(window)
+            if found:
+                self.predicted = int(found[-1])
+        self._tail = window[-32:]  # a name or number split between chunks is whole in the next window
+
+    def event(self, event: dict) -> None:
+        """One parsed event."""
+        self.events += 1
+        self.predicted = (event.get("timings") or {}).get("predicted_n", self.predicted)
+
+
+def _sse_event(model_id: str, line: str) -> dict | None:
     if not line.startswith("data:"):
-        return ""
+        return None
     payload = line[5:].strip()
     if payload == "[DONE]":
-        return ""
+        return None
     try:
-        choices = json.loads(payload).get("choices") or [{}]
+        event = json.loads(payload)
+    except ValueError:
+        raise upstream_unreadable(model_id) from None
+    if not isinstance(event, dict):
+        raise upstream_unreadable(model_id)
+    return event
+
+
+def _sse_delta(model_id: str, line: str, tally: Tally) -> str:
+    event = _sse_event(model_id, line)
+    if event is None:
+        return ""
+    tally.event(event)
+    try:
+        choices = event.get("choices") or [{}]
         return (choices[0].get("delta") or {}).get("content") or ""
-    except (ValueError, AttributeError, IndexError):
+    except (AttributeError, IndexError):
         raise upstream_unreadable(model_id) from None
 
 
@@ -205,8 +265,6 @@ _async_clients: dict[int, httpx.AsyncClient] = {}
 
 
 def _async_client() -> httpx.AsyncClient:
-    import asyncio
-
     loop = asyncio.get_running_loop()
     client = _async_clients.get(id(loop))
     if client is None or client.is_closed:
@@ -235,42 +293,65 @@ async def openai_open(*, endpoint: Endpoint, body: dict, path: str = "/v1/chat/c
 
 
 async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
+    data = {}
     try:
-        await response.aread()
-    except httpx.HTTPError as exc:
-        raise upstream_down(model_id, exc) from None
+        try:
+            await response.aread()
+        except httpx.HTTPError as exc:
+            raise upstream_down(model_id, exc) from None
+        finally:
+            await response.aclose()
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            raise upstream_unreadable(model_id) from None
+        if not isinstance(data, dict):
+            data = {}
+            raise upstream_unreadable(model_id)
+        return data
     finally:
-        await response.aclose()
-        await sync_to_async(request_done)(model_id)
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        raise upstream_unreadable(model_id) from None
-    if not isinstance(data, dict):
-        raise upstream_unreadable(model_id)
-    return data
+        await sync_to_async(request_done)(model_id, generated(data))
 
 
 async def openai_relay(*, model_id: str, response: httpx.Response):
     """The server-sent events exactly as llama-server writes them, chunk by chunk; an error event on a break."""
+    tally = Tally()
     try:
         async for chunk in response.aiter_raw():
+            tally.feed(chunk)
+            if tally.predicted is not None:
+                await _account(model_id, tally)
             yield chunk
     except httpx.HTTPError as exc:
         error = {"error": {"message": upstream_down(model_id, exc).message, "type": "server_error", "code": "llama_server_down"}}
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
         await response.aclose()
-        await sync_to_async(request_done)(model_id)
+        await _account(model_id, tally)
 
 
 async def openai_lines(*, model_id: str, response: httpx.Response):
     """The lines of llama-server's server-sent events; a break is an Upstream error. Closes the response."""
+    tally = Tally()
     try:
         async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                tally.feed(line.encode())
+                if tally.predicted is not None:
+                    await _account(model_id, tally)
             yield line
     except httpx.HTTPError as exc:
         raise upstream_down(model_id, exc) from None
     finally:
         await response.aclose()
-        await sync_to_async(request_done)(model_id)
+        await _account(model_id, tally)
+
+
+async def _account(model_id: str, tally: Tally) -> None:
+    """A stream's request_done, once: as soon as its last event names its tokens (before that event goes out,
+    for the client may hang up right after it), else when it ends; shielded from the cancellation that a
+    client's hang-up brings."""
+    if tally.accounted:
+        return
+    tally.accounted = True
+    await asyncio.shield(sync_to_async(request_done)(model_id, tally.count))

@@ -138,6 +138,8 @@ class ServedInstance(models.Model):
     next_start_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Tokens generated for the portal's front doors since the model was first served (GET /metrics).
+    tokens_generated = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
@@ -164,9 +164,12 @@ def serve_stop(*, model_id: str) -> AIModel:
     return model_get(model_id=model_id)
 
 
-def serve_touch(*, model_id: str) -> None:
-    """Mark the model used now (the keep-alive clock)."""
-    ServedInstance.objects.filter(pk=model_id).update(last_used_at=timezone.now())
+def serve_touch(*, model_id: str, generated: int = 0) -> None:
+    """Mark the model used now (the keep-alive clock), adding the tokens a request generated."""
+    fields = {"last_used_at": timezone.now()}
+    if generated:
+        fields["tokens_generated"] = F("tokens_generated") + generated
+    ServedInstance.objects.filter(pk=model_id).update(**fields)
 
 
 def serve_wait(*, model_id: str, timeout: float) -> AIModel:
