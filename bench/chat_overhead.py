@@ -1,9 +1,11 @@
 """What the portal adds to a chat: the same streamed prompts through /v1/chat/completions and straight
-to the model's llama-server, interleaved in one run. Prints tokens/s of each, their ratio (target
+to the model's llama-server, interleaved in one run; then the same through Ollama's /api/chat (NDJSON,
+translated to and from llama-server's OpenAI stream). Prints tokens/s of each, their ratio (target
 >= 0.97) and the added time to first token (target <= 15 ms).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -34,11 +36,13 @@ THREADS = int(os.environ.get("BENCH_THREADS") or settings.LLAMA_DEFAULT_THREADS)
 
 
 def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str,
-                model: str = "demo-a") -> tuple[float, float, int]:
-    """(seconds to the first token, seconds for the whole answer, tokens) of one streamed answer."""
+                model: str = "demo-a", *, exact: bool = True) -> tuple[float, float, int]:
+    """(seconds to the first token, seconds for the whole answer, tokens) of one streamed answer; not
+    `exact`: llama-server's defaults, as the Ollama door sends them."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": TOKENS,
-            "temperature": 0, "ignore_eos": True, "stream": True,
-            "cache_prompt": False}  # a cached prompt would favour whoever asks second
+            "temperature": 0, "stream": True}
+    if exact:  # all TOKENS tokens, and no cached prompt to favour whoever asks second
+        body.update(ignore_eos=True, cache_prompt=False)
     start, first, tokens = time.perf_counter(), None, 0
     with client.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
@@ -52,23 +56,43 @@ def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str,
     return first - start, time.perf_counter() - start, tokens
 
 
+def ollama_once(client: httpx.Client, url: str, headers: dict, prompt: str,
+                model: str = "demo-a") -> tuple[float, float, int]:
+    """The same as stream_once through Ollama's /api/chat. Ollama has no ignore_eos or cache_prompt, so
+    the direct side of this comparison goes without them too (temperature 0: both get the same tokens)."""
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+            "options": {"num_predict": TOKENS, "temperature": 0}}
+    start, first, tokens = time.perf_counter(), None, 0
+    with client.stream("POST", url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line and json.loads(line).get("message", {}).get("content"):
+                first = first or time.perf_counter()
+                tokens += 1
+    return first - start, time.perf_counter() - start, tokens
+
+
 def measure(portal_url: str, direct_url: str, direct_key: str, *, token: str = TOKEN,
-            model: str = "demo-a") -> dict[str, list[tuple[float, float, int]]]:
+            model: str = "demo-a", door: str = "openai") -> dict[str, list[tuple[float, float, int]]]:
     runs: dict[str, list] = {"direct": [], "portal": []}
-    targets = {"direct": (f"{direct_url}/v1/chat/completions", {"Authorization": f"Bearer {direct_key}"}),
-               "portal": (f"{portal_url}/v1/chat/completions", {"Authorization": f"Bearer {token}"})}
+    direct = (f"{direct_url}/v1/chat/completions", {"Authorization": f"Bearer {direct_key}"})
+    portal = {"openai": (f"{portal_url}/v1/chat/completions", stream_once),
+              "ollama": (f"{portal_url}/api/chat", ollama_once)}[door]
+    plain = functools.partial(stream_once, exact=False)
+    targets = {"direct": (*direct, stream_once if door == "openai" else plain),
+               "portal": (portal[0], {"Authorization": f"Bearer {token}"}, portal[1])}
     # A new connection per request on both sides: idle keep-alive connections are closed by the
     # servers at different times, and a reused one that was just closed would fail the run.
     with httpx.Client(timeout=120, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-        for name, (url, headers) in targets.items():
-            stream_once(client, url, headers, "warm up", model)
+        for name, (url, headers, once) in targets.items():
+            once(client, url, headers, "warm up", model)
         for round_no in range(ROUNDS):
             for prompt in PROMPTS:
                 # Alternate who goes first so warm caches favour neither side.
                 order = ("direct", "portal") if round_no % 2 == 0 else ("portal", "direct")
                 for name in order:
-                    url, headers = targets[name]
-                    runs[name].append(stream_once(client, url, headers, prompt, model))
+                    url, headers, once = targets[name]
+                    runs[name].append(once(client, url, headers, prompt, model))
     return runs
 
 
@@ -98,7 +122,11 @@ def main() -> int:
             portal.start()
             portal.api("POST", "/api/ai/serve", json={"modelId": "demo-a", "threads": THREADS})
             server = portal.wait_status("demo-a", "serving")["server"]
-            ok = report(measure(portal.url, server["url"], portal.instance_key("demo-a")))
+            key = portal.instance_key("demo-a")
+            ok = report(measure(portal.url, server["url"], key))
+            print()
+            ok = report(measure(portal.url, server["url"], key, door="ollama"),
+                        portal_label="portal /api/chat (Ollama)") and ok
         finally:
             portal.stop()
     return 0 if ok else 1

@@ -319,15 +319,15 @@ async def openai_relay(*, model_id: str, response: httpx.Response):
     try:
         async for chunk in response.aiter_raw():
             tally.feed(chunk)
+            yield chunk
             if tally.predicted is not None:
                 await _account(model_id, tally)
-            yield chunk
     except httpx.HTTPError as exc:
         error = {"error": {"message": upstream_down(model_id, exc).message, "type": "server_error", "code": "llama_server_down"}}
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
-        await response.aclose()
         await _account(model_id, tally)
+        await response.aclose()
 
 
 async def openai_lines(*, model_id: str, response: httpx.Response):
@@ -337,20 +337,20 @@ async def openai_lines(*, model_id: str, response: httpx.Response):
         async for line in response.aiter_lines():
             if line.startswith("data:"):
                 tally.feed(line.encode())
-                if tally.predicted is not None:
-                    await _account(model_id, tally)
             yield line
+            if tally.predicted is not None:
+                await _account(model_id, tally)
     except httpx.HTTPError as exc:
         raise upstream_down(model_id, exc) from None
     finally:
-        await response.aclose()
         await _account(model_id, tally)
+        await response.aclose()
 
 
 async def _account(model_id: str, tally: Tally) -> None:
-    """A stream's request_done, once: as soon as its last event names its tokens (before that event goes out,
-    for the client may hang up right after it), else when it ends; shielded from the cancellation that a
-    client's hang-up brings."""
+    """A stream's request_done, once: right after its last event (the one naming its tokens) went out, else
+    when it ends; shielded from the cancellation that a client's hang-up brings (the client may hang up as
+    soon as it has that last event)."""
     if tally.accounted:
         return
     tally.accounted = True
