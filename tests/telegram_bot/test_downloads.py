@@ -77,3 +77,14 @@ async def test_it_says_an_old_download_button_has_expired(webhook, telegram, hub
     await webhook.send(button("dl:0123456789abcdef", user_id=ADMIN))
 
     assert telegram.texts(ADMIN) == ["That button has expired. Send /ai <Hugging Face URL> again."]
+
+
+async def test_it_lists_the_quantizations_when_the_one_named_is_not_there(webhook, telegram, hub):
+    await webhook.send(message(f"/ai {MULTI}:Q5_K_M", user_id=ADMIN))
+
+    reply = telegram.calls_of("sendMessage")[-1].params
+    assert reply["text"] == (f"Could not download {MULTI}:Q5_K_M: The repository has no Q5_K_M file; "
+                             "its quantizations: Q4_0, Q8_0.\n\nThe repo's GGUF files:")
+    labels = [row[0]["text"].split(" (")[0] for row in reply["reply_markup"]["inline_keyboard"]]
+    assert sorted(labels) == ["multi.Q4_0.gguf", "multi.Q8_0.gguf"]
+    assert await sync_to_async(_count_models)() == 0
