@@ -173,7 +173,9 @@ class Tally:
     def event(self, event: dict) -> None:
         """One parsed event."""
         self.events += 1
-        self.predicted = (event.get("timings") or {}).get("predicted_n", self.predicted)
+        timings = event.get("timings")
+        if isinstance(timings, dict) and isinstance(timings.get("predicted_n"), int):
+            self.predicted = timings["predicted_n"]
 
 
 def _sse_event(model_id: str, line: str) -> dict | None:

@@ -20,3 +20,11 @@ def test_it_counts_one_token_per_event_for_a_stream_cut_before_its_end():
     tally.feed(STREAM[:STREAM.index(b"data: {\"choices\":[{\"finish")])
 
     assert tally.count == 2
+
+
+def test_it_ignores_timings_that_are_not_llama_servers():
+    tally = Tally()
+    for event in ({"choices": [{"delta": {"content": "a"}}]}, {"timings": "soon"}, {"timings": {"predicted_n": "9"}}):
+        tally.event(event)
+
+    assert tally.count == 3  # one per event, as no usable predicted_n came
