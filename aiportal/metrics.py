@@ -35,7 +35,6 @@ REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
-DOORS = ("rest", "openai", "ollama", "web", "telegram", "ops")
 REQUESTS = Counter("aiportal_requests", "HTTP requests answered, by front door, method and status code.",
                    ["door", "method", "status"], registry=REGISTRY)
 LATENCY = Histogram("aiportal_request_duration_seconds",
@@ -156,19 +155,16 @@ def _relabelled(scraped: list[tuple[_Target, str | None]]) -> bytes:
 def _denied(request: HttpRequest) -> HttpResponse | None:
     if settings.METRICS_PUBLIC or request.user.is_authenticated:
         return None
-    from aiportal.auth import BearerAuthentication
-    from rest_framework.authentication import TokenAuthentication
     from rest_framework.exceptions import AuthenticationFailed
 
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    authenticator = {"bearer": BearerAuthentication, "token": TokenAuthentication}.get(scheme.lower())
+    from aiportal.auth import BearerAuthentication, TokenAuthentication
+
     message = "Send `Authorization: Bearer <api token>` (or set METRICS_PUBLIC=on to open /metrics)."
-    if authenticator is not None and key.strip():
-        try:
-            authenticator().authenticate_credentials(key.strip())
+    try:
+        if any(scheme().authenticate(request) for scheme in (BearerAuthentication, TokenAuthentication)):
             return None
-        except AuthenticationFailed as exc:
-            message = f"{exc.detail} {message}"
+    except AuthenticationFailed as exc:
+        message = f"{exc.detail} {message}"
     response = HttpResponse(message + "\n", status=401, content_type="text/plain; charset=utf-8")
     response["WWW-Authenticate"] = 'Bearer realm="aiportal"'
     return response

@@ -20,7 +20,10 @@ def _request_id(request: HttpRequest) -> str:
     return given if INCOMING_ID.match(given) else uuid.uuid4().hex[:16]
 
 
-class RequestErrors:
+class _AroundEachRequest:
+    """A middleware for sync and async stacks alike: `before` each request, `after` it with its response
+    and what `before` returned."""
+
     async_capable = True
     sync_capable = True
 
@@ -32,15 +35,25 @@ class RequestErrors:
     def __call__(self, request: HttpRequest):
         if iscoroutinefunction(self):
             return self._acall(request)
-        request.request_id = _request_id(request)
-        return self._tag(request, self.get_response(request))
+        state = self.before(request)
+        return self.after(request, self.get_response(request), state)
 
     async def _acall(self, request: HttpRequest):
-        request.request_id = _request_id(request)
-        return self._tag(request, await self.get_response(request))
+        state = self.before(request)
+        return self.after(request, await self.get_response(request), state)
 
-    @staticmethod
-    def _tag(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def before(self, request: HttpRequest):
+        raise NotImplementedError
+
+    def after(self, request: HttpRequest, response: HttpResponse, state) -> HttpResponse:
+        raise NotImplementedError
+
+
+class RequestErrors(_AroundEachRequest):
+    def before(self, request: HttpRequest) -> None:
+        request.request_id = _request_id(request)
+
+    def after(self, request: HttpRequest, response: HttpResponse, state: None) -> HttpResponse:
         response["X-Request-Id"] = request.request_id
         return response
 
@@ -62,29 +75,13 @@ class RequestErrors:
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
-class RequestMetrics:
+class RequestMetrics(_AroundEachRequest):
     """Counts each request and its latency under its front door, for `GET /metrics`."""
 
-    async_capable = True
-    sync_capable = True
+    def before(self, request: HttpRequest) -> float:
+        return time.perf_counter()
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        started = time.perf_counter()
-        return self._count(request, self.get_response(request), started)
-
-    async def _acall(self, request: HttpRequest):
-        started = time.perf_counter()
-        return self._count(request, await self.get_response(request), started)
-
-    @staticmethod
-    def _count(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
+    def after(self, request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
         from aiportal import metrics
 
         door = metrics.door(request.path)

@@ -35,41 +35,47 @@ ROUNDS = 5
 THREADS = int(os.environ.get("BENCH_THREADS") or settings.LLAMA_DEFAULT_THREADS)  # the portal's default
 
 
+def timed(client: httpx.Client, url: str, headers: dict, body: dict, is_token) -> tuple[float, float, int]:
+    """(seconds to the first token, seconds for the whole answer, tokens) of one streamed answer, whose
+    lines `is_token` tells apart."""
+    start, first, tokens = time.perf_counter(), None, 0
+    with client.stream("POST", url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if is_token(line):
+                first = first or time.perf_counter()
+                tokens += 1
+    return first - start, time.perf_counter() - start, tokens
+
+
+def sse_token(line: str) -> bool:
+    if not line.startswith("data: ") or line == "data: [DONE]":
+        return False
+    return bool((json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content"))
+
+
+def ndjson_token(line: str) -> bool:
+    return bool(line) and bool(json.loads(line).get("message", {}).get("content"))
+
+
 def stream_once(client: httpx.Client, url: str, headers: dict, prompt: str,
                 model: str = "demo-a", *, exact: bool = True) -> tuple[float, float, int]:
-    """(seconds to the first token, seconds for the whole answer, tokens) of one streamed answer; not
-    `exact`: llama-server's defaults, as the Ollama door sends them."""
+    """One streamed answer of /v1/chat/completions; not `exact`: llama-server's defaults, as the Ollama
+    door sends them."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": TOKENS,
             "temperature": 0, "stream": True}
     if exact:  # all TOKENS tokens, and no cached prompt to favour whoever asks second
         body.update(ignore_eos=True, cache_prompt=False)
-    start, first, tokens = time.perf_counter(), None, 0
-    with client.stream("POST", url, json=body, headers=headers) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            delta = (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {})
-            if delta.get("content"):
-                first = first or time.perf_counter()
-                tokens += 1
-    return first - start, time.perf_counter() - start, tokens
+    return timed(client, url, headers, body, sse_token)
 
 
 def ollama_once(client: httpx.Client, url: str, headers: dict, prompt: str,
                 model: str = "demo-a") -> tuple[float, float, int]:
-    """The same as stream_once through Ollama's /api/chat. Ollama has no ignore_eos or cache_prompt, so
-    the direct side of this comparison goes without them too (temperature 0: both get the same tokens)."""
+    """The same through Ollama's /api/chat. Ollama has no ignore_eos or cache_prompt, so the direct side
+    of this comparison goes without them too (temperature 0: both get the same tokens)."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True,
             "options": {"num_predict": TOKENS, "temperature": 0}}
-    start, first, tokens = time.perf_counter(), None, 0
-    with client.stream("POST", url, json=body, headers=headers) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if line and json.loads(line).get("message", {}).get("content"):
-                first = first or time.perf_counter()
-                tokens += 1
-    return first - start, time.perf_counter() - start, tokens
+    return timed(client, url, headers, body, ndjson_token)
 
 
 def measure(portal_url: str, direct_url: str, direct_key: str, *, token: str = TOKEN,

@@ -308,11 +308,10 @@ async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
         except ValueError:
             raise upstream_unreadable(model_id) from None
         if not isinstance(data, dict):
-            data = {}
             raise upstream_unreadable(model_id)
         return data
     finally:
-        await sync_to_async(request_done)(model_id, generated(data))
+        await sync_to_async(request_done)(model_id, generated(data))  # 0 for anything not llama-server's
 
 
 async def openai_relay(*, model_id: str, response: httpx.Response):
