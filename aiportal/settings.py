@@ -215,6 +215,9 @@ P2P_DHT_BOOTSTRAP = env("P2P_DHT_BOOTSTRAP")
 P2P_UPLOAD_LIMIT = envint("P2P_UPLOAD_LIMIT", 0, minimum=0)
 P2P_DOWNLOAD_LIMIT = envint("P2P_DOWNLOAD_LIMIT", 0, minimum=0)
 P2P_RESUME_SAVE_SECONDS = envint("P2P_RESUME_SAVE_SECONDS", 30, minimum=1)
+# A Hub download first asks the group and the DHT whether peers have the file (SPEC §8), for at most
+# this many seconds; 0 turns the swarm off and every Hub file comes over HTTP.
+P2P_SWARM_WAIT = float(env("P2P_SWARM_WAIT", "6"))
 P2P_TORRENT_FORMAT = env("P2P_TORRENT_FORMAT", "hybrid").lower()
 if P2P_TORRENT_FORMAT not in {"hybrid", "v1", "v2"}:
     raise ConfigError(f"P2P_TORRENT_FORMAT={P2P_TORRENT_FORMAT!r} must be hybrid, v1 or v2")

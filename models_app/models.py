@@ -44,6 +44,11 @@ class AIModel(models.Model):
     uploaded_bytes = models.BigIntegerField(default=0)
     peers = models.IntegerField(default=0)
     seeds = models.IntegerField(default=0)
+    # Where the downloaded bytes came from: other peers, web seeds (BEP 19, the Hub's URL in the
+    # torrent), plain HTTP from the Hub.
+    peer_bytes = models.BigIntegerField(default=0)
+    web_seed_bytes = models.BigIntegerField(default=0)
+    http_bytes = models.BigIntegerField(default=0)
     # Sharing
     magnet_uri = models.TextField(blank=True)
     info_hash = models.CharField(max_length=40, blank=True, db_index=True, help_text="v1 info-hash (hex)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from models_app.models import Status
-from torrents_app import completion, node_services
+from torrents_app import completion, node_services, swarm
 from torrents_app.creation import torrent_from_resume
 from torrents_app.magnets import magnet_build, magnet_peer_endpoints
 from torrents_app.models import Torrent
@@ -26,6 +26,7 @@ from torrents_app.session import (
     DuplicateTorrent,
     P2PSession,
     SessionConfig,
+    alert_record,
     alert_resume_bytes,
     alert_stats,
     alert_torrent_bytes,
@@ -44,6 +45,11 @@ class TorrentEngine:
 
     STATS_EVERY = 1.0
     STOP_TIMEOUT = 10.0
+    DHT_NODES_EVERY = 5.0  # ping the named DHT nodes again (one that restarted rejoins the routing table)
+    RECORDS_EVERY = 5.0  # look for seeds whose sha256 record is due (or whose last put reached no node)
+    RECORD_REFRESH = 30 * 60.0  # republish a record this often (BEP 44 nodes drop items after ~2 h)
+    NAMED_RECORD_REFRESH = 60.0  # ... in a DHT of a few named nodes, where one that restarts has lost them all
+    EARLY_ANNOUNCES = 3  # the first node refreshes also announce every torrent (see P2PSession.dht_announce_all)
 
     def __init__(self, *, node_name: str, config: SessionConfig | None = None, torrent_dir: Path | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -59,7 +65,16 @@ class TorrentEngine:
         self.riders: dict[str, str] = {}  # model -> the model whose torrent (same info-hash) shares its bytes
         self.unfiled: set[str] = set()  # downloads whose complete .torrent is not in the database yet
         self.executor: ThreadPoolExecutor | None = None
-        self.next_stats = self.next_resume = 0.0
+        self.next_stats = self.next_resume = self.next_dht_nodes = self.next_records = 0.0
+        self.node_refreshes = 0
+        self.published: dict[str, float] = {}  # model -> when its sha256 record was last published
+        self.lookups: dict[bytes, str] = {}  # record salt (the sha256) -> the model waiting for it
+        self.publishing: dict[bytes, str] = {}  # record salt -> the seeding model that put it
+        self.stored: set[str] = set()  # models whose last record put reached at least one DHT node
+        # Bytes a download received from web seeds (model -> bytes; the rest of its payload came from
+        # peers), and each web-seed connection's running total as last seen: its growth is what it sent since.
+        self.web_bytes: dict[str, int] = {}
+        self.connections: dict[str, dict[str, int]] = {}
         self.resume_every = float(settings.P2P_RESUME_SAVE_SECONDS)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -75,8 +90,10 @@ class TorrentEngine:
         busy = self.seeds_once() or busy
         busy = self.downloads_once() or busy
         busy = self.verifications_once() or busy
+        busy = self.lookups_once() or busy
         self.stats_once()
         self.resume_once()
+        self.dht_once()
         return busy
 
     def stop(self) -> None:
@@ -127,6 +144,8 @@ class TorrentEngine:
         for key in gone:
             self.p2p.remove(key)
             self.resume.delete(key)
+            self.web_bytes.pop(key, None)
+            self.connections.pop(key, None)
             self.finishing.discard(key)
             self.unfiled.discard(key)
             log.info("stopped torrent of %s: its model is gone or failed", key)
@@ -191,6 +210,7 @@ class TorrentEngine:
         try:
             self.p2p.add(model.pk, save_path=root, torrent=blob, resume=self._resume_for(torrent), seed_mode=True,
                          uploaded=model.uploaded_bytes)
+            self.next_records = 0.0  # publish its sha256 record on this pass, not up to RECORDS_EVERY later
         except DuplicateTorrent as exc:
             log.info("%s: %s; both models report its stats", model.pk, exc)
             self.riders[model.pk] = exc.holder
@@ -212,6 +232,8 @@ class TorrentEngine:
             self.p2p.add(key, save_path=Path(model.path), torrent=blob, magnet=torrent.magnet_source, resume=resume,
                          paused=bool(blob or resume), hold_files=not model.size, uploaded=model.uploaded_bytes,
                          downloaded=model.downloaded_bytes)
+            self.web_bytes[key] = model.web_seed_bytes
+            self.connections[key] = {}
             if self.p2p.has_metadata(key):
                 self._accept_metadata(key)  # resumes the torrent once the checks pass
             else:
@@ -241,6 +263,53 @@ class TorrentEngine:
             self.next_stats = self.clock() + self.STATS_EVERY
             self.p2p.post_updates()
 
+    def dht_once(self) -> None:
+        """Keep the named DHT nodes in the routing table and this node's sha256 records fresh."""
+        if not self.config.dht:
+            return
+        now = self.clock()
+        if self.p2p.dht_nodes and now >= self.next_dht_nodes:
+            self.next_dht_nodes = now + self.DHT_NODES_EVERY
+            self.p2p.dht_refresh()
+            self.node_refreshes += 1
+            if 1 < self.node_refreshes <= self.EARLY_ANNOUNCES + 1:
+                self.p2p.dht_announce_all()
+        if now >= self.next_records:
+            self.next_records = now + self.RECORDS_EVERY
+            self.records_once(now)
+
+    def records_once(self, now: float) -> None:
+        seeding = {key for key in self.p2p.tracked() if not self.p2p.is_paused(key)}
+        rows = (self._rows().filter(model_id__in=seeding, model__status__in=AVAILABLE).exclude(model__sha256="")
+                .values_list("model_id", "model__sha256", "info_hash_v1", "info_hash_v2"))
+        refresh = self.NAMED_RECORD_REFRESH if self.p2p.dht_nodes else self.RECORD_REFRESH
+        for key, sha256, v1, v2 in rows:
+            if now - self.published.get(key, -refresh) < refresh or not (v1 or v2):
+                continue
+            self.published[key] = now
+            salt = swarm.record_salt(sha256)
+            self.publishing[salt] = key
+            self.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY, salt=salt,
+                                    value=swarm.record_value(info_hash_v1=v1, info_hash_v2=v2))
+        self.published = {key: when for key, when in self.published.items() if key in seeding}
+
+    def lookups_once(self) -> bool:
+        """Ask the DHT for the sha256 record of each download waiting for one (SPEC §8)."""
+        rows = self._rows().filter(desired=Torrent.Desired.LOOKUP, state=node_services.LOOKING,
+                                   model__status__in=FETCHING).values_list("model_id", "model__sha256")
+        asked = False
+        for key, sha256 in rows:
+            salt = swarm.record_salt(sha256)
+            if self.lookups.get(salt) == key:
+                continue
+            if not self.config.dht:
+                node_services.torrent_record_missing(model_id=key, reason="DHT is off (P2P_DHT)")
+                continue
+            self.lookups[salt] = key
+            self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=salt)
+            asked = True
+        return asked
+
     def resume_once(self) -> None:
         if self.clock() < self.next_resume:
             return
@@ -264,14 +333,49 @@ class TorrentEngine:
     def on_listen_failed_alert(self, key: str, alert) -> None:
         log.error("BitTorrent cannot listen on %s: %s (check P2P_LISTEN)", self.config.listen, alert.message())
 
+    def on_dht_mutable_item_alert(self, key: str, alert) -> None:
+        salt, value, authoritative = alert_record(alert)
+        model_id = self.lookups.get(salt)
+        if model_id is None:
+            return
+        hashes = swarm.record_parse(value) if value else None
+        if hashes is not None:
+            del self.lookups[salt]
+            log.info("%s: the DHT names a torrent of its sha256 (%s); fetching it from the swarm", model_id,
+                     hashes[0] or hashes[1])
+            node_services.torrent_record_found(model_id=model_id, v1=hashes[0], v2=hashes[1])
+        elif authoritative:
+            del self.lookups[salt]
+            node_services.torrent_record_missing(model_id=model_id, reason="no record in the DHT")
+
+    def on_dht_put_alert(self, key: str, alert) -> None:
+        model_id = self.publishing.pop(bytes(alert.salt), None)
+        if model_id is None:
+            return
+        if alert.num_success:
+            self.stored.add(model_id)
+            log.info("%s: its sha256 record is stored on %d DHT node(s)", model_id, alert.num_success)
+        else:
+            self.published.pop(model_id, None)  # no node took it (the DHT was still empty): again soon
+
     def on_state_update_alert(self, key: str, alert) -> None:
         for stats in alert_stats(alert, self.p2p.keys):
-            status = node_services.torrent_stats_write(stats=stats)
+            if stats.key in self.web_bytes and not stats.is_seeding:
+                self._count_web_seeds(stats.key)
+            status = node_services.torrent_stats_write(stats=stats, web_seed_bytes=self.web_bytes.get(stats.key))
             riders = [rider for rider, holder in self.riders.items() if holder == stats.key]
             if riders:
                 node_services.torrent_stats_mirror(stats=stats, model_ids=riders)
             if stats.is_seeding and status in FETCHING:
                 self._maybe_finish(stats.key)
+
+    def _count_web_seeds(self, key: str) -> None:
+        """Polled once a second and as the download finishes: a web seed's last second may go uncounted."""
+        seen = self.connections[key]
+        for web, endpoint, received in self.p2p.peer_downloads(key):
+            if web:
+                self.web_bytes[key] += max(0, received - seen.get(endpoint, 0))
+                seen[endpoint] = received
 
     def on_torrent_paused_alert(self, key: str, alert) -> None:
         self.pausing.discard(key)
@@ -280,6 +384,8 @@ class TorrentEngine:
         self._accept_metadata(key)
 
     def on_torrent_finished_alert(self, key: str, alert) -> None:
+        if key in self.web_bytes:
+            self._count_web_seeds(key)
         self._maybe_finish(key)
 
     def on_save_resume_data_alert(self, key: str, alert) -> None:
@@ -383,7 +489,9 @@ class TorrentEngine:
         size = sum(f.size for f in self.p2p.files(key))
         magnet = magnet_build(info_hash_v1=v1, info_hash_v2=v2, name=self.p2p.name(key), size=size,
                               web_seeds=[torrent.model.web_seed] if torrent and torrent.model.web_seed else [])
-        if not node_services.torrent_verified(model_id=key, verdict=verdict, magnet_uri=magnet):
+        downloaded = self.p2p.stats(key).downloaded
+        if not node_services.torrent_verified(model_id=key, verdict=verdict, magnet_uri=magnet, downloaded=downloaded,
+                                              web_seed_bytes=self.web_bytes.pop(key, 0)):
             self.p2p.pause(key)
         log.info("%s verified (sha256 %s), seeding", key, verdict.hashes.get(verdict.main_file))
 
@@ -392,6 +500,8 @@ class TorrentEngine:
         self.p2p.remove(key, delete_files=delete)
         self.resume.delete(key)
         self.finishing.discard(key)
+        self.web_bytes.pop(key, None)
+        self.connections.pop(key, None)
         if torrent is not None:
             node_services.torrent_fail(model_id=key, code=code, message=message)
             if delete:

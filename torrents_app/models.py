@@ -12,6 +12,9 @@ class Torrent(models.Model):
         PAUSE = "pause"
         DOWNLOAD = "download"
         REMOVE = "remove"
+        # A Hub download asks whether the swarm has the file (SPEC §8's sha256 record) before it fetches
+        # it over HTTP; the node daemon looks the record up and turns the row into a download when found.
+        LOOKUP = "lookup"
 
     model = models.OneToOneField(AIModel, on_delete=models.CASCADE, related_name="torrent", primary_key=True)
     node = models.CharField(max_length=200, db_index=True)

@@ -1,16 +1,21 @@
 """Write side of torrents: creating the torrent of a ready model, and (from `sharing`) magnet downloads and seeding."""
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import transaction
 
-from models_app.models import AIModel
+from aiportal.models import Node
+from models_app.models import AIModel, Source, Status
 from models_app.services import model_notify
 from torrents_app import creation
+from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
+from torrents_app.node_services import FOUND, LOOKING, MISSING, WAITING, swarm_magnet
 from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in this module)
     disk_space_check,
     magnet_download_start,
@@ -39,6 +44,85 @@ def torrent_create_for_model(*, model_id: str) -> None:
             magnet_uri=created.magnet, info_hash=created.info_hash, info_hash_v2=created.info_hash_v2, web_seed=web_seed,
         )
         model_notify(model)
+
+
+log = logging.getLogger("aiportal.torrents")
+pause = time.sleep  # how swarm_fetch waits between looks at the row
+SEEDED = (Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING)
+
+
+def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) -> bool:
+    """Try to get a Hub file from peers before the Hub's HTTP (SPEC §8); True when the swarm has taken it over.
+
+    A node of this group that seeds the same sha256 is asked directly; otherwise this node's daemon
+    looks the sha256 record up in the DHT. Either way the torrent also lists the Hub's URL as a web
+    seed, so peers and the Hub serve it together, and the node daemon verifies the result against the
+    Hub's sha256 as it does every download. When no peer has sent the torrent's metadata within `wait`
+    seconds the row is withdrawn and the caller downloads over HTTP; nothing was written to disk.
+    """
+    wait = settings.P2P_SWARM_WAIT if wait is None else wait
+    model = AIModel.objects.filter(pk=model_id).first()
+    if wait <= 0 or model is None or not _swarmable(model):
+        return False
+    web_seed = _web_seed(model, model.file_name, single=True)
+    template = magnet_build(name=model.file_name, size=model.size, web_seeds=[web_seed])
+    peer = _group_copy(model)
+    if peer is not None:
+        v1, v2, endpoint = peer
+        magnet = swarm_magnet(f"{template}&x.pe={endpoint}", v1=v1, v2=v2)
+        values = {"info_hash_v1": v1, "info_hash_v2": v2, "magnet_source": magnet, "desired": Torrent.Desired.DOWNLOAD,
+                  "state": FOUND}
+        log.info("%s: node at %s of this group seeds the same sha256; fetching it from there", model_id, endpoint)
+    else:
+        values = {"magnet_source": template, "desired": Torrent.Desired.LOOKUP, "state": LOOKING}
+    AIModel.objects.filter(pk=model_id).update(web_seed=web_seed)
+    Torrent.objects.update_or_create(model=model, defaults={"node": model.node, "torrent_file": None, "error": "",
+                                                            "info_hash_v1": "", "info_hash_v2": "", **values})
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        state = Torrent.objects.filter(pk=model_id).values_list("state", flat=True).first()
+        if state not in WAITING:
+            return state is not None  # metadata came: the node daemon downloads and verifies it
+        if state == MISSING:
+            break
+        pause(poll)
+    withdrawn, _ = Torrent.objects.filter(pk=model_id, state__in=WAITING).delete()
+    if withdrawn:
+        AIModel.objects.filter(pk=model_id).update(info_hash="", info_hash_v2="")
+        log.info("%s: no peer sent the file's metadata within %.0f s; downloading it from the Hub", model_id, wait)
+    return not withdrawn
+
+
+def swarm_running(*, model_id: str) -> bool:
+    """The node daemon is fetching this Hub file from the swarm (HTTP must keep out of its files)."""
+    return Torrent.objects.filter(pk=model_id, desired=Torrent.Desired.DOWNLOAD).exclude(state="error").exists()
+
+
+def swarm_release(*, model_id: str) -> bool:
+    """Drop a swarm download of the file that failed; True when there was one (its bytes are not trusted)."""
+    released, _ = Torrent.objects.filter(pk=model_id, desired=Torrent.Desired.DOWNLOAD, state="error").delete()
+    return bool(released)
+
+
+def _swarmable(model: AIModel) -> bool:
+    """A single-file Hub model whose sha256 the Hub gave, on a node whose daemon runs BitTorrent (its
+    heartbeat names a P2P port)."""
+    names = list(model.files.values_list("name", flat=True))
+    if model.source != Source.HUGGINGFACE or len(names) != 1 or "/" in names[0] or not model.sha256:
+        return False
+    node = Node.objects.filter(name=model.node).first()
+    return node is not None and node.online and bool(node.p2p_port)
+
+
+def _group_copy(model: AIModel) -> tuple[str, str, str] | None:
+    """(v1, v2, address:port) of an online node of this group seeding the same bytes."""
+    nodes = {node.name: node for node in Node.objects.exclude(name=model.node) if node.online and node.p2p_port}
+    same = (AIModel.objects.filter(sha256=model.sha256, node__in=nodes, status__in=SEEDED, seeding=True)
+            .exclude(info_hash="", info_hash_v2="").values_list("node", "info_hash", "info_hash_v2"))
+    for node, v1, v2 in same:
+        address = nodes[node].address
+        return v1, v2, f"[{address}]:{nodes[node].p2p_port}" if ":" in address else f"{address}:{nodes[node].p2p_port}"
+    return None
 
 
 def _content(folder: Path, names: list[str]) -> tuple[Path, str]:

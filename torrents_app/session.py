@@ -18,6 +18,7 @@ _ALERTS = (
     | lt.alert.category_t.status_notification
     | lt.alert.category_t.storage_notification
     | lt.alert.category_t.performance_warning
+    | lt.alert.category_t.dht_notification
 )
 
 
@@ -76,7 +77,18 @@ class TorrentFile:
 
 
 def _hosts(csv: str) -> list[str]:
-    return [item.strip().rsplit(":", 1)[0].strip("[]") for item in csv.split(",") if item.strip()]
+    return [host for host, _ in dht_endpoints(csv)]
+
+
+def dht_endpoints(csv: str) -> list[tuple[str, int]]:
+    """`host:port,…` as (host, port) pairs; an entry without a port gets BitTorrent's 6881."""
+    out = []
+    for item in filter(None, (part.strip() for part in csv.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit() or "]" in port:
+            host, port = item, "6881"
+        out.append((host.strip("[]"), int(port)))
+    return out
 
 
 def _is_private(host: str) -> bool:
@@ -124,11 +136,18 @@ def session_settings(config: SessionConfig) -> dict:
         "user_agent": f"aiportal libtorrent/{lt.__version__}",
     }
     if config.dht_bootstrap:
-        values["dht_bootstrap_nodes"] = config.dht_bootstrap
+        # Named nodes are other portals, added as DHT nodes (`P2PSession.dht_refresh`): libtorrent never
+        # puts a bootstrap "router" into its routing table, so two portals naming each other as routers
+        # never learned of each other. Naming them replaces the public routers.
+        values["dht_bootstrap_nodes"] = ""
+        # Few nodes hold every announce; one that restarts has lost them: announce again each minute.
+        values["dht_announce_interval"] = 60
     if lan_dht:
         # A DHT made only of LAN nodes: nodes share one address range, which the internet DHT forbids.
+        # Its few nodes send each other every query (several portals may share one address): the
+        # internet's per-address limits (5 queries/s, then 5 min of silence) would cut them off.
         values.update({"dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
-                       "dht_enforce_node_id": False})
+                       "dht_enforce_node_id": False, "dht_block_ratelimit": 1000, "dht_upload_rate_limit": 1 << 20})
     return values
 
 
@@ -156,6 +175,8 @@ class P2PSession:
         self.handles: dict[str, lt.torrent_handle] = {}
         self.keys: dict[lt.torrent_handle, str] = {}
         self.paused: set[str] = set()  # what we asked for: asking libtorrent means a round trip each time
+        self.dht_nodes = dht_endpoints(config.dht_bootstrap) if config.dht else []
+        self.dht_refresh()
 
     def _limit_every_peer(self) -> None:
         # libtorrent exempts LAN peers from rate limits by default; a cap set by a person is a cap.
@@ -268,8 +289,35 @@ class P2PSession:
         hashes = self.handles[key].info_hashes()
         return (str(hashes.v1) if hashes.has_v1() else "", str(hashes.v2) if hashes.has_v2() else "")
 
+    def peer_downloads(self, key: str) -> list[tuple[bool, str, int]]:
+        """(from a web seed?, peer endpoint, payload bytes received over this connection) per connection."""
+        out = []
+        for peer in self.handles[key].get_peer_info():
+            web = peer.connection_type in (lt.peer_info.web_seed, lt.peer_info.http_seed)
+            out.append((web, f"{peer.connection_type}:{peer.ip[0]}:{peer.ip[1]}", peer.total_download))
+        return out
+
     def stats(self, key: str) -> TorrentStats:
         return _stats(key, self.handles[key].status())
+
+    # -- DHT ---------------------------------------------------------------------------------------
+    def dht_refresh(self) -> None:
+        """Ping the named DHT nodes; each one that answers joins the routing table (again, if it was lost)."""
+        for endpoint in self.dht_nodes:
+            self.session.add_dht_node(endpoint)
+
+    def dht_announce_all(self) -> None:
+        """Announce every torrent now (those added while the routing table was still empty went nowhere)."""
+        for handle in self.handles.values():
+            handle.force_dht_announce()
+
+    def dht_put_record(self, *, public_key: bytes, secret_key: bytes, salt: bytes, value: bytes) -> None:
+        """Publish a BEP 44 mutable item (libtorrent signs it and bumps its sequence number)."""
+        self.session.dht_put_mutable_item(secret_key, public_key, value, salt)
+
+    def dht_get_record(self, *, public_key: bytes, salt: bytes) -> None:
+        """Ask the DHT for a mutable item; answers come as `dht_mutable_item_alert`s (see `alert_record`)."""
+        self.session.dht_get_mutable_item(public_key, salt)
 
     # -- session ----------------------------------------------------------------------------------
     def listen_port(self) -> int:
@@ -333,6 +381,13 @@ def alert_torrent_bytes(alert) -> bytes | None:
         return lt.bencode(lt.write_torrent_file(alert.params))
     except RuntimeError:
         return None  # a v2 torrent's piece layers arrive with its pieces: not complete yet
+
+
+def alert_record(alert) -> tuple[bytes, bytes, bool]:
+    """(salt, value, authoritative) of a `dht_mutable_item_alert`; value b"" when nothing was found."""
+    item = alert.item
+    value = item if isinstance(item, bytes) else item.encode() if isinstance(item, str) else b""
+    return bytes(alert.salt), value, bool(alert.authoritative)
 
 
 def alert_stats(alert, keys: dict) -> list[TorrentStats]:

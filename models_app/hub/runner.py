@@ -20,6 +20,7 @@ from models_app.hub import client, locks
 from models_app.models import AIModel, ModelFile, Status
 from models_app.services import model_delete, model_notify, model_on_ready
 from torrents_app import creation
+from torrents_app.services import swarm_fetch, swarm_release, swarm_running
 
 log = logging.getLogger(__name__)
 WRITE_EVERY = 0.5
@@ -48,6 +49,8 @@ def _claim(model_id: str) -> tuple[AIModel | None, str]:
         model = AIModel.objects.filter(pk=model_id, node=settings.NODE_NAME).first()
         if model is None or model.status not in (Status.QUEUED, Status.DOWNLOADING, Status.VERIFYING):
             return None, "nothing to download"
+        if swarm_running(model_id=model_id):
+            return None, "downloading from the swarm"
         others = AIModel.objects.filter(node=settings.NODE_NAME, status__in=(Status.DOWNLOADING, Status.VERIFYING),
                                         source=model.source).exclude(pk=model_id).values_list("pk", flat=True)
         if sum(1 for pk in others if locks.model_lock_held(pk)) >= settings.DOWNLOAD_CONCURRENCY:
@@ -60,8 +63,16 @@ def _claim(model_id: str) -> tuple[AIModel | None, str]:
 
 def _run(model: AIModel) -> str:
     folder = Path(model.path)
+    if swarm_release(model_id=model.pk):
+        # A swarm download of it failed: what it wrote is not verified, so HTTP starts afresh.
+        for entry in model.files.all():
+            (folder / entry.name).unlink(missing_ok=True)
+    present = _present_bytes(model)
+    # Peers first (SPEC §8): a download already under way over HTTP carries on over HTTP.
+    if not present and swarm_fetch(model_id=model.pk):
+        return "from the swarm"
     try:
-        tracker = Progress(model, _present_bytes(model))
+        tracker = Progress(model, present)
         for entry in model.files.order_by("name"):
             _fetch(model, entry, tracker)
         return _verify(model)
@@ -133,7 +144,7 @@ class Progress:
         self.last_write, self.last_done = now, self.done
         size = max(self.model.size, 1)
         written = AIModel.objects.filter(pk=self.model.pk, cancel_requested=False).update(
-            downloaded_bytes=self.done, download_progress=min(100.0, 100.0 * self.done / size),
+            downloaded_bytes=self.done, http_bytes=self.done, download_progress=min(100.0, 100.0 * self.done / size),
             download_rate=int(self.rate), updated_at=timezone.now())
         if not written:
             raise Cancelled()
@@ -142,7 +153,8 @@ class Progress:
 
 def _verify(model: AIModel) -> str:
     """One read per file: sha256 and torrent pieces together, while the GGUF header is parsed beside it."""
-    if not _set(model, status=Status.VERIFYING, download_rate=0, download_progress=100.0, downloaded_bytes=model.size):
+    if not _set(model, status=Status.VERIFYING, download_rate=0, download_progress=100.0, downloaded_bytes=model.size,
+                http_bytes=model.size):
         raise Cancelled()
     folder = Path(model.path)
     with ThreadPoolExecutor(max_workers=1) as pool:

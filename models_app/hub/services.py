@@ -14,6 +14,7 @@ from models_app.hub import choice, client, locks
 from models_app.hub.refs import hub_ref_parse
 from models_app.models import AIModel, ModelFile, Source, Status
 from models_app.services import model_id_base, model_notify, model_unique_id
+from torrents_app.services import swarm_running
 
 log = logging.getLogger(__name__)
 ACTIVE = (Status.DOWNLOADING, Status.VERIFYING)
@@ -134,7 +135,7 @@ def download_enqueue(*, model_id: str, node: str | None = None) -> None:
 def downloads_reconcile() -> int:
     """Requeue downloads whose worker died, then enqueue queued ones while slots are free; returns how many."""
     for model in AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME, status__in=ACTIVE):
-        if not locks.model_lock_held(model.pk):
+        if not locks.model_lock_held(model.pk) and not swarm_running(model_id=model.pk):
             if AIModel.objects.filter(pk=model.pk, status=model.status).update(status=Status.QUEUED, download_rate=0):
                 model_notify(model)
     active = sum(1 for pk in AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME,

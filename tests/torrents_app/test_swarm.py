@@ -1,0 +1,177 @@
+"""SPEC §8: DHT between portals that name each other, and Hub files found in the swarm by their sha256."""
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from aiportal.nodes import node_heartbeat
+from models_app.hub import client
+from models_app.hub.runner import download_run
+from models_app.hub.services import download_start
+from models_app.models import Status
+from models_app.services import model_import_local
+from tests.fakes.fake_hub import FakeHub
+from tests.torrents_app.ggufgen import make_gguf
+from tests.torrents_app.helpers import pump, refreshed
+from torrents_app import services as torrent_services
+from torrents_app import swarm
+from torrents_app.magnets import magnet_build
+from torrents_app.models import Torrent
+from torrents_app.session import SessionConfig
+from torrents_app.sharing import magnet_download_start
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+MIB = 1024 * 1024
+REPO = "org/Tiny-GGUF"
+
+
+def _free_port() -> int:
+    with socket.socket(type=socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dht_pair(make_engine):
+    """alpha and beta, each naming only the other in P2P_DHT_BOOTSTRAP (no public routers, no LSD)."""
+    port_a, port_b = _free_port(), _free_port()
+    alpha = make_engine("alpha", SessionConfig(listen=f"127.0.0.1:{port_a}", dht=True, lsd=False,
+                                               dht_bootstrap=f"127.0.0.1:{port_b}"))
+    beta = make_engine("beta", SessionConfig(listen=f"127.0.0.1:{port_b}", dht=True, lsd=False,
+                                             dht_bootstrap=f"127.0.0.1:{port_a}"))
+    return alpha, beta
+
+
+@pytest.fixture
+def hub(settings):
+    hub = FakeHub().start()
+    settings.HF_ENDPOINT, settings.HF_TOKEN = hub.url, None
+    client._info_cache.clear()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def other_gguf(tmp_path) -> Path:
+    return make_gguf(tmp_path / "Other-Test.Q4_0.gguf", 3 * MIB + 777, name="Other")
+
+
+def _seed(settings, engine, path: Path):
+    settings.NODE_NAME = engine.node_name
+    model = model_import_local(path=path)
+    pump([engine], lambda: engine.p2p.has(model.pk))
+    return refreshed(model)
+
+
+def _heartbeat(settings, engine, *, address: str = "127.0.0.1") -> None:
+    node_heartbeat(name=engine.node_name, address=address, facts={
+        "p2p_port": engine.listen_port(), "disk_free": 50 * 2**30, "model_dir": str(settings.AI_MODEL_DIR),
+        "cpus": 2, "memory_total": 8 * 2**30, "memory_free": 4 * 2**30})
+
+
+def _hub_download(settings, monkeypatch, engines, node: str):
+    """Start a Hub download on `node` and run its job as a q2 worker would, the engines running meanwhile."""
+    settings.NODE_NAME = node
+
+    def pause(seconds: float) -> None:
+        for engine in engines:
+            engine.step()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(torrent_services, "pause", pause)
+    model = download_start(url=f"{settings.HF_ENDPOINT}/{REPO}", node=node)
+    return model, download_run(model_id=model.pk)
+
+
+def test_two_portals_that_name_each_other_find_each_others_torrents_through_the_dht(settings, small_gguf, other_gguf,
+                                                                                   dht_pair):
+    alpha, beta = dht_pair
+    on_alpha, on_beta = _seed(settings, alpha, small_gguf), _seed(settings, beta, other_gguf)
+    settings.NODE_NAME = "beta"
+    to_beta = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=on_alpha.info_hash,
+                                                            info_hash_v2=on_alpha.info_hash_v2))
+    settings.NODE_NAME = "alpha"
+    to_alpha = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=on_beta.info_hash,
+                                                             info_hash_v2=on_beta.info_hash_v2))
+    assert "x.pe" not in to_beta.magnet_uri + to_alpha.magnet_uri  # no peer given: the DHT alone finds it
+    pump([alpha, beta], lambda: refreshed(to_beta).status == refreshed(to_alpha).status == Status.READY, timeout=90)
+    assert (refreshed(to_beta).sha256, refreshed(to_alpha).sha256) == (on_alpha.sha256, on_beta.sha256)
+
+
+def test_a_hub_download_gets_the_file_from_a_portal_that_seeds_it_found_by_its_sha256(settings, monkeypatch, hub,
+                                                                                     small_gguf, dht_pair):
+    alpha, beta = dht_pair
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    hub.slow_bps = MIB  # the Hub is the slow source; peers are not
+    source = _seed(settings, alpha, small_gguf)
+    pump([alpha, beta], lambda: source.pk in alpha.stored, timeout=30)  # its sha256 record is in the DHT
+    _heartbeat(settings, beta)
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result == "from the swarm"
+    pump([alpha, beta], lambda: refreshed(model).status == Status.READY, timeout=60)
+    model, size = refreshed(model), small_gguf.stat().st_size
+    assert model.sha256 == source.sha256 and Path(model.path, model.file_name).stat().st_size == size
+    assert hub.bytes_served < size / 2, f"the Hub sent {hub.bytes_served} of {size} bytes"
+    assert model.peer_bytes >= size / 2 and model.http_bytes == 0
+    assert model.peer_bytes + model.web_seed_bytes >= size * 0.9
+    assert beta.p2p.stats(model.pk).is_seeding
+    # The torrent came from the swarm, and the Hub's URL stays its web seed for whoever comes next.
+    assert (model.info_hash, model.info_hash_v2) == (source.info_hash, source.info_hash_v2)
+    assert "ws=" in model.magnet_uri
+    pump([alpha, beta], lambda: model.pk in beta.stored, timeout=30)  # and beta publishes the record too
+
+
+def test_a_record_naming_a_wrong_torrent_costs_the_lookup_only(settings, monkeypatch, hub, small_gguf, dht_pair, caplog):
+    alpha, beta = dht_pair
+    settings.P2P_SWARM_WAIT = 2
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    sha256 = torrent_services.creation.file_hashes(small_gguf, piece_size=MIB).sha256
+    salt = swarm.record_salt(sha256)
+
+    def stored() -> bool:  # put again until a DHT node took it (the routing tables fill in the first seconds)
+        if salt not in alpha.publishing and "false-record" not in alpha.stored:
+            alpha.publishing[salt] = "false-record"
+            alpha.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY, salt=salt,
+                                     value=swarm.record_value(info_hash_v1="ab" * 20, info_hash_v2=""))
+        return "false-record" in alpha.stored
+
+    pump([alpha, beta], stored, timeout=30)
+    _heartbeat(settings, beta)
+    caplog.set_level("INFO", logger="aiportal.torrents")
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result == "ready"
+    assert "the DHT names a torrent of its sha256 (" + "ab" * 20 in caplog.text  # it was looked up and followed
+    model, size = refreshed(model), small_gguf.stat().st_size
+    assert (model.status, model.sha256, model.http_bytes, model.peer_bytes) == (Status.READY, sha256, size, 0)
+    assert hub.bytes_served >= size
+    assert Torrent.objects.get(pk=model.pk).info_hash_v1 != "ab" * 20  # its own torrent, made from verified bytes
+
+
+def test_no_record_and_no_peer_leave_the_download_to_http_at_once(settings, monkeypatch, hub, small_gguf, dht_pair):
+    alpha, beta = dht_pair
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    _heartbeat(settings, beta)
+    started = time.monotonic()
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result == "ready" and refreshed(model).http_bytes == small_gguf.stat().st_size
+    assert time.monotonic() - started < settings.P2P_SWARM_WAIT + 30  # no hang beyond the bound
+
+
+def test_a_node_of_the_group_that_seeds_the_file_serves_it_without_the_dht(settings, monkeypatch, hub, small_gguf,
+                                                                          alpha, beta):
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    hub.slow_bps = MIB
+    source = _seed(settings, alpha, small_gguf)
+    _heartbeat(settings, alpha)
+    _heartbeat(settings, beta)
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result == "from the swarm"
+    torrent = Torrent.objects.get(pk=model.pk)
+    assert f"x.pe=127.0.0.1:{alpha.listen_port()}" in torrent.magnet_source
+    pump([alpha, beta], lambda: refreshed(model).status == Status.READY, timeout=60)
+    model, size = refreshed(model), small_gguf.stat().st_size
+    assert model.sha256 == source.sha256
+    assert hub.bytes_served < size / 2 and model.peer_bytes >= size / 2

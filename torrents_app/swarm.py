@@ -1,0 +1,45 @@
+"""The sha256 record (SPEC §8): how a portal finds, in the DHT, a torrent of a Hub file it is about to download.
+
+A record is a BEP 44 mutable item under one key pair fixed here, so that every portal can read it and
+every seeder can refresh it; its salt is the file's sha256 (32 bytes) and its value names the
+torrent's info-hashes. The secret half is public on purpose: a record only says where to look, and
+whatever the peers send is checked against the Hub's sha256 before it counts, so a false or stale
+record costs a downloader the bounded lookup and nothing else.
+"""
+from __future__ import annotations
+
+import re
+
+# ed25519, derived from sha256(b"aiportal sha256 records, BEP 44, public by design") as the seed. The
+# secret key is in libtorrent's expanded 64-byte form (sha512 of the seed, clamped).
+PUBLIC_KEY = bytes.fromhex("3207041f81861905546e2038f977f0b28fe1663bca7c0f6a2f4c9039ba7f1463")
+SECRET_KEY = bytes.fromhex(
+    "20f8f23a97a528dbd83f168c9b65a6d73b960b98b20a6f303039450adf1ae575"
+    "9ee69a744f9eea053fb5238af790ca9182fa9397baa38fb33973893d1b1d7af0")
+
+PREFIX = b"aiportal1"
+_V1 = re.compile(rb"^[0-9a-f]{40}$")
+_V2 = re.compile(rb"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def record_salt(sha256: str) -> bytes:
+    if not _SHA256.match(sha256):
+        raise ValueError(f"not a sha256: {sha256!r}")
+    return bytes.fromhex(sha256)
+
+
+def record_value(*, info_hash_v1: str, info_hash_v2: str) -> bytes:
+    """`aiportal1 <v1 or -> <v2 or ->`: well under BEP 44's 1,000 bytes."""
+    return b" ".join([PREFIX, (info_hash_v1 or "-").encode(), (info_hash_v2 or "-").encode()])
+
+
+def record_parse(value: bytes) -> tuple[str, str] | None:
+    """(v1, v2) info-hashes named by a record; None for anything that is not a record of ours."""
+    parts = value.split(b" ")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        return None
+    v1, v2 = (b"" if part == b"-" else part for part in parts[1:])
+    if (v1 and not _V1.match(v1)) or (v2 and not _V2.match(v2)) or not (v1 or v2):
+        return None
+    return v1.decode(), v2.decode()
