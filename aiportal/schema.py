@@ -91,6 +91,12 @@ class ModelServer(serializers.Serializer):
     startedAt = serializers.DateTimeField(allow_null=True)
 
 
+class BytesFrom(serializers.Serializer):
+    peers = serializers.IntegerField(help_text="Received from other BitTorrent peers.")
+    webSeed = serializers.IntegerField(help_text="Received from web seeds (the Hub's URL named in the torrent).")
+    http = serializers.IntegerField(help_text="Downloaded from the Hub over plain HTTP.")
+
+
 class ModelCopy(serializers.Serializer):
     node = serializers.CharField()
     status = serializers.ChoiceField(choices=COPY_STATUSES, help_text="`offline` while its node is not heartbeating.")
@@ -101,6 +107,7 @@ class ModelCopy(serializers.Serializer):
     uploadedBytes = serializers.IntegerField()
     peers = serializers.IntegerField()
     seeds = serializers.IntegerField()
+    bytesFrom = BytesFrom(help_text="Where this copy's downloaded bytes came from.")
     seeding = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True, help_text="Why the file could not be fetched or checked.")
 
@@ -180,6 +187,7 @@ class ModelObject(serializers.Serializer):
     uploadedBytes = serializers.IntegerField()
     peers = serializers.IntegerField()
     seeds = serializers.IntegerField()
+    bytesFrom = BytesFrom(help_text="Where the downloaded bytes came from, summed over the copies.")
     shareRatio = serializers.FloatField()
     magnetUri = serializers.CharField(allow_blank=True)
     infoHash = serializers.CharField(allow_blank=True)

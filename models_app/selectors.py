@@ -47,6 +47,8 @@ def _transfer(model: AIModel) -> dict:
         "uploadedBytes": model.uploaded_bytes,
         "peers": model.peers,
         "seeds": model.seeds,
+        # Where the downloaded bytes came from (SPEC §8): other peers, the Hub's URL as a web seed, plain HTTP.
+        "bytesFrom": {"peers": model.peer_bytes, "webSeed": model.web_seed_bytes, "http": model.http_bytes},
     }
 
 

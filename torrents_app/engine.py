@@ -19,7 +19,7 @@ from django.conf import settings
 from models_app.models import Status
 from torrents_app import completion, node_services, swarm
 from torrents_app.creation import torrent_from_resume
-from torrents_app.magnets import magnet_build, magnet_peer_endpoints
+from torrents_app.magnets import advertised_peers, magnet_build, magnet_peer_endpoints
 from torrents_app.models import Torrent
 from torrents_app.resume import ResumeStore
 from torrents_app.session import (
@@ -488,7 +488,8 @@ class TorrentEngine:
         torrent = self._rows().filter(pk=key).first()
         size = sum(f.size for f in self.p2p.files(key))
         magnet = magnet_build(info_hash_v1=v1, info_hash_v2=v2, name=self.p2p.name(key), size=size,
-                              web_seeds=[torrent.model.web_seed] if torrent and torrent.model.web_seed else [])
+                              web_seeds=[torrent.model.web_seed] if torrent and torrent.model.web_seed else [],
+                              peers=advertised_peers(settings.NODE_ADDRESS, self.p2p.listen_port()))
         downloaded = self.p2p.stats(key).downloaded
         if not node_services.torrent_verified(model_id=key, verdict=verdict, magnet_uri=magnet, downloaded=downloaded,
                                               web_seed_bytes=self.web_bytes.pop(key, 0)):

@@ -73,6 +73,23 @@ def magnet_build(*, info_hash_v1: str = "", info_hash_v2: str = "", name: str = 
     return "magnet:?" + "&".join(parts)
 
 
+def peer_text(address: str, port: int) -> str:
+    """`host:port` as x.pe writes it (`[v6]:port` for IPv6)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def advertised_peers(address: str, port: int | None) -> list[str]:
+    """The x.pe this node puts in the magnets it makes (SPEC §8): none for a loopback or unset address,
+    which no other machine could reach."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None  # a host name: the person named it for the others to use
+    if not port or address == "localhost" or (ip is not None and (ip.is_loopback or ip.is_unspecified)):
+        return []
+    return [peer_text(address, port)]
+
+
 def magnet_peer_endpoints(uri: str) -> list[tuple[str, int]]:
     """The magnet's `x.pe` peers as (host, port); none for an empty or unreadable magnet."""
     try:

@@ -13,7 +13,7 @@ from aiportal.models import Node
 from models_app.models import AIModel, Source, Status
 from models_app.services import model_notify
 from torrents_app import creation
-from torrents_app.magnets import magnet_build
+from torrents_app.magnets import advertised_peers, magnet_build, peer_text
 from torrents_app.models import Torrent
 from torrents_app.node_services import FOUND, LOOKING, MISSING, WAITING, swarm_magnet
 from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in this module)
@@ -40,8 +40,9 @@ def torrent_create_for_model(*, model_id: str) -> None:
             "desired": Torrent.Desired.SEED if model.seeding else Torrent.Desired.PAUSE,
             "error": "",
         })
+        magnet = created.magnet + "".join(f"&x.pe={peer}" for peer in own_peers())
         AIModel.objects.filter(pk=model_id).update(
-            magnet_uri=created.magnet, info_hash=created.info_hash, info_hash_v2=created.info_hash_v2, web_seed=web_seed,
+            magnet_uri=magnet, info_hash=created.info_hash, info_hash_v2=created.info_hash_v2, web_seed=web_seed,
         )
         model_notify(model)
 
@@ -120,9 +121,21 @@ def _group_copy(model: AIModel) -> tuple[str, str, str] | None:
     same = (AIModel.objects.filter(sha256=model.sha256, node__in=nodes, status__in=SEEDED, seeding=True)
             .exclude(info_hash="", info_hash_v2="").values_list("node", "info_hash", "info_hash_v2"))
     for node, v1, v2 in same:
-        address = nodes[node].address
-        return v1, v2, f"[{address}]:{nodes[node].p2p_port}" if ":" in address else f"{address}:{nodes[node].p2p_port}"
+        return v1, v2, peer_text(nodes[node].address, nodes[node].p2p_port)
     return None
+
+
+def own_peers() -> list[str]:
+    """This node's x.pe for the magnets it makes: NODE_ADDRESS with the P2P port its daemon reported."""
+    node = Node.objects.filter(name=settings.NODE_NAME).first()
+    port = node.p2p_port if node is not None and node.p2p_port else _listen_port(settings.P2P_LISTEN)
+    return advertised_peers(settings.NODE_ADDRESS, port)
+
+
+def _listen_port(listen: str) -> int | None:
+    first = listen.split(",")[0].strip()
+    port = first.rpartition(":")[2]
+    return int(port) if port.isdigit() and int(port) else None
 
 
 def _content(folder: Path, names: list[str]) -> tuple[Path, str]:

@@ -32,6 +32,9 @@
   function valueOf(model, name) {
     if (name === "serverUrl") return model.server ? model.server.url : "";
     if (name === "shownStatus") return offline(model) ? "offline" : model.status;
+    if (name.indexOf(".") > 0) {
+      return name.split(".").reduce(function (v, key) { return v == null ? v : v[key]; }, model);
+    }
     return model[name];
   }
 

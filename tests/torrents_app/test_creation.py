@@ -110,3 +110,18 @@ def test_it_records_the_torrent_and_magnet_of_a_local_model_without_a_web_seed(t
     assert bytes(torrent.torrent_file) == libtorrent_reference(path, "v1")
     assert model.magnet_uri == f"magnet:?xt=urn:btih:{torrent.info_hash_v1}&dn=mine.gguf&xl={P + 3}"
     assert model.web_seed == ""
+
+
+@pytest.mark.django_db
+def test_a_node_reachable_from_other_machines_puts_itself_in_its_magnets(tmp_path, settings):
+    from aiportal.nodes import node_heartbeat
+
+    settings.P2P_TORRENT_FORMAT, settings.NODE_ADDRESS = "v1", "192.168.1.20"
+    node_heartbeat(name=settings.NODE_NAME, address="192.168.1.20", facts={"p2p_port": 51413})
+    path = random_file(tmp_path / "local" / "mine.gguf", P + 3)
+    model = AIModel.objects.create(id="mine", name="mine", source="local", file_name=path.name, size=P + 3,
+                                   status="ready", node=settings.NODE_NAME, path=str(path.parent))
+    ModelFile.objects.create(model=model, name=path.name, size=P + 3)
+    torrent_create_for_model(model_id="mine")
+    model.refresh_from_db()
+    assert model.magnet_uri.endswith("&x.pe=192.168.1.20:51413")  # the port its daemon listens on

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from torrents_app.magnets import BadMagnet, magnet_build, magnet_parse
+from torrents_app.magnets import BadMagnet, advertised_peers, magnet_build, magnet_parse
 
 V1 = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
 V1_B32 = "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK"
@@ -60,3 +60,18 @@ def test_it_refuses_a_malformed_magnet_with_a_clear_message(uri, says):
         magnet_parse(uri)
     assert (raised.value.status, raised.value.code) == (400, "invalid_magnet")
     assert says in raised.value.message
+
+
+@pytest.mark.parametrize(("address", "port", "peers"), [
+    ("192.168.1.20", 6881, ["192.168.1.20:6881"]),
+    ("fd00::20", 6881, ["[fd00::20]:6881"]),
+    ("desktop.lan", 7000, ["desktop.lan:7000"]),
+    ("127.0.0.1", 6881, []),  # no other machine reaches a loopback address
+    ("::1", 6881, []),
+    ("localhost", 6881, []),
+    ("0.0.0.0", 6881, []),
+    ("192.168.1.20", None, []),  # the port is not known yet
+])
+def test_magnets_carry_this_nodes_address_only_when_others_can_reach_it(address, port, peers):
+    assert advertised_peers(address, port) == peers
+    assert magnet_parse(magnet_build(info_hash_v1=V1, peers=peers)).peers == peers
