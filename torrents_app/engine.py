@@ -490,9 +490,11 @@ class TorrentEngine:
         magnet = magnet_build(info_hash_v1=v1, info_hash_v2=v2, name=self.p2p.name(key), size=size,
                               web_seeds=[torrent.model.web_seed] if torrent and torrent.model.web_seed else [],
                               peers=advertised_peers(settings.NODE_ADDRESS, self.p2p.listen_port()))
-        downloaded = self.p2p.stats(key).downloaded
+        stats = self.p2p.stats(key)
+        # The lifetime counter catches up once a second; later stats writes refine these figures.
+        downloaded = max(stats.downloaded, stats.session_downloaded)
         if not node_services.torrent_verified(model_id=key, verdict=verdict, magnet_uri=magnet, downloaded=downloaded,
-                                              web_seed_bytes=self.web_bytes.pop(key, 0)):
+                                              web_seed_bytes=self.web_bytes.get(key, 0)):
             self.p2p.pause(key)
         log.info("%s verified (sha256 %s), seeding", key, verdict.hashes.get(verdict.main_file))
 

@@ -97,6 +97,8 @@ class FakeHub:
         self.repos: dict[str, FakeRepo] = {}
         self.lock = threading.Lock()
         self.slow_bps = 0  # throttle every body to this many bytes per second
+        self.total_bps = 0  # throttle all bodies together to this many bytes per second (the Hub's uplink)
+        self._uplink_free_at = 0.0
         self.cut_after = 0  # close each body after this many bytes (a flaky connection)
         self.outage_after = 0  # after this many body bytes in total, every download fails (503)
         self.down = False
@@ -156,6 +158,16 @@ class FakeHub:
         with self.lock:
             self.bytes_served += n
             return not (self.outage_after and self.bytes_served >= self.outage_after)
+
+    def uplink(self, n: int) -> None:
+        """Wait for `n` bytes' turn on the shared uplink (total_bps), first come first served."""
+        if not self.total_bps:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self._uplink_free_at = max(now, self._uplink_free_at) + n / self.total_bps
+            until = self._uplink_free_at
+        time.sleep(max(0.0, until - now))
 
     def repo(self, repo_id: str) -> FakeRepo | None:
         return self.repos.get(repo_id)
@@ -339,6 +351,7 @@ class Handler(BaseHTTPRequestHandler):
         for chunk in entry.read(start, end):
             if self.hub.cut_after and sent + len(chunk) > self.hub.cut_after:
                 chunk = chunk[: self.hub.cut_after - sent]
+            self.hub.uplink(len(chunk))
             # Counted before it is written: a client that has read the whole body must find it counted.
             alive = self.hub.count(len(chunk))
             try:
