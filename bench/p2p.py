@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""P2P against plain HTTP on 127.0.0.1, for the demo model and a generated GGUF-shaped file.
+"""The portal's P2P against a bare libtorrent pair and plain HTTP on 127.0.0.1, for the demo model and a
+generated GGUF-shaped file.
 
 One portal node seeds each file from its own process; a second node (its own libtorrent session
-and model folder) downloads it by magnet. In the same run `curl` fetches the same file over HTTP
-from the fake Hub. Prints MiB/s of each, the ratio (target: P2P >= 1.0x HTTP) and the CPU time
-each path spends per GiB.
+and model folder) downloads it by magnet. In the same run a bare libtorrent pair (two processes, no
+portal code, TCP, the seeder in seed mode, the leecher given the peer) moves the same torrent, and
+`curl` fetches the same file over HTTP from the fake Hub. Prints MiB/s of each, the ratio portal /
+bare pair (target >= 0.9), the ratio to HTTP, and the CPU time each path spends per GiB.
 
     .venv/bin/python bench/p2p.py [--size-mib 1024] [--rounds 3] [--format hybrid|v1|v2]
 """
@@ -63,6 +65,54 @@ def _seeding_node(tmp: str, fmt: str, paths: list[str], ready, stop) -> None:
         _run([alpha], stop.is_set, timeout=24 * 3600)
     finally:
         alpha.stop()
+
+
+BARE = {"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False, "enable_upnp": False,
+        "enable_natpmp": False, "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True}
+
+
+def _bare_add(session, blob: bytes, save_path: Path, *, seed: bool, peer: int | None = None):
+    import libtorrent as lt
+
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(blob)
+    params.save_path = str(save_path)
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    if seed:
+        params.flags |= lt.torrent_flags.seed_mode
+    if peer:
+        params.peers = [("127.0.0.1", peer)]
+    return session.add_torrent(params)
+
+
+def _bare_seeder(blobs: list[bytes], folders: list[str], ready, stop) -> None:
+    """A bare libtorrent session in its own process, seeding the same files as the portal's node."""
+    import libtorrent as lt
+
+    session = lt.session(BARE)
+    for blob, folder in zip(blobs, folders, strict=True):
+        _bare_add(session, blob, Path(folder), seed=True)
+    ready.put(session.listen_port())
+    stop.wait()
+
+
+def _bare(blob: bytes, seeder: tuple[int, int], tmp: Path) -> tuple[float, float]:
+    """Seconds until the bare leecher has every byte, and CPU seconds of both bare ends meanwhile."""
+    import libtorrent as lt
+
+    pid, port = seeder
+    folder = tmp / "bare-copy"
+    session = lt.session(BARE)
+    start, cpu = time.monotonic(), _cpu() + _process_cpu(pid)
+    handle = _bare_add(session, blob, folder, seed=False, peer=port)
+    while not handle.status().is_seeding:
+        time.sleep(0.005)
+    took, cpu = time.monotonic() - start, _cpu() + _process_cpu(pid) - cpu
+    session.remove_torrent(handle, lt.session.delete_files)
+    del session
+    shutil.rmtree(folder, ignore_errors=True)
+    return took, cpu
 
 
 def _process_cpu(pid: int) -> float:
@@ -176,52 +226,60 @@ def _bench(tmp: Path, size_mib: int, rounds: int, fmt: str) -> None:
     node = spawn.Process(target=_seeding_node, args=(str(tmp), fmt, [str(demo), str(big)], ready, stop))
     node.start()
     beta = _engine(tmp, "bench-beta")
-    print(f"torrent format: {fmt}; {os.cpu_count()} CPUs; both nodes, the fake Hub and curl share them")
-    print(f"{'file':<34} {'MiB':>5} {'round':>5} {'P2P MiB/s':>10} {'(ready)':>8} {'HTTP MiB/s':>11} {'ratio':>6} "
-          f"{'P2P CPU s/GiB':>14} {'HTTP CPU s/GiB':>15}")
+    print(f"torrent format: {fmt}; {os.cpu_count()} CPUs; both nodes, the bare pair, the fake Hub and curl share them")
+    print(f"{'file':<30} {'MiB':>5} {'round':>5} {'portal':>7} {'(ready)':>8} {'bare':>6} {'HTTP':>6} "
+          f"{'portal/bare':>11} {'portal/HTTP':>11}   CPU s/GiB: {'portal':>6} {'bare':>5} {'HTTP':>5}")
     summary = []
+    bare_node = None
     try:
         from models_app.models import AIModel
+        from torrents_app.models import Torrent
 
         seeded, port = ready.get(timeout=600)
-        for path, pk in zip((demo, big), seeded, strict=True):
-            source = AIModel.objects.get(pk=pk)
+        sources = [AIModel.objects.get(pk=pk) for pk in seeded]
+        blobs = [bytes(Torrent.objects.get(pk=pk).torrent_file) for pk in seeded]
+        bare_ready = spawn.Queue()
+        bare_node = spawn.Process(target=_bare_seeder, args=(blobs, [str(p.parent) for p in (demo, big)], bare_ready,
+                                                             stop))
+        bare_node.start()
+        bare_port = bare_ready.get(timeout=120)
+        for path, source, blob in zip((demo, big), sources, blobs, strict=True):
             size = path.stat().st_size
             mib, gib = size / MIB, size / (1024 * MIB)
             url = resolve_url(hub, "bench/models", path.name)
-            ratios, cpus = [], []
+            rows = []
             for n in range(rounds + 1):
-                # Round 0 warms up: the seed checks each piece on its first upload (seed mode), and
+                # Round 0 warms up: the seeds check each piece on its first upload (seed mode), and
                 # memory the machine has never touched is slower to fill than memory freed a moment ago.
-                # Later rounds alternate which transfer goes first.
-                if n % 2:
-                    on_disk, ready_after, p2p_cpu = _p2p(beta, (node.pid, port), source, tmp)
-                    http, http_cpu = _http(hub, url, size, tmp)
-                else:
-                    http, http_cpu = _http(hub, url, size, tmp)
-                    on_disk, ready_after, p2p_cpu = _p2p(beta, (node.pid, port), source, tmp)
+                # Later rounds rotate which transfer goes first.
+                runs = {
+                    "portal": lambda: _p2p(beta, (node.pid, port), source, tmp),
+                    "bare": lambda: _bare(blob, (bare_node.pid, bare_port), tmp),
+                    "http": lambda: _http(hub, url, size, tmp),
+                }
+                order = list(runs)[n % 3:] + list(runs)[:n % 3]
+                got = {name: runs[name]() for name in order}
+                (on_disk, ready_after, p2p_cpu), (bare, bare_cpu), (http, http_cpu) = (
+                    got["portal"], got["bare"], got["http"])
                 label = str(n) if n else "warm"
-                print(f"{path.name[:34]:<34} {mib:5.0f} {label:>5} {mib / on_disk:10.0f} {mib / ready_after:8.0f} "
-                      f"{mib / http:11.0f} {http / on_disk:5.2f}x {p2p_cpu / gib:14.2f} {http_cpu / gib:15.2f}",
-                      flush=True)
+                print(f"{path.name[:30]:<30} {mib:5.0f} {label:>5} {mib / on_disk:7.0f} {mib / ready_after:8.0f} "
+                      f"{mib / bare:6.0f} {mib / http:6.0f} {bare / on_disk:10.2f}x {http / on_disk:10.2f}x   "
+                      f"{'':11}{p2p_cpu / gib:6.2f} {bare_cpu / gib:5.2f} {http_cpu / gib:5.2f}", flush=True)
                 if n:
-                    ratios.append(http / on_disk)
-                    cpus.append((p2p_cpu / gib, http_cpu / gib))
-            summary.append((path.name, statistics.median(ratios), statistics.median(c[0] for c in cpus),
-                            statistics.median(c[1] for c in cpus)))
+                    rows.append((bare / on_disk, http / on_disk, p2p_cpu / gib, bare_cpu / gib, http_cpu / gib))
+            summary.append((path.name, *(statistics.median(row[i] for row in rows) for i in range(5))))
     finally:
         stop.set()
         node.join(timeout=30)
+        if bare_node is not None:
+            bare_node.join(timeout=30)
         beta.stop()
         hub.stop()
     print()
-    cores = len(os.sched_getaffinity(0))
-    for name, ratio, p2p_cpu, http_cpu in summary:
-        print(f"{name}: median ratio P2P/HTTP {ratio:.2f}x (target >= 1.0x); CPU per GiB moved: "
-              f"P2P {p2p_cpu:.2f} s, HTTP {http_cpu:.2f} s")
-        print(f"  at that cost, {cores} fully busy cores move at most {cores * 1024 / p2p_cpu:.0f} MiB/s by P2P "
-              f"and {cores * 1024 / http_cpu:.0f} MiB/s by HTTP on this machine")
-    print("P2P MiB/s: all bytes on disk after the magnet was added; (ready): after sha256 and GGUF checks too.")
+    for name, vs_bare, vs_http, p2p_cpu, bare_cpu, http_cpu in summary:
+        print(f"{name}: median portal/bare pair {vs_bare:.2f}x (target >= 0.9x), portal/HTTP {vs_http:.2f}x; "
+              f"CPU per GiB moved: portal {p2p_cpu:.2f} s, bare pair {bare_cpu:.2f} s, HTTP {http_cpu:.2f} s")
+    print("portal MiB/s: all bytes on disk after the magnet was added; (ready): after sha256 and GGUF checks too.")
     print("P2P CPU: seeder and downloader (libtorrent's SHA-1 and, for v2/hybrid, SHA-256 of every block,")
     print("the copies through both ends); HTTP CPU: the fake Hub's sends and curl's writes, no hashing.")
 
