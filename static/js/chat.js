@@ -12,6 +12,74 @@
   var stopButton = form.querySelector("[data-chat-stop]");
   var controller = null;
 
+  // Answers are Markdown: parsed by marked, cleaned by DOMPurify (no scripts, no event handlers), code
+  // coloured by highlight.js. Without those libraries the raw text is shown, as before.
+  var markdown = window.marked && window.DOMPurify;
+  if (markdown) {
+    DOMPurify.addHook("afterSanitizeAttributes", function (node) {
+      if (node.tagName === "A") { node.setAttribute("target", "_blank"); node.setAttribute("rel", "noopener noreferrer"); }
+    });
+  }
+
+  function copyText(text, button) {
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1200);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
+    } else { fallbackCopy(text); done(); }
+  }
+
+  function fallbackCopy(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed"; area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+
+  function copyButton(label, text) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy-btn";
+    button.textContent = "Copy";
+    button.setAttribute("aria-label", label);
+    button.addEventListener("click", function () { copyText(text(), button); });
+    return button;
+  }
+
+  // Render the whole answer again from its Markdown; while streaming, at most once per frame.
+  function render(body) {
+    body.pending = false;
+    if (!markdown) { body.textContent = body.raw; return; }
+    body.classList.add("md");
+    // No images or styles from a model's answer: nothing it writes may load from elsewhere or restyle the page.
+    body.innerHTML = DOMPurify.sanitize(marked.parse(body.raw, {gfm: true, breaks: true}),
+                                        {FORBID_TAGS: ["img", "style"], FORBID_ATTR: ["style"]});
+    body.querySelectorAll("pre > code").forEach(function (code) {
+      if (window.hljs) hljs.highlightElement(code);
+      code.parentNode.appendChild(copyButton("Copy code", function () { return code.textContent; }));
+    });
+  }
+
+  function schedule(body) {
+    if (body.pending) return;
+    body.pending = true;
+    requestAnimationFrame(function () { render(body); });
+  }
+
+  function answerTools(message, body) {
+    var tools = document.createElement("div");
+    tools.className = "msg-tools";
+    tools.appendChild(copyButton("Copy answer", function () { return body.raw; }));
+    message.appendChild(tools);
+  }
+
   function bubble(role, text) {
     var empty = conversation.querySelector("[data-chat-empty]");
     if (empty) empty.remove();
@@ -23,6 +91,7 @@
     var body = document.createElement("span");
     body.className = "msg-text";
     body.textContent = text;
+    body.raw = text;
     div.append(label, body);
     conversation.appendChild(div);
     conversation.scrollTop = conversation.scrollHeight;
@@ -80,7 +149,8 @@
       // The turn was not kept: give the question back so it can be sent again.
       if (!textarea.value) textarea.value = reply.dataset.question || "";
     } else if (event === "message" && payload.delta) {
-      reply.textContent += payload.delta;
+      reply.raw += payload.delta;
+      schedule(reply);
       conversation.scrollTop = conversation.scrollHeight;
     }
   }
@@ -127,7 +197,11 @@
       textarea.value = text;
       showError(err.message || "Could not reach the portal. Check your connection and try again.");
     } finally {
-      if (reply.parentNode) reply.parentNode.classList.remove("streaming");
+      if (reply.parentNode) {
+        reply.parentNode.classList.remove("streaming");
+        render(reply);
+        if (reply.raw) answerTools(reply.parentNode, reply);
+      }
       busy(false);
       textarea.focus();
     }
@@ -138,6 +212,16 @@
   stopButton.addEventListener("click", function () { if (controller) controller.abort(); });
   textarea.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
+  });
+  // Esc stops an answer that is streaming, wherever the focus is.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && controller && !stopButton.hidden) { event.preventDefault(); controller.abort(); }
+  });
+  // Past answers were written by the server as text: render their Markdown too.
+  conversation.querySelectorAll(".msg-assistant .msg-text").forEach(function (body) {
+    body.raw = body.textContent;
+    render(body);
+    answerTools(body.parentNode, body);
   });
   document.addEventListener("submit", function (event) {
     var message = event.target.dataset.confirm;

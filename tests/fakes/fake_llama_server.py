@@ -13,6 +13,7 @@ failure flags, each also readable from the environment (the portal builds the ar
   --fake-tokens N          (FAKE_LLAMA_TOKENS)        stream about N tokens (the answer repeated)
   --fake-token-seconds S   (FAKE_LLAMA_TOKEN_SECONDS) pause S seconds after each streamed token
   --fake-hang-after N      (FAKE_LLAMA_HANG_AFTER)    N seconds after start, accept connections but never answer
+  --fake-answer-file PATH  (FAKE_LLAMA_ANSWER_FILE)   answer with this text (streamed 7 characters a token)
 The same names may also come as NAME=VALUE lines from the file named by FAKE_LLAMA_FLAGS_FILE.
 """
 from __future__ import annotations
@@ -65,6 +66,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fake-token-seconds", type=float, default=float(env("FAKE_LLAMA_TOKEN_SECONDS", "0")))
     p.add_argument("--fake-die-mid-stream", action="store_true", default=bool(env("FAKE_LLAMA_DIE_MID_STREAM")))
     p.add_argument("--fake-hang-after", type=float, default=float(env("FAKE_LLAMA_HANG_AFTER", "0")))
+    p.add_argument("--fake-answer-file", default=env("FAKE_LLAMA_ANSWER_FILE", ""))
     return p.parse_args(argv)
 
 
@@ -195,7 +197,12 @@ def make_handler(opts: argparse.Namespace, ready_at: float):
 
 
 def main(argv: list[str]) -> int:
+    global ANSWER
     opts = parse(argv)
+    if opts.fake_answer_file:
+        with open(opts.fake_answer_file, encoding="utf-8") as handle:
+            text = handle.read()
+        ANSWER = [text[i:i + 7] for i in range(0, len(text), 7)]
     if opts.version:
         print("version: 0 (fake)", file=sys.stderr)
         return 0

@@ -1,0 +1,156 @@
+"""The web chat renders answers as Markdown, safely, with copy buttons, dark mode and Esc (SPEC §7).
+
+A portal of its own whose llama-server is the fake one, answering with a fixed Markdown text that
+holds headings, a list, a fenced code block and HTML that must never run.
+"""
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import wait_for
+from tests.models_app.inference.helpers import FAKE_SERVER
+from tests.web.conftest import log_in, watch_script_errors
+from tests.web.portal import ARTIFACTS, TOKEN, manage, portal_env, portal_start, tiny_gguf
+
+pytestmark = pytest.mark.slow
+MODEL = "markdown-fake"
+ANSWER = """## Steps
+
+1. Boil **water**
+2. Add `pasta`
+
+- salt
+- time
+
+```python
+def cook(minutes: int) -> str:
+    return "al dente" if minutes < 10 else "soft"
+```
+
+<script>window.__pwned = "script";</script>
+<img src="x" onerror="window.__pwned = 'onerror'">
+
+Done, see [the docs](https://example.org/pasta).
+"""
+
+
+def _api(portal, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(f"{portal.url}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["result"]
+
+
+@pytest.fixture(scope="module")
+def md_portal(tmp_path_factory, redis_url):
+    base = tmp_path_factory.mktemp("md-portal")
+    answer = base / "answer.md"
+    answer.write_text(ANSWER)
+    url = redis_url.rsplit("/", 1)[0] + "/12"
+    env = portal_env(base=base, redis_url=url, hf_endpoint="http://127.0.0.1:9")
+    env.update({"LLAMA_SERVER_BIN": str(FAKE_SERVER), "FAKE_LLAMA_ANSWER_FILE": str(answer),
+                "FAKE_LLAMA_TOKEN_SECONDS": "0.03", "NODE_NAME": "md-e2e"})
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "import_model", str(tiny_gguf(base / "md.gguf", name="Md", megabytes=1)), "--id", MODEL)
+    ARTIFACTS.mkdir(exist_ok=True)
+    portal = portal_start(env=env, log=ARTIFACTS / "md-portal.log")
+    _api(portal, "POST", "/api/ai/serve", {"modelId": MODEL})
+    wait_for(lambda: _api(portal, "GET", f"/api/ai/models/{MODEL}")["status"] == "serving", what="the fake model",
+             timeout=60)
+    yield portal
+    portal.stop()
+
+
+@pytest.fixture
+def chat(browser, md_portal):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=md_portal.url,
+                                  color_scheme="light")
+    context.set_default_timeout(15_000)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tab = context.new_page()
+    errors = watch_script_errors(tab)
+    log_in(tab)
+    yield tab
+    context.close()
+    assert errors == [], "the page's JavaScript failed"
+
+
+def _ask(page, text: str = "How do I cook pasta?") -> None:
+    page.goto(f"/chat/?new=1&model={MODEL}")
+    expect(page.locator("[data-chat-form][data-ready]")).to_be_attached()
+    page.get_by_label("Message").fill(text)
+    page.keyboard.press("Enter")
+
+
+def test_an_answer_renders_as_markdown_while_it_streams_and_its_html_never_runs(chat):
+    _ask(chat)
+    answer = chat.locator(".msg-assistant").last
+    expect(answer.locator("h2")).to_have_text("Steps")  # rendered before the stream ends
+    expect(answer).to_have_class(re.compile("streaming"))
+    expect(answer.locator(".msg-tools")).to_be_attached(timeout=30_000)  # the stream ended
+    body = answer.locator(".msg-text")
+    expect(body.locator("ol > li")).to_have_count(2)
+    expect(body.locator("ol strong")).to_have_text("water")
+    expect(body.locator("ul > li")).to_have_count(2)
+    expect(body.locator("pre code.hljs")).to_contain_text("def cook(minutes: int)")
+    assert body.locator("pre code .hljs-keyword").count() > 0  # highlighted
+    assert body.locator("script").count() == 0 and body.locator("img").count() == 0  # nothing loads from elsewhere
+    assert chat.evaluate("window.__pwned") is None
+    link = body.get_by_role("link", name="the docs")
+    assert (link.get_attribute("target"), link.get_attribute("rel")) == ("_blank", "noopener noreferrer")
+    chat.screenshot(path=str(ARTIFACTS / "chat-markdown-light.png"), full_page=True)
+
+    # After a reload the stored answer renders the same way.
+    chat.reload()
+    again = chat.locator(".msg-assistant").last.locator(".msg-text")
+    expect(again.locator("pre code.hljs")).to_contain_text("al dente")
+    assert again.locator("script").count() == 0 and chat.evaluate("window.__pwned") is None
+
+
+def test_copy_buttons_copy_the_answer_and_the_code(chat):
+    _ask(chat)
+    answer = chat.locator(".msg-assistant").last
+    expect(answer.locator(".msg-tools")).to_be_attached(timeout=30_000)
+    answer.get_by_role("button", name="Copy code").click()
+    expect(answer.get_by_role("button", name="Copy code")).to_have_text("Copied")
+    assert chat.evaluate("navigator.clipboard.readText()").startswith("def cook(minutes: int) -> str:")
+    answer.get_by_role("button", name="Copy answer").click()
+    assert chat.evaluate("navigator.clipboard.readText()").strip() == ANSWER.strip()  # the Markdown itself
+
+
+def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(browser, md_portal):
+    context = browser.new_context(base_url=md_portal.url, color_scheme="dark")
+    try:
+        page = context.new_page()
+        log_in(page)
+        page.goto("/chat/")
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        dark_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        toggle = page.get_by_role("button", name="Light mode")
+        expect(toggle).to_have_attribute("aria-pressed", "true")
+        toggle.click()
+        assert page.evaluate("document.documentElement.dataset.theme") == "light"
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") != dark_bg
+        page.reload()
+        assert page.evaluate("document.documentElement.dataset.theme") == "light"  # remembered over the system
+        page.get_by_role("button", name="Dark mode").click()
+        page.goto("/")
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        page.screenshot(path=str(ARTIFACTS / "models-dark.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_escape_stops_a_streaming_answer(chat):
+    _ask(chat)
+    answer = chat.locator(".msg-assistant").last
+    expect(answer.locator("h2")).to_have_text("Steps")
+    chat.keyboard.press("Escape")
+    expect(answer).to_have_class(re.compile("msg-stopped"))
+    expect(chat.get_by_role("button", name="Send")).to_be_enabled()
