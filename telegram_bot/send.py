@@ -1,4 +1,5 @@
-"""Talking to the Bot API safely: plain text only (model output can never break formatting), texts
+"""Talking to the Bot API safely: plain text (a streamed answer's last edit is formatted by
+`formatting`, with this plain text as its fallback, so model output can never break a message), texts
 split under Telegram's 4096-character limit, flood limits (RetryAfter) waited out, and the
 harmless "message is not modified" ignored."""
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """An answer that appears as it is generated: one message edited in place (at most one edit per
 interval, Telegram's flood limits), continued in a new message past 4096 characters, with the
-typing action while the model has not said anything yet."""
+typing action while the model has not said anything yet. While it streams the text is plain; the
+last edit shows the model's Markdown formatted (Telegram HTML), or plain when Telegram refuses it."""
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 
 from telegram.constants import ChatAction
-from telegram.error import RetryAfter, TelegramError
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, RetryAfter, TelegramError
 
-from telegram_bot import send
+from telegram_bot import formatting, send
 
 log = logging.getLogger("aiportal.telegram")
 
@@ -27,7 +29,7 @@ class StreamingReply:
 
     def __init__(self, bot, chat_id: int, *, interval: float, clock: Callable[[], float] = time.monotonic):
         self.bot, self.chat_id, self.interval, self.clock = bot, chat_id, interval, clock
-        self.sent: list[tuple[int, str]] = []
+        self.sent: list[tuple[int, tuple[str, bool]]] = []  # message id, (piece shown, with cursor)
         self.rendered = ""
         self.next_at = 0.0
 
@@ -52,22 +54,38 @@ class StreamingReply:
         await self._render(text, cursor=False, attempts=send.ATTEMPTS)
 
     async def _render(self, text: str, *, cursor: bool, attempts: int) -> None:
-        pieces = send.text_split(text, PIECE)
+        pieces = formatting.pieces(text, PIECE)
         for n, piece in enumerate(pieces):
             shown = piece + CURSOR if cursor and n == len(pieces) - 1 else piece
-            if n < len(self.sent):
-                message_id, before = self.sent[n]
-                if before != shown:
-                    await send.api_call(lambda m=message_id, s=shown: self.bot.edit_message_text(
-                        chat_id=self.chat_id, message_id=m, text=s, link_preview_options=send.NO_PREVIEW),
-                        attempts=attempts)
-                    self.sent[n] = (message_id, shown)
+            if n < len(self.sent) and self.sent[n][1] == (shown, cursor):
+                continue
+            message_id = self.sent[n][0] if n < len(self.sent) else None
+            if cursor:
+                message_id = await self._put(message_id, shown, None, attempts)
             else:
-                message = await send.api_call(lambda s=shown: self.bot.send_message(
-                    chat_id=self.chat_id, text=s, link_preview_options=send.NO_PREVIEW), attempts=attempts)
-                self.sent.append((message.message_id, shown))
+                try:
+                    message_id = await self._put(message_id, formatting.to_html(shown), ParseMode.HTML, attempts)
+                except BadRequest as exc:  # entities Telegram cannot parse: the words still arrive
+                    log.info("Telegram refused the formatted answer (%s); sending it as plain text", exc)
+                    message_id = await self._put(message_id, shown, None, attempts)
+            if n < len(self.sent):
+                self.sent[n] = (message_id, (shown, cursor))
+            else:
+                self.sent.append((message_id, (shown, cursor)))
         self.rendered = text
         self.next_at = self.clock() + self.interval
+
+    async def _put(self, message_id: int | None, text: str, parse_mode: str | None, attempts: int) -> int:
+        """Edit the message (or send it when new); returns its id."""
+        if message_id is not None:
+            await send.api_call(lambda: self.bot.edit_message_text(
+                chat_id=self.chat_id, message_id=message_id, text=text, parse_mode=parse_mode,
+                link_preview_options=send.NO_PREVIEW), attempts=attempts)
+            return message_id
+        message = await send.api_call(lambda: self.bot.send_message(
+            chat_id=self.chat_id, text=text, parse_mode=parse_mode, link_preview_options=send.NO_PREVIEW),
+            attempts=attempts)
+        return message.message_id
 
 
 async def stream_to_chat(bot, chat_id: int, produce: Callable[[], Iterator[str]], *, interval: float) -> str:

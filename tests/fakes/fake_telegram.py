@@ -4,7 +4,9 @@ It speaks the methods python-telegram-bot calls for this project (getMe, sendMes
 editMessageText, editMessageReplyMarkup, sendChatAction, answerCallbackQuery, setWebhook, deleteWebhook, setMyCommands,
 getWebhookInfo) at `/bot<token>/<method>`, with form, JSON or query parameters, and answers the
 way the real API does. Failure flags: `fail(method, ...)` makes the next calls of a method fail
-with an error code (429 carries `retry_after`).
+with an error code (429 carries `retry_after`). Texts sent with `parse_mode: HTML` are parsed as
+Telegram does (its few tags, balanced, entities counted in the visible text); `refuse_entities`
+makes every formatted text fail with Telegram's "can't parse entities".
 
 Run standalone: `python tests/fakes/fake_telegram.py --port 8081` (prints calls as JSON lines).
 """
@@ -16,6 +18,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlparse
 
@@ -53,6 +56,7 @@ class FakeTelegram:
         self._failures: dict[str, Failure] = {}
         self._messages: dict[tuple[int, int], dict] = {}
         self._ids = itertools.count(1000)
+        self.refuse_entities = False
         self._lock = threading.Condition()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -77,6 +81,7 @@ class FakeTelegram:
             self.calls.clear()
             self._failures.clear()
             self._messages.clear()
+            self.refuse_entities = False
 
     def fail(self, method: str, *, code: int = 500, description: str = "Internal Server Error",
              retry_after: int | None = None, times: int = 1) -> None:
@@ -130,22 +135,39 @@ class FakeTelegram:
     def _api_getme(self, params: dict) -> tuple[int, dict]:
         return 200, _ok(BOT_USER)
 
-    def _api_sendmessage(self, params: dict) -> tuple[int, dict]:
+    def _formatted(self, params: dict) -> tuple[str, list[dict], str]:
+        """(visible text, entities, problem) of a text as Telegram reads it."""
         text = str(params.get("text", ""))
-        problem = _text_problem(text)
+        if str(params.get("parse_mode", "")).upper() != "HTML":
+            return text, [], _text_problem(text)
+        if self.refuse_entities:
+            return text, [], "Bad Request: can't parse entities: unsupported start tag at byte offset 0"
+        parsed = _TelegramHTML()
+        try:
+            parsed.feed(text)
+            parsed.close()
+            parsed.finish()
+        except ValueError as exc:
+            return text, [], f"Bad Request: can't parse entities: {exc}"
+        visible = "".join(parsed.out)
+        return visible, parsed.entities, _text_problem(visible)
+
+    def _api_sendmessage(self, params: dict) -> tuple[int, dict]:
+        text, entities, problem = self._formatted(params)
         if problem:
             return 400, _error(400, problem)
         chat_id = int(params["chat_id"])
         message = {"message_id": next(self._ids), "date": int(time.time()), "chat": _chat(chat_id),
                    "from": BOT_USER, "text": text}
+        if entities:
+            message["entities"] = entities
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         self._messages[(chat_id, message["message_id"])] = message
         return 200, _ok(message)
 
     def _api_editmessagetext(self, params: dict) -> tuple[int, dict]:
-        text = str(params.get("text", ""))
-        problem = _text_problem(text)
+        text, entities, problem = self._formatted(params)
         if problem:
             return 400, _error(400, problem)
         key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
@@ -153,10 +175,13 @@ class FakeTelegram:
         if message is None:
             return 400, _error(400, "Bad Request: message to edit not found")
         markup = params.get("reply_markup")
-        if message["text"] == text and message.get("reply_markup") == markup:
+        if message["text"] == text and message.get("entities", []) == entities and message.get("reply_markup") == markup:
             return 400, _error(400, "Bad Request: message is not modified: specified new message content "
                                     "and reply markup are exactly the same as a current content and reply markup of the message")
         message.update(text=text, edit_date=int(time.time()))
+        message.pop("entities", None)
+        if entities:
+            message["entities"] = entities
         message.pop("reply_markup", None)
         if markup:
             message["reply_markup"] = markup
@@ -263,6 +288,49 @@ def _params(headers, path: str, body: bytes) -> dict:
         if isinstance(params[key], str):
             params[key] = json.loads(params[key])
     return params
+
+
+class _TelegramHTML(HTMLParser):
+    """Telegram's HTML: only these tags, properly nested; the rest must be escaped."""
+
+    TAGS = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
+            "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "code": "code", "pre": "pre",
+            "a": "text_link", "blockquote": "blockquote", "tg-spoiler": "spoiler"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.open: list[tuple[str, int, dict]] = []
+        self.entities: list[dict] = []
+
+    def _offset(self) -> int:
+        return sum(len(part) for part in self.out)
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.TAGS:
+            raise ValueError(f'unsupported start tag "{tag}"')
+        self.open.append((tag, self._offset(), dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if not self.open or self.open[-1][0] != tag:
+            raise ValueError(f'can\'t find end tag corresponding to start tag "{self.open[-1][0] if self.open else tag}"')
+        tag, start, attrs = self.open.pop()
+        entity = {"type": self.TAGS[tag], "offset": start, "length": self._offset() - start}
+        if tag == "a":
+            entity["url"] = attrs.get("href", "")
+        if tag == "code" and attrs.get("class", "").startswith("language-"):
+            entity = {**entity, "type": "pre", "language": attrs["class"].removeprefix("language-")}
+        last = self.entities[-1] if self.entities else {}
+        if tag == "pre" and last.get("type") == "pre" and (last["offset"], last["length"]) == (start, entity["length"]):
+            return  # <pre><code class="language-x">: one pre entity with its language, as Telegram makes it
+        self.entities.append(entity)
+
+    def handle_data(self, data):
+        self.out.append(data)
+
+    def finish(self) -> None:
+        if self.open:
+            raise ValueError(f'can\'t find end tag corresponding to start tag "{self.open[-1][0]}"')
 
 
 def _text_problem(text: str) -> str:

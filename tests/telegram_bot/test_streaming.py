@@ -71,3 +71,53 @@ async def test_it_waits_out_a_flood_limit_on_the_last_edit(telegram, monkeypatch
 
     assert waits == [3.0]
     assert telegram.texts(MEMBER) == ["Paris is lovely."]
+
+
+MARKDOWN = ("## Plan\n\n1. **Boil** water\n2. Add `salt` & <pepper>\n\n```python\nprint('hi')\n```\n\n"
+            "See [the docs](https://example.org/cook?a=1&b=2).")
+
+
+def _chunks(text: str, size: int = 9) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+async def test_the_finished_answer_shows_its_markdown_formatted(telegram):
+    text = await stream_to_chat(await _bot(), MEMBER, lambda: iter(_chunks(MARKDOWN)), interval=0)
+
+    assert text == MARKDOWN
+    (message,) = telegram.messages(MEMBER)
+    assert message["text"] == ("Plan\n\n1. Boil water\n2. Add salt & <pepper>\n\nprint('hi')\n\nSee the docs.")
+    entities = {e["type"]: e for e in message["entities"]}
+    assert {"bold", "code", "pre", "text_link"} <= set(entities)
+    pre = entities["pre"]
+    assert (message["text"][pre["offset"]:pre["offset"] + pre["length"]], pre["language"]) == ("print('hi')", "python")
+    assert entities["text_link"]["url"] == "https://example.org/cook?a=1&b=2"
+    streamed = [c for c in telegram.calls_of("sendMessage", "editMessageText") if not c.params.get("parse_mode")]
+    assert streamed, "while it streams, the text is plain"
+
+
+async def test_an_answer_telegram_cannot_format_arrives_as_plain_text(telegram):
+    telegram.refuse_entities = True
+
+    await stream_to_chat(await _bot(), MEMBER, lambda: iter(_chunks(MARKDOWN)), interval=0)
+
+    assert telegram.texts(MEMBER) == [MARKDOWN]
+    assert [c.params.get("parse_mode") for c in telegram.calls_of("editMessageText")][-2:] == ["HTML", None]
+
+
+async def test_a_long_formatted_answer_is_split_without_breaking_a_code_block_or_an_entity(telegram):
+    code = "\n".join(f"value_{n} = {n} * 2  # one line of the example" for n in range(150))
+    answer = f"Here is the script.\n\n```python\n{code}\n```\n\n" + " ".join(f"**point {n}**" for n in range(400))
+    assert len(answer) > 9000
+
+    await stream_to_chat(await _bot(), MEMBER, lambda: iter(_chunks(answer, 500)), interval=0)
+
+    messages = telegram.messages(MEMBER)  # each one parsed as Telegram would, or the fake refused it
+    assert len(messages) >= 3 and all(len(m["text"]) <= send.MAX_TEXT for m in messages)
+    blocks = [(m["text"], e) for m in messages for e in m.get("entities", []) if e["type"] == "pre"]
+    assert len(blocks) >= 2  # the code block was longer than a message: closed and opened again
+    shown_code = "\n".join(text[e["offset"]:e["offset"] + e["length"]] for text, e in blocks)
+    assert shown_code == code and all(e["language"] == "python" for _, e in blocks)
+    bold = [m["text"][e["offset"]:e["offset"] + e["length"]] for m in messages for e in m.get("entities", [])
+            if e["type"] == "bold"]
+    assert bold == [f"point {n}" for n in range(400)]  # no bold run cut in two
