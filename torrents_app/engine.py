@@ -295,8 +295,11 @@ class TorrentEngine:
 
     def lookups_once(self) -> bool:
         """Ask the DHT for the sha256 record of each download waiting for one (SPEC §8)."""
-        rows = self._rows().filter(desired=Torrent.Desired.LOOKUP, state=node_services.LOOKING,
-                                   model__status__in=FETCHING).values_list("model_id", "model__sha256")
+        rows = list(self._rows().filter(desired=Torrent.Desired.LOOKUP, state=node_services.LOOKING,
+                                        model__status__in=FETCHING).values_list("model_id", "model__sha256"))
+        waiting = {key for key, _ in rows}
+        # A download that stopped waiting (or went on over HTTP) is asked for afresh when it comes back.
+        self.lookups = {salt: key for salt, key in self.lookups.items() if key in waiting}
         asked = False
         for key, sha256 in rows:
             salt = swarm.record_salt(sha256)

@@ -127,7 +127,6 @@ def torrent_verified(*, model_id: str, verdict: Verdict, magnet_uri: str, downlo
     return model.seeding
 
 
-
 def torrent_record_found(*, model_id: str, v1: str, v2: str) -> None:
     """The DHT names a torrent of the file: download it by magnet, from peers and the Hub's web seed at once."""
     torrent = Torrent.objects.filter(pk=model_id, desired=Torrent.Desired.LOOKUP, state=LOOKING).first()

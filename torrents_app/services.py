@@ -23,6 +23,10 @@ from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in
     torrent_set_seeding,
 )
 
+log = logging.getLogger("aiportal.torrents")
+pause = time.sleep  # how swarm_fetch waits between looks at the row
+SEEDED = (Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING)
+
 
 def torrent_create_for_model(*, model_id: str) -> None:
     """Create this node's deterministic torrent of the model's files and record its magnet."""
@@ -45,11 +49,6 @@ def torrent_create_for_model(*, model_id: str) -> None:
             magnet_uri=magnet, info_hash=created.info_hash, info_hash_v2=created.info_hash_v2, web_seed=web_seed,
         )
         model_notify(model)
-
-
-log = logging.getLogger("aiportal.torrents")
-pause = time.sleep  # how swarm_fetch waits between looks at the row
-SEEDED = (Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING)
 
 
 def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) -> bool:
