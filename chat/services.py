@@ -70,12 +70,14 @@ def session_expire_if_idle(*, session: ChatSession) -> bool:
     return True
 
 
-def session_send(*, session: ChatSession, text: str, max_tokens: int = 512,
-                 temperature: float = 0.7) -> Iterator[str]:
+def session_send(*, session: ChatSession, text: str, max_tokens: int = 512, temperature: float = 0.7,
+                 replace_last: bool = False) -> Iterator[str]:
     """Send `text` with the conversation so far; returns the reply as a stream of text deltas.
 
-    Checks (message, model, context) raise here, before anything streams. When the model fails
-    mid-answer the error propagates and the history stays as it was.
+    `replace_last` asks again in place of the last question and its answer (regenerate, or an edited
+    question): the model sees the conversation before them, and they are replaced only once the new
+    answer is complete. Checks (message, model, context) raise here, before anything streams. When
+    the model fails mid-answer the error propagates and the history stays as it was.
     """
     from chat import llm
 
@@ -84,13 +86,19 @@ def session_send(*, session: ChatSession, text: str, max_tokens: int = 512,
         raise Conflict("This chat has no model (it was removed). Pick a model to start a new chat.",
                        code="session_without_model")
     session_expire_if_idle(session=session)
+    turns = session_turns(session=session)
+    replaced: list[int] = []
+    if replace_last:
+        if len(turns) < 2 or turns[-2].role != ChatMessage.Role.USER:
+            raise Conflict("There is no answer to ask again in this chat yet.", code="nothing_to_replace")
+        replaced, turns = [turns[-2].pk, turns[-1].pk], turns[:-2]
     messages, text_tokens = history.history_fit(
-        system_prompt=session.system_prompt, turns=session_turns(session=session), text=text,
+        system_prompt=session.system_prompt, turns=turns, text=text,
         context_size=session_context_size(session), max_tokens=max_tokens,
         count=lambda s: llm.count_tokens(model_id=session.model_id, text=s))
     deltas = llm.chat_stream(model_id=session.model_id, messages=messages, max_tokens=max_tokens,
                              temperature=temperature)
-    return _stream(session, text, text_tokens, deltas)
+    return _stream(session, text, text_tokens, deltas, replaced)
 
 
 def session_ask(*, session: ChatSession, text: str, max_tokens: int = 512, temperature: float = 0.7) -> str:
@@ -106,7 +114,8 @@ def session_clear(*, session: ChatSession) -> None:
         session.save(update_fields=["active"])
 
 
-def _stream(session: ChatSession, text: str, text_tokens: int, deltas: Iterator[str]) -> Iterator[str]:
+def _stream(session: ChatSession, text: str, text_tokens: int, deltas: Iterator[str],
+            replaced: list[int]) -> Iterator[str]:
     parts: list[str] = []
     try:
         for delta in deltas:
@@ -116,15 +125,16 @@ def _stream(session: ChatSession, text: str, text_tokens: int, deltas: Iterator[
         # The reader stopped early (a closed page): keep what the person saw, if the session still exists.
         if parts:
             try:
-                _save_turns(session, text, text_tokens, "".join(parts) + CUT_OFF_MARK)
+                _save_turns(session, text, text_tokens, "".join(parts) + CUT_OFF_MARK, replaced)
             except DatabaseError as exc:
                 log.warning("chat session %s: partial answer not saved: %s", session.pk, exc)
         raise
-    _save_turns(session, text, text_tokens, "".join(parts))
+    _save_turns(session, text, text_tokens, "".join(parts), replaced)
 
 
-def _save_turns(session: ChatSession, text: str, text_tokens: int, answer: str) -> None:
+def _save_turns(session: ChatSession, text: str, text_tokens: int, answer: str, replaced: list[int]) -> None:
     with transaction.atomic():
+        session.messages.filter(pk__in=replaced).delete()
         ChatMessage.objects.create(session=session, role=ChatMessage.Role.USER, content=text, tokens=text_tokens)
         ChatMessage.objects.create(session=session, role=ChatMessage.Role.ASSISTANT, content=answer)
         session.last_activity = timezone.now()

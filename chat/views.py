@@ -63,7 +63,7 @@ def chat_send_view(request: HttpRequest) -> HttpResponse:
         session = _session_for_send(request, model_id)
         if session is None:
             session = session_for_web_user(user=request.user, model_id=model_id)
-        deltas = session_send(session=session, text=text)
+        deltas = session_send(session=session, text=text, replace_last=request.POST.get("replace") == "last")
     except ApplicationError as exc:
         return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
     response = StreamingHttpResponse(_sse(session.pk, deltas), content_type="text/event-stream")

@@ -169,14 +169,68 @@
     }
   }
 
-  async function send() {
-    var text = textarea.value.trim();
+  function lastPair() {
+    var all = conversation.querySelectorAll(".msg");
+    var question = all[all.length - 2], answer = all[all.length - 1];
+    if (!question || !answer || !question.classList.contains("msg-user") || !answer.classList.contains("msg-assistant")) {
+      return null;
+    }
+    return {question: question, answer: answer};
+  }
+
+  function toolsOf(message) {
+    var tools = message.querySelector(".msg-tools");
+    if (!tools) {
+      tools = document.createElement("div");
+      tools.className = "msg-tools";
+      message.appendChild(tools);
+    }
+    return tools;
+  }
+
+  function toolButton(label, name, onClick) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy-btn";
+    button.textContent = label;
+    button.dataset[name] = "";
+    button.addEventListener("click", onClick);
+    return button;
+  }
+
+  // The last answer can be asked for again, and the last question edited and sent again: both replace
+  // that exchange (the server swaps it only once the new answer is complete).
+  function offerRedo() {
+    conversation.querySelectorAll("[data-regenerate], [data-edit]").forEach(function (b) { b.remove(); });
+    var pair = lastPair();
+    if (!pair || !form.dataset.ready || sendButton.disabled) return;
+    var question = pair.question.querySelector(".msg-text").textContent;
+    toolsOf(pair.answer).appendChild(toolButton("Regenerate", "regenerate", function () {
+      send({text: question, regenerate: true});
+    }));
+    toolsOf(pair.question).appendChild(toolButton("Edit", "edit", function () {
+      textarea.value = question;
+      form.dataset.replace = "last";
+      showError("");
+      textarea.focus();
+    }));
+  }
+
+  async function send(options) {
+    options = options || {};
+    var text = options.text !== undefined ? options.text : textarea.value.trim();
     if (!text) { showError("Type a message first."); textarea.focus(); return; }
     showError("");
     var data = new FormData(form);
+    data.set("message", text);
     if (modelSelect) data.set("model", modelSelect.value);
+    var pair = (options.regenerate || form.dataset.replace === "last") ? lastPair() : null;
+    delete form.dataset.replace;
+    var removed = pair ? (options.regenerate ? [pair.answer] : [pair.question, pair.answer]) : [];
+    if (pair) data.set("replace", "last");
+    removed.forEach(function (el) { el.remove(); });
     busy(true);
-    bubble("user", text);
+    if (!options.regenerate) bubble("user", text);
     var reply = bubble("assistant", "");
     reply.dataset.question = text;
     reply.parentNode.classList.add("streaming");
@@ -193,8 +247,10 @@
     } catch (err) {
       if (err.name === "AbortError") { reply.parentNode.classList.add("msg-stopped"); return; }
       reply.parentNode.remove();
-      conversation.lastElementChild && conversation.lastElementChild.remove();
-      textarea.value = text;
+      if (!options.regenerate && conversation.lastElementChild) conversation.lastElementChild.remove();
+      // Nothing was replaced: show the exchange that is still the chat's.
+      removed.forEach(function (el) { conversation.appendChild(el); });
+      if (!options.regenerate) textarea.value = text;
       showError(err.message || "Could not reach the portal. Check your connection and try again.");
     } finally {
       if (reply.parentNode) {
@@ -203,6 +259,7 @@
         if (reply.raw) answerTools(reply.parentNode, reply);
       }
       busy(false);
+      offerRedo();
       textarea.focus();
     }
   }
@@ -213,9 +270,11 @@
   textarea.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
   });
-  // Esc stops an answer that is streaming, wherever the focus is.
+  // Esc stops an answer that is streaming, wherever the focus is; otherwise it gives up an edit.
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && controller && !stopButton.hidden) { event.preventDefault(); controller.abort(); }
+    if (event.key !== "Escape") return;
+    if (controller && !stopButton.hidden) { event.preventDefault(); controller.abort(); }
+    else if (form.dataset.replace) { delete form.dataset.replace; textarea.value = ""; }
   });
   // Past answers were written by the server as text: render their Markdown too.
   conversation.querySelectorAll(".msg-assistant .msg-text").forEach(function (body) {
@@ -230,4 +289,5 @@
   conversation.scrollTop = conversation.scrollHeight;
   // Keys typed before this point would not send; tests and scripts wait for this mark.
   form.dataset.ready = "true";
+  offerRedo();
 })();

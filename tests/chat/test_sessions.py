@@ -165,3 +165,22 @@ def test_it_keeps_the_history_when_the_model_stopped(served_demo, user):
 
     assert caught.value.code == "model_not_serving"
     assert len(_turns(session)) == 2
+
+
+def test_asking_again_replaces_the_last_exchange_once_the_new_answer_is_complete(served_demo, user):
+    session = session_start(model_id=served_demo, user=user)
+    with pytest.raises(Conflict) as refused:
+        session_send(session=session, text=QUESTION, replace_last=True)
+    assert refused.value.code == "nothing_to_replace"
+    session_ask(session=session, text="Say hello.", max_tokens=8)
+    session_ask(session=session, text=QUESTION, max_tokens=8)
+    before = _turns(session)
+
+    stream = session_send(session=session, text="What is the capital of Italy?", max_tokens=8, replace_last=True)
+    next(stream)
+    assert _turns(session) == before  # nothing replaced while the answer is still coming
+    answer = "".join(stream)
+
+    turns = _turns(session)
+    assert len(turns) == 4 and turns[:2] == before[:2]
+    assert turns[2:] == [("user", "What is the capital of Italy?"), ("assistant", turns[3][1])] and answer

@@ -154,3 +154,32 @@ def test_escape_stops_a_streaming_answer(chat):
     chat.keyboard.press("Escape")
     expect(answer).to_have_class(re.compile("msg-stopped"))
     expect(chat.get_by_role("button", name="Send")).to_be_enabled()
+
+
+def test_regenerate_and_edit_replace_the_last_exchange(chat):
+    _ask(chat, "How do I cook pasta?")
+    answer = chat.locator(".msg-assistant").last
+    expect(answer.get_by_role("button", name="Regenerate")).to_be_visible(timeout=30_000)
+    answer.get_by_role("button", name="Regenerate").click()
+    expect(chat.locator(".msg-assistant.streaming")).to_have_count(1)
+    expect(chat.locator(".msg-assistant").last.get_by_role("button", name="Regenerate")).to_be_visible(timeout=30_000)
+    expect(chat.locator(".msg")).to_have_count(2)  # the answer was replaced, not added
+    chat.reload()
+    expect(chat.locator(".msg")).to_have_count(2)  # and so it is in the stored conversation
+
+    chat.locator(".msg-user").last.get_by_role("button", name="Edit").click()
+    expect(chat.get_by_label("Message")).to_have_value("How do I cook pasta?")
+    chat.get_by_label("Message").fill("How do I cook rice?")
+    chat.keyboard.press("Enter")
+    expect(chat.locator(".msg-assistant").last.get_by_role("button", name="Regenerate")).to_be_visible(timeout=30_000)
+    chat.reload()
+    expect(chat.locator(".msg")).to_have_count(2)
+    expect(chat.locator(".msg-user .msg-text")).to_have_text("How do I cook rice?")
+    expect(chat.locator(".msg-assistant .msg-text h2")).to_have_text("Steps")
+    # Only the last exchange offers it.
+    _ask_more = chat.get_by_label("Message")
+    _ask_more.fill("And then?")
+    chat.keyboard.press("Enter")
+    expect(chat.locator(".msg-assistant").last.get_by_role("button", name="Regenerate")).to_be_visible(timeout=30_000)
+    expect(chat.get_by_role("button", name="Regenerate")).to_have_count(1)
+    expect(chat.get_by_role("button", name="Edit")).to_have_count(1)
