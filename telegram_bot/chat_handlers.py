@@ -5,7 +5,7 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from telegram import Update
+from telegram import MessageEntity, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.ext import ContextTypes
 
@@ -85,10 +85,18 @@ async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat, user, message = update.effective_chat, update.effective_user, update.message
+    text = message.text
+    if chat.type != ChatType.PRIVATE:
+        # In a group the bot answers what is said to it: a mention of it, or a reply to one of its messages.
+        text = _addressed_text(message, context)
+        if text is None:
+            return
     session = await sync_to_async(session_for_telegram)(chat_id=chat.id, user_id=user.id)
     if session is None:
-        if chat.type == ChatType.PRIVATE or _replies_to_bot(message, context):
-            await offer_models(update, context, intro="You are not chatting with a model yet.")
+        await offer_models(update, context, intro="You are not chatting with a model yet.")
+        return
+    if not text.strip():
+        await send.say(context.bot, chat.id, f"Yes? Write your question after @{context.bot.username}.")
         return
     if session.was_expired:
         minutes = settings.CHAT_SESSION_TIMEOUT_MINUTES
@@ -98,7 +106,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send.quietly(lambda: context.bot.send_chat_action(chat_id=chat.id, action=ChatAction.TYPING))
     try:
         deltas = await sync_to_async(session_send, thread_sensitive=False)(
-            session=session, text=message.text, max_tokens=settings.TELEGRAM_MAX_TOKENS)
+            session=session, text=text, max_tokens=settings.TELEGRAM_MAX_TOKENS)
     except ApplicationError as exc:
         await _cannot_send(update, context, session.model_id, exc)
         return
@@ -129,6 +137,21 @@ def _status(model_id: str | None) -> str | None:
 def _replies_to_bot(message, context: ContextTypes.DEFAULT_TYPE) -> bool:
     replied = message.reply_to_message
     return replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id
+
+
+def _addressed_text(message, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+    """A group message's text without the bot's @mention, when it mentions the bot or replies to it; else None."""
+    handle = f"@{context.bot.username}".lower()
+    mentions = [(e.offset, e.length) for e in message.entities or ()
+                if e.type == MessageEntity.MENTION and message.parse_entity(e).lower() == handle]
+    if not mentions and not _replies_to_bot(message, context):
+        return None
+    text = message.text
+    for offset, length in sorted(mentions, reverse=True):  # Telegram's offsets; parse_entity read them right
+        start = len(message.text.encode("utf-16-le")[:offset * 2].decode("utf-16-le"))
+        end = len(message.text.encode("utf-16-le")[:(offset + length) * 2].decode("utf-16-le"))
+        text = f"{text[:start].rstrip(' ')} {text[end:].lstrip(' ')}"
+    return text.strip().lstrip(",:").strip()
 
 
 async def cmd_clear(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:

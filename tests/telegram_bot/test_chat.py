@@ -78,16 +78,16 @@ async def test_it_chats_with_a_picked_model_streaming_the_answer(webhook, telegr
 
 async def test_it_starts_afresh_after_the_timeout_and_clears_on_request(webhook, telegram, demo, settings):
     session = await sync_to_async(session_for_telegram)(chat_id=GROUP, user_id=MEMBER, model_id=DEMO_ID)
-    await webhook.send(message("What is the capital of France?", user_id=MEMBER, chat_id=GROUP))
+    await webhook.send(message("@portal_test_bot What is the capital of France?", user_id=MEMBER, chat_id=GROUP))
     await sync_to_async(ChatSession.objects.filter(pk=session.pk).update)(
         last_activity=timezone.now() - timedelta(minutes=settings.CHAT_SESSION_TIMEOUT_MINUTES + 1))
 
-    await webhook.send(message("What is the capital of Italy?", user_id=MEMBER, chat_id=GROUP))
+    await webhook.send(message("@portal_test_bot, what is the capital of Italy?", user_id=MEMBER, chat_id=GROUP))
 
     shown = telegram.texts(GROUP)
     assert shown[1] == f"Our last conversation ended after 30 minutes of silence, so {DEMO_ID} starts afresh."
     history = await sync_to_async(_history)(GROUP, MEMBER)
-    assert [turn[1] for turn in history if turn[0] == "user"] == ["What is the capital of Italy?"]
+    assert [turn[1] for turn in history if turn[0] == "user"] == ["what is the capital of Italy?"]  # no @mention
 
     await webhook.send(message("/ai-clear", user_id=MEMBER, chat_id=GROUP))
     assert telegram.texts(GROUP)[-1] == f"Done: I forgot our conversation with {DEMO_ID}. Send /ai to start a new one."
@@ -139,3 +139,22 @@ async def test_it_keeps_the_history_when_the_bot_api_fails_during_an_answer(webh
     history = await sync_to_async(_history)(MEMBER, MEMBER)
     assert [role for role, _ in history] == ["user", "assistant"]
     assert history[1][1].strip()
+
+
+async def test_in_a_group_it_answers_only_what_is_said_to_it(webhook, telegram, demo, settings):
+    settings.TELEGRAM_MAX_TOKENS = 8
+    await sync_to_async(session_for_telegram)(chat_id=GROUP, user_id=MEMBER, model_id=DEMO_ID)
+
+    await webhook.send(message("Anyone for lunch? @someone_else", user_id=MEMBER, chat_id=GROUP))
+    assert telegram.texts(GROUP) == [] and await sync_to_async(_history)(GROUP, MEMBER) == []
+
+    await webhook.send(message("Hey @portal_test_bot what is the capital of France?", user_id=MEMBER, chat_id=GROUP))
+    (answer,) = telegram.messages(GROUP)
+    assert await sync_to_async(_history)(GROUP, MEMBER) == [("user", "Hey what is the capital of France?"),
+                                                             ("assistant", answer["text"])]
+
+    bots_message = {"message_id": answer["message_id"], "date": answer["date"], "chat": answer["chat"],
+                    "from": answer["from"], "text": answer["text"]}
+    await webhook.send(message("And of Italy?", user_id=MEMBER, chat_id=GROUP, reply_to=bots_message))
+    assert len(telegram.messages(GROUP)) == 2
+    assert [t for r, t in await sync_to_async(_history)(GROUP, MEMBER) if r == "user"][-1] == "And of Italy?"

@@ -25,19 +25,30 @@ def _chat(chat_id: int, user_id: int) -> dict:
     return {"id": chat_id, "first_name": f"User{user_id}", "username": f"user{user_id}", "type": "private"}
 
 
-def message_body(text: str, *, user_id: int, chat_id: int | None = None) -> dict:
+def message_body(text: str, *, user_id: int, chat_id: int | None = None, reply_to: dict | None = None) -> dict:
     chat_id = user_id if chat_id is None else chat_id
     body = {"message_id": next(_message_ids), "from": _user(user_id), "chat": _chat(chat_id, user_id),
             "date": int(time.time()), "text": text}
     # Telegram marks only `/[A-Za-z0-9_]+(@bot)?` as the command: "/ai-list" is "/ai" then "-list".
     command = _COMMAND.match(text)
-    if command:
-        body["entities"] = [{"offset": 0, "length": command.end(), "type": "bot_command"}]
+    entities = [{"offset": 0, "length": command.end(), "type": "bot_command"}] if command else []
+    # ... and each @username as a mention (offsets in UTF-16 code units, as Telegram counts).
+    for found in re.finditer(r"@[A-Za-z0-9_]{5,32}", text):
+        if command and found.start() < command.end():
+            continue
+        offset = len(text[:found.start()].encode("utf-16-le")) // 2
+        entities.append({"offset": offset, "length": len(found.group(0)), "type": "mention"})
+    if entities:
+        body["entities"] = entities
+    if reply_to is not None:
+        body["reply_to_message"] = reply_to
     return body
 
 
-def message(text: str, *, user_id: int = MEMBER, chat_id: int | None = None, update_id: int | None = None) -> dict:
-    return {"update_id": update_id or next(_ids), "message": message_body(text, user_id=user_id, chat_id=chat_id)}
+def message(text: str, *, user_id: int = MEMBER, chat_id: int | None = None, update_id: int | None = None,
+            reply_to: dict | None = None) -> dict:
+    return {"update_id": update_id or next(_ids),
+            "message": message_body(text, user_id=user_id, chat_id=chat_id, reply_to=reply_to)}
 
 
 def edited(text: str, *, user_id: int = MEMBER) -> dict:
