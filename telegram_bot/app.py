@@ -13,7 +13,7 @@ import weakref
 
 from django.conf import settings
 from telegram import Update
-from telegram.ext import Application, ContextTypes
+from telegram.ext import AIORateLimiter, Application, ContextTypes
 
 log = logging.getLogger("aiportal.telegram")
 
@@ -40,12 +40,19 @@ async def _build() -> Application:
 
     app = (Application.builder().token(settings.TELEGRAM_BOT_TOKEN).base_url(settings.TELEGRAM_API_BASE_URL)
            .updater(None).connect_timeout(10).read_timeout(30).write_timeout(30).pool_timeout(10)
-           .connection_pool_size(64).build())
+           .connection_pool_size(64).rate_limiter(outbound_limiter()).build())
     handlers_install(app)
     app.add_error_handler(_on_error)
     await app.initialize()
     log.info("Telegram bot @%s ready (Bot API at %s)", app.bot.username, settings.TELEGRAM_API_BASE_URL)
     return app
+
+
+def outbound_limiter(*, per_second: float = 30, group_messages: float = 20, group_period: float = 60) -> AIORateLimiter:
+    """Telegram's flood limits kept on our side, so that it rarely has to answer 429: 30 messages a second
+    in all and 20 a minute in each group. A 429 that comes anyway is waited out by `send.api_call`."""
+    return AIORateLimiter(overall_max_rate=per_second, overall_time_period=1, group_max_rate=group_messages,
+                          group_time_period=group_period, max_retries=0)
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -121,3 +121,24 @@ async def test_a_long_formatted_answer_is_split_without_breaking_a_code_block_or
     bold = [m["text"][e["offset"]:e["offset"] + e["length"]] for m in messages for e in m.get("entities", [])
             if e["type"] == "bold"]
     assert bold == [f"point {n}" for n in range(400)]  # no bold run cut in two
+
+
+async def test_messages_to_a_group_are_spaced_to_its_flood_limit_before_telegram_must_say_so(telegram):
+    from telegram.ext import ExtBot
+
+    from telegram_bot.app import outbound_limiter
+    from tests.telegram_bot.updates import GROUP
+
+    bot = ExtBot(telegram.token, base_url=telegram.base_url, rate_limiter=outbound_limiter(group_messages=2,
+                                                                                            group_period=1))
+    await bot.initialize()
+    try:
+        for n in range(6):
+            await send.say(bot, GROUP, f"message {n}")
+    finally:
+        await bot.shutdown()
+
+    sent = [call.at for call in telegram.calls_of("sendMessage")]
+    assert telegram.texts(GROUP) == [f"message {n}" for n in range(6)]
+    # A leaky bucket of two a second: a burst of two, then one every half second (a little slack for the clocks).
+    assert all(later - earlier >= 0.45 for earlier, later in zip(sent[1:], sent[2:], strict=False)), sent
