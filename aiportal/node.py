@@ -70,6 +70,9 @@ class NodeDaemon:
         from aiportal.nodes import node_heartbeat
 
         node_heartbeat(name=self.node_name, address=settings.NODE_ADDRESS, facts=self.facts(), starting=starting)
+        from models_app.services import transfer_samples_record
+
+        transfer_samples_record(node=self.node_name)  # the model page's chart of the last hour
 
     def _heartbeats(self) -> None:
         while not self.stopping.wait(settings.NODE_HEARTBEAT_SECONDS):

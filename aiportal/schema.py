@@ -240,6 +240,9 @@ def responses(status: int, body, *, errors: Iterable[int] = (), media_type: str 
 MODEL = envelope("ModelEnvelope", ModelObject())
 MODEL_LIST = envelope("ModelListEnvelope", ModelObject(many=True))
 NODE_LIST = envelope("NodeListEnvelope", NodeObject(many=True))
+TRANSFERS = envelope("TransferHistoryEnvelope", inline_serializer(name="TransferSample", many=True, fields={
+    "at": serializers.DateTimeField(), "downloadRate": serializers.IntegerField(help_text="Bytes per second."),
+    "uploadRate": serializers.IntegerField(help_text="Bytes per second."), "peers": serializers.IntegerField()}))
 DOWNLOADED = envelope("DownloadedModelEnvelope", DownloadedModel())
 DELETED = envelope("DeletedModelEnvelope", inline_serializer(
     name="DeletedModel", fields={"id": serializers.CharField(), "deleted": TrueField()}))

@@ -32,6 +32,13 @@ class ModelDetailApi(APIView):
         return Response({"id": model_id, "deleted": True}, status=status.HTTP_200_OK)
 
 
+class TransferHistoryApi(APIView):
+    @extend_schema(summary="The model's download and upload rates and peers over the last hour",
+                   responses=schema.responses(200, schema.TRANSFERS, errors=[404]))
+    def get(self, request, model_id: str):
+        return Response(selectors.transfer_history(model_id=model_id))
+
+
 class NodeListApi(APIView):
     @extend_schema(summary="The machines of this portal (node daemons) with what they have and hold",
                    responses=schema.responses(200, schema.NODE_LIST))

@@ -155,3 +155,17 @@ class ServedInstance(models.Model):
         from models_app.inference.process import server_url
 
         return server_url(self.host or "127.0.0.1", self.port) if self.port else ""
+
+
+class TransferSample(models.Model):
+    """A model's transfer rates and peers at one moment; the node daemon writes one every heartbeat
+    while something moves, and keeps the last hour (the model page draws them)."""
+
+    model = models.ForeignKey(AIModel, on_delete=models.CASCADE, related_name="transfer_samples")
+    at = models.DateTimeField(db_index=True)
+    download_rate = models.BigIntegerField(default=0)
+    upload_rate = models.BigIntegerField(default=0)
+    peers = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["at"]

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from aiportal.errors import NotFound
 from aiportal.models import Node
 from aiportal.nodes import node_offline, nodes_by_name
-from models_app.models import AIModel, ServedInstance, ServeState, Status
+from models_app.models import AIModel, ServedInstance, ServeState, Status, TransferSample
 
 OFFLINE = "offline"  # a copy or instance whose node stopped heartbeating (SPEC §9)
 
@@ -153,3 +153,10 @@ def node_to_dict(node: Node, *, copies: list[str], serving: list[str]) -> dict:
         "copies": copies,
         "serving": serving if online else [],
     }
+
+
+def transfer_history(*, model_id: str) -> list[dict]:
+    """The model's transfer samples of the last hour, oldest first (the node daemon prunes older ones)."""
+    model_get(model_id=model_id)
+    rows = TransferSample.objects.filter(model_id=model_id).values_list("at", "download_rate", "upload_rate", "peers")
+    return [{"at": at.isoformat(), "downloadRate": down, "uploadRate": up, "peers": peers} for at, down, up, peers in rows]

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from aiportal import events
 from aiportal.errors import ApplicationError, Conflict
 from models_app import gguf_meta
 from models_app.hashing import sha256_file
-from models_app.models import AIModel, ModelFile, Source, Status
+from models_app.models import AIModel, ModelFile, Source, Status, TransferSample
 from models_app.selectors import model_get, model_to_dict
 from models_app.signals import model_ready
 
@@ -132,3 +135,18 @@ def _remove_files(folder: Path, names: list[str]) -> None:
         target = (folder / name).resolve()
         if target.is_relative_to(folder):
             target.unlink(missing_ok=True)
+
+
+TRANSFER_HISTORY = timedelta(hours=1)
+
+
+def transfer_samples_record(*, node: str, now: datetime | None = None) -> int:
+    """One sample of every model of `node` that is moving bytes or has peers; older than an hour go."""
+    now = now or timezone.now()
+    moving = AIModel.objects.filter(node=node).filter(Q(download_rate__gt=0) | Q(upload_rate__gt=0) | Q(peers__gt=0))
+    samples = [TransferSample(model_id=pk, at=now, download_rate=down, upload_rate=up, peers=peers)
+               for pk, down, up, peers in moving.values_list("pk", "download_rate", "upload_rate", "peers")]
+    with transaction.atomic():
+        TransferSample.objects.bulk_create(samples)
+        TransferSample.objects.filter(model__node=node, at__lt=now - TRANSFER_HISTORY).delete()
+    return len(samples)

@@ -124,6 +124,7 @@
   }
 
   function onUpdate(model) {
+    document.dispatchEvent(new CustomEvent("aiportal:model", {detail: model}));  // the transfer chart listens
     var roots = rowsFor(model.id);
     if (!roots.length) { insertRow(model.id); return; }
     roots.forEach(function (root) {

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from models_app.models import AIModel, Source, Status, TransferSample
+from models_app.services import transfer_samples_record
+
+pytestmark = pytest.mark.django_db
+
+
+def _model(model_id: str, node: str, **rates) -> AIModel:
+    return AIModel.objects.create(id=model_id, name=model_id, source=Source.LOCAL, status=Status.READY, node=node,
+                                  **rates)
+
+
+def test_the_node_keeps_an_hour_of_samples_of_what_moves_on_it(api):
+    _model("busy", "a", download_rate=5_000_000, upload_rate=1_000, peers=3)
+    _model("seeded", "a", peers=1)
+    _model("idle", "a")
+    _model("elsewhere", "b", download_rate=9)
+    start = timezone.now() - timedelta(minutes=70)
+    for minute in range(0, 71, 10):
+        transfer_samples_record(node="a", now=start + timedelta(minutes=minute))
+
+    assert set(TransferSample.objects.values_list("model_id", flat=True)) == {"busy", "seeded"}
+    body = api.get("/api/ai/models/busy/transfers").json()
+    assert body["ok"] is True
+    samples = body["result"]
+    assert len(samples) == 7  # the one taken 70 minutes ago is gone
+    assert samples[-1] == {"at": samples[-1]["at"], "downloadRate": 5_000_000, "uploadRate": 1_000, "peers": 3}
+    assert [s["at"] for s in samples] == sorted(s["at"] for s in samples)
+    assert api.get("/api/ai/models/idle/transfers").json()["result"] == []
+
+
+def test_the_history_of_an_unknown_model_is_a_clear_404(api, anon_api):
+    response = api.get("/api/ai/models/nope/transfers")
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "model_not_found")
+    assert anon_api.get("/api/ai/models/nope/transfers").status_code in (401, 403)
