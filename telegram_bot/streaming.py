@@ -1,10 +1,14 @@
 """An answer that appears as it is generated: one message edited in place (at most one edit per
 interval, Telegram's flood limits), continued in a new message past 4096 characters, with the
-typing action while the model has not said anything yet. While it streams the text is plain; the
-last edit shows the model's Markdown formatted (Telegram HTML), or plain when Telegram refuses it."""
+typing action while the model has not said anything yet. In a private chat the growing text is a
+draft (`sendMessageDraft`, Telegram's animated preview) and each finished message is sent once; where
+drafts are refused (groups, an older Bot API) the message is edited instead. While it streams the text
+is plain; the finished messages show the model's Markdown formatted (Telegram HTML), or plain when
+Telegram refuses the entities."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -19,6 +23,7 @@ from telegram_bot import formatting, send
 log = logging.getLogger("aiportal.telegram")
 
 CURSOR = " …"
+_DRAFT_IDS = itertools.count(1)  # a draft's id: any non-zero number, one per answer
 PIECE = send.MAX_TEXT - len(CURSOR)
 TYPING_EVERY = 4.5
 _DONE = object()
@@ -27,11 +32,13 @@ _DONE = object()
 class StreamingReply:
     """The messages that show one answer; `show()` is throttled, `finish()` always lands."""
 
-    def __init__(self, bot, chat_id: int, *, interval: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, bot, chat_id: int, *, interval: float, clock: Callable[[], float] = time.monotonic,
+                 drafts: bool = False):
         self.bot, self.chat_id, self.interval, self.clock = bot, chat_id, interval, clock
         self.sent: list[tuple[int, tuple[str, bool]]] = []  # message id, (piece shown, with cursor)
         self.rendered = ""
         self.next_at = 0.0
+        self.draft_id = next(_DRAFT_IDS) if drafts else 0
 
     def wait_hint(self, text: str) -> float:
         """How long to wait for more text before showing what is pending."""
@@ -55,25 +62,42 @@ class StreamingReply:
 
     async def _render(self, text: str, *, cursor: bool, attempts: int) -> None:
         pieces = formatting.pieces(text, PIECE)
-        for n, piece in enumerate(pieces):
-            shown = piece + CURSOR if cursor and n == len(pieces) - 1 else piece
-            if n < len(self.sent) and self.sent[n][1] == (shown, cursor):
-                continue
-            message_id = self.sent[n][0] if n < len(self.sent) else None
-            if cursor:
-                message_id = await self._put(message_id, shown, None, attempts)
-            else:
-                try:
-                    message_id = await self._put(message_id, formatting.to_html(shown), ParseMode.HTML, attempts)
-                except BadRequest as exc:  # entities Telegram cannot parse: the words still arrive
-                    log.info("Telegram refused the formatted answer (%s); sending it as plain text", exc)
-                    message_id = await self._put(message_id, shown, None, attempts)
-            if n < len(self.sent):
-                self.sent[n] = (message_id, (shown, cursor))
-            else:
-                self.sent.append((message_id, (shown, cursor)))
+        if not (cursor and self.draft_id and await self._draft(pieces, attempts)):
+            for n, piece in enumerate(pieces):
+                last = n == len(pieces) - 1
+                await self._piece(n, piece + CURSOR if cursor and last else piece, final=not cursor, attempts=attempts)
         self.rendered = text
         self.next_at = self.clock() + self.interval
+
+    async def _draft(self, pieces: list[str], attempts: int) -> bool:
+        """Messages before the last are final: sent once; the last grows as a draft. False: drafts refused."""
+        for n, piece in enumerate(pieces[:-1]):
+            await self._piece(n, piece, final=True, attempts=attempts)
+        try:
+            await send.api_call(lambda: self.bot.send_message_draft(
+                chat_id=self.chat_id, draft_id=self.draft_id, text=pieces[-1]), attempts=attempts)
+        except BadRequest as exc:
+            log.info("Telegram refused a draft (%s); editing a message instead", exc)
+            self.draft_id = 0
+            return False
+        return True
+
+    async def _piece(self, n: int, shown: str, *, final: bool, attempts: int) -> None:
+        if n < len(self.sent) and self.sent[n][1] == (shown, not final):
+            return
+        message_id = self.sent[n][0] if n < len(self.sent) else None
+        if not final:
+            message_id = await self._put(message_id, shown, None, attempts)
+        else:
+            try:
+                message_id = await self._put(message_id, formatting.to_html(shown), ParseMode.HTML, attempts)
+            except BadRequest as exc:  # entities Telegram cannot parse: the words still arrive
+                log.info("Telegram refused the formatted answer (%s); sending it as plain text", exc)
+                message_id = await self._put(message_id, shown, None, attempts)
+        if n < len(self.sent):
+            self.sent[n] = (message_id, (shown, not final))
+        else:
+            self.sent.append((message_id, (shown, not final)))
 
     async def _put(self, message_id: int | None, text: str, parse_mode: str | None, attempts: int) -> int:
         """Edit the message (or send it when new); returns its id."""
@@ -96,7 +120,7 @@ async def stream_to_chat(bot, chat_id: int, produce: Callable[[], Iterator[str]]
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     threading.Thread(target=_pump, args=(produce, queue, loop), daemon=True, name="telegram-answer").start()
-    reply = StreamingReply(bot, chat_id, interval=interval)
+    reply = StreamingReply(bot, chat_id, interval=interval, drafts=chat_id > 0)  # users' ids are positive
     text, error = await _consume(bot, chat_id, queue, reply)
     if error is not None:
         text = f"{text}\n\n⚠️ {_reason(error)}" if text.strip() else f"⚠️ {_reason(error)}"
@@ -109,7 +133,7 @@ async def stream_to_chat(bot, chat_id: int, produce: Callable[[], Iterator[str]]
 async def _consume(bot, chat_id: int, queue: asyncio.Queue, reply: StreamingReply) -> tuple[str, Exception | None]:
     text, typed_at = "", -TYPING_EVERY
     while True:
-        if not reply.sent and time.monotonic() - typed_at >= TYPING_EVERY:
+        if not reply.sent and not reply.rendered and time.monotonic() - typed_at >= TYPING_EVERY:
             typed_at = time.monotonic()
             await send.quietly(lambda: bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING))
         try:

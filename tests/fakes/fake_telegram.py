@@ -1,6 +1,6 @@
 """A small Telegram Bot API server on 127.0.0.1 that records every call.
 
-It speaks the methods python-telegram-bot calls for this project (getMe, sendMessage,
+It speaks the methods python-telegram-bot calls for this project (getMe, sendMessage, sendMessageDraft,
 editMessageText, editMessageReplyMarkup, sendChatAction, answerCallbackQuery, setWebhook, deleteWebhook, setMyCommands,
 getWebhookInfo) at `/bot<token>/<method>`, with form, JSON or query parameters, and answers the
 way the real API does. Failure flags: `fail(method, ...)` makes the next calls of a method fail
@@ -57,6 +57,7 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], dict] = {}
         self._ids = itertools.count(1000)
         self.refuse_entities = False
+        self.drafts: dict[tuple[int, int], str] = {}
         self._lock = threading.Condition()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -82,6 +83,7 @@ class FakeTelegram:
             self._failures.clear()
             self._messages.clear()
             self.refuse_entities = False
+            self.drafts.clear()
 
     def fail(self, method: str, *, code: int = 500, description: str = "Internal Server Error",
              retry_after: int | None = None, times: int = 1) -> None:
@@ -165,6 +167,19 @@ class FakeTelegram:
             message["reply_markup"] = params["reply_markup"]
         self._messages[(chat_id, message["message_id"])] = message
         return 200, _ok(message)
+
+    def _api_sendmessagedraft(self, params: dict) -> tuple[int, dict]:
+        """A private chat's ephemeral preview: recorded in `drafts`, never a message of the chat."""
+        chat_id, draft_id = int(params["chat_id"]), int(params.get("draft_id", 0))
+        if chat_id < 0:
+            return 400, _error(400, "Bad Request: TEXTDRAFT_PEER_INVALID")
+        if not draft_id:
+            return 400, _error(400, "Bad Request: draft_id must be non-zero")
+        text, entities, problem = self._formatted(params)
+        if problem and text:
+            return 400, _error(400, problem)
+        self.drafts[(chat_id, draft_id)] = text
+        return 200, _ok(True)
 
     def _api_editmessagetext(self, params: dict) -> tuple[int, dict]:
         text, entities, problem = self._formatted(params)

@@ -69,9 +69,10 @@ async def test_it_chats_with_a_picked_model_streaming_the_answer(webhook, telegr
     # The bot samples at temperature 0.7, so the 135M model's wording varies: check the shape, not the words.
     assert len(answer) == 1 and answer[0].strip() and not answer[0].endswith(" …")
     assert telegram.calls[0].method == "sendChatAction"
-    sent = telegram.calls_of("sendMessage")
-    assert len(sent) == 1 and sent[0].params["text"].endswith(" …")
-    assert "parse_mode" not in sent[0].params
+    drafts, sent = telegram.calls_of("sendMessageDraft"), telegram.calls_of("sendMessage")
+    assert drafts and all("parse_mode" not in d.params for d in drafts)  # it grew as a plain draft...
+    assert len(sent) == 1 and sent[0].params["parse_mode"] == "HTML"  # ...and was sent once, formatted
+    assert not telegram.calls_of("editMessageText")
     history = await sync_to_async(_history)(MEMBER, MEMBER)
     assert history == [("user", "What is the capital of France?"), ("assistant", answer[0])]
 
@@ -101,7 +102,7 @@ async def test_it_says_so_when_llama_server_dies_mid_answer(webhook, telegram, d
 
     response = await webhook.post(message("Write a very long story about a dragon and a knight.", user_id=MEMBER))
     assert response.status_code == 200
-    await until(lambda: telegram.calls_of("sendMessage"))
+    await until(lambda: telegram.calls_of("sendMessageDraft"))  # the answer is streaming as a draft
     os.kill(pid, signal.SIGKILL)
     await background_idle(timeout=300)
 

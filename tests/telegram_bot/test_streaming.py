@@ -6,23 +6,57 @@ from aiportal.errors import Upstream
 from telegram_bot import send
 from telegram_bot.app import application_get
 from telegram_bot.streaming import stream_to_chat
-from tests.telegram_bot.updates import MEMBER
+from tests.telegram_bot.updates import GROUP, MEMBER
 
 
 async def _bot():
     return (await application_get()).bot
 
 
-async def test_it_streams_into_one_message_with_throttled_edits(telegram):
+async def test_in_a_group_it_streams_into_one_message_with_throttled_edits(telegram):
     pieces = ["Paris", " is", " the", " capital", " of", " France", "."]
 
-    text = await stream_to_chat(await _bot(), MEMBER, lambda: iter(pieces), interval=3600)
+    text = await stream_to_chat(await _bot(), GROUP, lambda: iter(pieces), interval=3600)
 
     assert text == "Paris is the capital of France."
     assert [c.method for c in telegram.calls_of("sendMessage", "editMessageText")] == ["sendMessage", "editMessageText"]
     assert telegram.calls_of("sendMessage")[0].params["text"] == "Paris …"
-    assert telegram.texts(MEMBER) == ["Paris is the capital of France."]
+    assert telegram.texts(GROUP) == ["Paris is the capital of France."]
     assert len(telegram.calls_of("sendChatAction")) == 1
+    assert not telegram.calls_of("sendMessageDraft")
+
+
+async def test_in_a_private_chat_the_answer_grows_as_a_draft_and_is_sent_once(telegram):
+    pieces = ["Paris", " is", " the", " capital", " of", " France", "."]
+
+    text = await stream_to_chat(await _bot(), MEMBER, lambda: iter(pieces), interval=0)
+
+    drafts = telegram.calls_of("sendMessageDraft")
+    assert len(drafts) >= 2 and drafts[0].params["text"] == "Paris"
+    assert len({d.params["draft_id"] for d in drafts}) == 1  # one draft, animated as it grows
+    assert [c.method for c in telegram.calls_of("sendMessage", "editMessageText")] == ["sendMessage"]
+    assert telegram.texts(MEMBER) == [text] == ["Paris is the capital of France."]
+
+
+async def test_where_drafts_are_refused_it_edits_a_message_instead(telegram):
+    telegram.fail("sendMessageDraft", code=400, description="Bad Request: method is not available")
+
+    await stream_to_chat(await _bot(), MEMBER, lambda: iter(["Paris", " is", " lovely", "."]), interval=0)
+
+    assert len(telegram.calls_of("sendMessageDraft")) == 1  # asked once, then edits
+    assert telegram.calls_of("editMessageText")
+    assert telegram.texts(MEMBER) == ["Paris is lovely."]
+
+
+async def test_a_long_private_answer_sends_each_finished_message_once_while_the_rest_is_a_draft(telegram):
+    pieces = [f"Sentence number {n} of a very long answer. " for n in range(400)]
+
+    await stream_to_chat(await _bot(), MEMBER, lambda: iter(pieces), interval=0)
+
+    shown = telegram.texts(MEMBER)
+    assert len(shown) == 5 and " ".join(shown).split() == "".join(pieces).split()
+    assert not telegram.calls_of("editMessageText")  # nothing sent was rewritten
+    assert len(telegram.calls_of("sendMessage")) == 5
 
 
 async def test_it_continues_an_answer_past_4096_characters_in_new_messages(telegram):
@@ -67,10 +101,10 @@ async def test_it_waits_out_a_flood_limit_on_the_last_edit(telegram, monkeypatch
     monkeypatch.setattr(send, "sleep", no_wait)
     telegram.fail("editMessageText", code=429, retry_after=3)
 
-    await stream_to_chat(await _bot(), MEMBER, lambda: iter(["Paris", " is", " lovely."]), interval=3600)
+    await stream_to_chat(await _bot(), GROUP, lambda: iter(["Paris", " is", " lovely."]), interval=3600)
 
     assert waits == [3.0]
-    assert telegram.texts(MEMBER) == ["Paris is lovely."]
+    assert telegram.texts(GROUP) == ["Paris is lovely."]
 
 
 MARKDOWN = ("## Plan\n\n1. **Boil** water\n2. Add `salt` & <pepper>\n\n```python\nprint('hi')\n```\n\n"
@@ -92,7 +126,7 @@ async def test_the_finished_answer_shows_its_markdown_formatted(telegram):
     pre = entities["pre"]
     assert (message["text"][pre["offset"]:pre["offset"] + pre["length"]], pre["language"]) == ("print('hi')", "python")
     assert entities["text_link"]["url"] == "https://example.org/cook?a=1&b=2"
-    streamed = [c for c in telegram.calls_of("sendMessage", "editMessageText") if not c.params.get("parse_mode")]
+    streamed = [c for c in telegram.calls_of("sendMessageDraft") if not c.params.get("parse_mode")]
     assert streamed, "while it streams, the text is plain"
 
 
@@ -102,7 +136,7 @@ async def test_an_answer_telegram_cannot_format_arrives_as_plain_text(telegram):
     await stream_to_chat(await _bot(), MEMBER, lambda: iter(_chunks(MARKDOWN)), interval=0)
 
     assert telegram.texts(MEMBER) == [MARKDOWN]
-    assert [c.params.get("parse_mode") for c in telegram.calls_of("editMessageText")][-2:] == ["HTML", None]
+    assert [c.params.get("parse_mode") for c in telegram.calls_of("sendMessage")][-2:] == ["HTML", None]
 
 
 async def test_a_long_formatted_answer_is_split_without_breaking_a_code_block_or_an_entity(telegram):
@@ -127,7 +161,6 @@ async def test_messages_to_a_group_are_spaced_to_its_flood_limit_before_telegram
     from telegram.ext import ExtBot
 
     from telegram_bot.app import outbound_limiter
-    from tests.telegram_bot.updates import GROUP
 
     bot = ExtBot(telegram.token, base_url=telegram.base_url, rate_limiter=outbound_limiter(group_messages=2,
                                                                                             group_period=1))
