@@ -37,10 +37,14 @@
       ],
       axes: [
         {stroke: muted, grid: {stroke: "rgba(128,128,128,.15)"}},
-        {stroke: muted, values: rate, size: 70, grid: {stroke: "rgba(128,128,128,.15)"}},
+        {stroke: muted, values: rate, size: 82, grid: {stroke: "rgba(128,128,128,.15)"}},
         {stroke: muted, scale: "peers", side: 1, grid: {show: false}},
       ],
-      scales: {peers: {range: function (u, min, max) { return [0, Math.max(1, max)]; }}},
+      scales: {
+        // Always the last hour, however few samples there are yet.
+        x: {time: true, range: function (u, min, max) { var end = Math.max(max, Date.now() / 1000); return [end - HOUR, end]; }},
+        peers: {range: function (u, min, max) { return [0, Math.max(1, max)]; }},
+      },
     }, data, box);
     box.dataset.ready = "true";
   }
@@ -55,6 +59,8 @@
   document.addEventListener("aiportal:model", function (event) {
     var model = event.detail;
     if (model.id !== box.dataset.model) return;
+    var still = !model.downloadRate && !model.uploadRate && !model.peers;
+    if (still && !data[0].length) return;  // nothing moving and no history: keep saying so
     add(Date.parse(model.updatedAt) || Date.now(), model.downloadRate || 0, model.uploadRate || 0, model.peers || 0);
     draw();
   });

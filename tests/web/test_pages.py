@@ -15,11 +15,15 @@ UNNAMED = """() => [...document.querySelectorAll('input:not([type=hidden]), sele
   .map(el => el.outerHTML)"""
 
 
-@pytest.fixture
-def phone(browser, portal, auth_state):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True, base_url=portal.url, storage_state=auth_state)
+@pytest.fixture(params=[375, 1280], ids=["375px", "1280px"])
+def sized(request, browser, portal, auth_state):
+    """A phone (375 px, touch) or a desktop window (1280 px)."""
+    phone = request.param < 600
+    context = browser.new_context(viewport={"width": request.param, "height": 844 if phone else 860},
+                                  device_scale_factor=2 if phone else 1, is_mobile=phone, has_touch=phone,
+                                  base_url=portal.url, storage_state=auth_state)
     tab = context.new_page()
+    tab.width = request.param
     yield tab
     context.close()
 
@@ -39,13 +43,16 @@ def test_it_shows_sharing_details_copies_the_magnet_and_hands_out_the_torrent(lo
     shot(page, "detail")
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("name, path", [("models", "/"), ("detail", f"/models/{DEMO}/"), ("chat", "/chat/"),
-                                        ("add", "/models/add/")])
-def test_it_fits_a_phone_screen_with_every_control_named(phone, name, path):
-    page = phone
+                                        ("add", "/models/add/"), ("login", "/login/")])
+def test_every_page_fits_375_and_1280_pixels_with_every_control_named(sized, name, path, theme):
+    page = sized
+    page.emulate_media(color_scheme=theme)
     page.goto(path)
     expect(page.locator("main h1").first).to_be_visible()
-    shot(page, f"phone-{name}")
+    assert page.evaluate("document.documentElement.dataset.theme") == theme
+    shot(page, f"{name}-{page.width}px-{theme}")
     assert page.evaluate(FITS)
     assert page.evaluate(UNNAMED) == []
 
