@@ -284,7 +284,7 @@ class TorrentEngine:
                 .values_list("model_id", "model__sha256", "info_hash_v1", "info_hash_v2"))
         refresh = self.NAMED_RECORD_REFRESH if self.p2p.dht_nodes else self.RECORD_REFRESH
         for key, sha256, v1, v2 in rows:
-            if now - self.published.get(key, -refresh) < refresh or not (v1 or v2):
+            if now - self.published.get(key, -refresh) < refresh or not (v1 or v2) or not swarm.is_sha256(sha256):
                 continue
             self.published[key] = now
             salt = swarm.record_salt(sha256)
@@ -302,11 +302,12 @@ class TorrentEngine:
         self.lookups = {salt: key for salt, key in self.lookups.items() if key in waiting}
         asked = False
         for key, sha256 in rows:
+            if not self.config.dht or not swarm.is_sha256(sha256):
+                node_services.torrent_record_missing(model_id=key, reason="DHT is off (P2P_DHT)" if not self.config.dht
+                                                     else "no sha256 to look up")
+                continue
             salt = swarm.record_salt(sha256)
             if self.lookups.get(salt) == key:
-                continue
-            if not self.config.dht:
-                node_services.torrent_record_missing(model_id=key, reason="DHT is off (P2P_DHT)")
                 continue
             self.lookups[salt] = key
             self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=salt)

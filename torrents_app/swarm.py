@@ -23,8 +23,12 @@ _V2 = re.compile(rb"^[0-9a-f]{64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+def is_sha256(text: str) -> bool:
+    return bool(_SHA256.match(text or ""))
+
+
 def record_salt(sha256: str) -> bytes:
-    if not _SHA256.match(sha256):
+    if not is_sha256(sha256):
         raise ValueError(f"not a sha256: {sha256!r}")
     return bytes.fromhex(sha256)
 

@@ -175,3 +175,15 @@ def test_a_node_of_the_group_that_seeds_the_file_serves_it_without_the_dht(setti
     model, size = refreshed(model), small_gguf.stat().st_size
     assert model.sha256 == source.sha256
     assert hub.bytes_served < size / 2 and model.peer_bytes >= size / 2
+
+
+def test_records_are_ours_only_when_well_formed():
+    value = swarm.record_value(info_hash_v1="ab" * 20, info_hash_v2="cd" * 32)
+    assert swarm.record_parse(value) == ("ab" * 20, "cd" * 32)
+    assert swarm.record_parse(swarm.record_value(info_hash_v1="", info_hash_v2="cd" * 32)) == ("", "cd" * 32)
+    for junk in (b"", b"aiportal1 - -", b"aiportal1 zz -", b"other ab ab", b"aiportal1 " + b"ab" * 20,
+                 b"aiportal1 " + b"ab" * 21 + b" -"):
+        assert swarm.record_parse(junk) is None, junk
+    assert swarm.record_salt("0f" * 32) == bytes.fromhex("0f" * 32)
+    with pytest.raises(ValueError):
+        swarm.record_salt("not a sha256")
