@@ -85,8 +85,10 @@ class TorrentEngine:
         log.info("torrent engine %s listening on port %s", self.node_name, self.p2p.listen_port())
 
     def step(self) -> bool:
-        busy = self.alerts_once()
-        busy = self.removals_once() or busy
+        # Removals first: alerts of a torrent whose model is gone (or whose id a new model took) are then
+        # dropped with their handle instead of being applied to whatever row has that id now.
+        busy = self.removals_once()
+        busy = self.alerts_once() or busy
         busy = self.seeds_once() or busy
         busy = self.downloads_once() or busy
         busy = self.verifications_once() or busy
@@ -138,8 +140,10 @@ class TorrentEngine:
 
     def removals_once(self) -> bool:
         tracked = self.p2p.tracked()
-        wanted = set(self._rows().filter(model_id__in=tracked).exclude(desired=Torrent.Desired.REMOVE)
-                     .exclude(model__status=Status.ERROR).values_list("model_id", flat=True))
+        rows = (self._rows().filter(model_id__in=tracked).exclude(desired=Torrent.Desired.REMOVE)
+                .exclude(model__status=Status.ERROR).values_list("model_id", "desired", "info_hash_v1", "info_hash_v2"))
+        # A row of a *new* model under a deleted one's id (ids are reused) does not keep the old torrent.
+        wanted = {key for key, desired, v1, v2 in rows if desired != Torrent.Desired.LOOKUP and self._same(key, v1, v2)}
         gone = [key for key in tracked if key not in wanted and key not in self.verifying]
         for key in gone:
             self.p2p.remove(key)
@@ -150,6 +154,16 @@ class TorrentEngine:
             self.unfiled.discard(key)
             log.info("stopped torrent of %s: its model is gone or failed", key)
         return bool(gone)
+
+    def _owns(self, key: str, torrent: Torrent) -> bool:
+        return torrent.desired != Torrent.Desired.LOOKUP and self._same(key, torrent.info_hash_v1, torrent.info_hash_v2)
+
+    def _same(self, key: str, v1: str, v2: str) -> bool:
+        """The torrent in the session under `key` is the one its row names (a row without hashes names any)."""
+        if not (v1 or v2):
+            return True
+        held_v1, held_v2 = self.p2p.info_hashes(key)
+        return bool((v1 and v1 == held_v1) or (v2 and v2 == held_v2))
 
     def seeds_once(self) -> bool:
         """Seed each ready model that wants it; models with the same bytes (one info-hash) share one torrent.
@@ -458,7 +472,7 @@ class TorrentEngine:
         if key in self.finishing or key in self.verifying or not self.p2p.is_complete(key):
             return
         torrent = self._rows().filter(pk=key).first()
-        if torrent is None or torrent.model.status not in FETCHING:
+        if torrent is None or torrent.model.status not in FETCHING or not self._owns(key, torrent):
             return
         # Verify only what is on disk: libtorrent may still hold received blocks in memory. Its
         # cache_flushed_alert comes after every pending write (save_resume_data's flag does not wait).
@@ -482,17 +496,17 @@ class TorrentEngine:
             verdict = future.result()
         except Exception as exc:  # an unreadable file must fail the model, not the daemon
             verdict = completion.Verdict(False, "verify_failed", f"Verification failed: {exc}")
-        if not self.p2p.has(key):
+        torrent = self._rows().filter(pk=key).first()
+        if not self.p2p.has(key) or torrent is None or not self._owns(key, torrent):
             return
         if not verdict.ok:
             self._fail(key, verdict.code, f"Refused: {verdict.message}" if verdict.code == "not_gguf"
                        else verdict.message, delete=verdict.code == "not_gguf")
             return
         v1, v2 = self.p2p.info_hashes(key)
-        torrent = self._rows().filter(pk=key).first()
         size = sum(f.size for f in self.p2p.files(key))
         magnet = magnet_build(info_hash_v1=v1, info_hash_v2=v2, name=self.p2p.name(key), size=size,
-                              web_seeds=[torrent.model.web_seed] if torrent and torrent.model.web_seed else [],
+                              web_seeds=[torrent.model.web_seed] if torrent.model.web_seed else [],
                               peers=advertised_peers(settings.NODE_ADDRESS, self.p2p.listen_port()))
         stats = self.p2p.stats(key)
         # The lifetime counter catches up once a second; later stats writes refine these figures.

@@ -187,3 +187,20 @@ def test_records_are_ours_only_when_well_formed():
     assert swarm.record_salt("0f" * 32) == bytes.fromhex("0f" * 32)
     with pytest.raises(ValueError):
         swarm.record_salt("not a sha256")
+
+
+def test_a_new_model_under_a_deleted_ones_id_never_inherits_its_torrent(settings, small_gguf, other_gguf, alpha):
+    from models_app.models import AIModel, Source
+    from models_app.services import model_delete
+
+    old = _seed(settings, alpha, small_gguf)
+    model_delete(model_id=old.pk, delete_files=False)
+    # Before the engine noticed, the id is taken again: a Hub download waiting on its swarm lookup.
+    new = AIModel.objects.create(id=old.pk, name="new", source=Source.HUGGINGFACE, status=Status.DOWNLOADING,
+                                 node=alpha.node_name, path=str(settings.AI_MODEL_DIR / "new"), file_name="x.gguf",
+                                 sha256="0f" * 32)
+    Torrent.objects.create(model=new, node=alpha.node_name, desired=Torrent.Desired.LOOKUP, state="looking")
+    pump([alpha], lambda: not alpha.p2p.has(old.pk))
+    for _ in range(20):
+        alpha.step()
+    assert refreshed(new).status == Status.DOWNLOADING and refreshed(new).error == ""
