@@ -234,7 +234,7 @@
     var reply = bubble("assistant", "");
     reply.dataset.question = text;
     reply.parentNode.classList.add("streaming");
-    textarea.value = "";
+    if (!options.regenerate) textarea.value = "";  // a regenerate leaves whatever is being typed alone
     controller = new AbortController();
     try {
       var response = await fetch(form.action, {method: "POST", body: data, credentials: "same-origin", signal: controller.signal,
