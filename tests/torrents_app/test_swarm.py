@@ -1,7 +1,6 @@
 """SPEC §8: DHT between portals that name each other, and Hub files found in the swarm by their sha256."""
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from models_app.services import model_import_local
 from tests.fakes.fake_hub import FakeHub
 from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import pump, refreshed
+from tests.torrents_app.test_discovery import _free_port
 from torrents_app import services as torrent_services
 from torrents_app import swarm
 from torrents_app.magnets import magnet_build
@@ -26,12 +26,6 @@ from torrents_app.sharing import magnet_download_start
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 MIB = 1024 * 1024
 REPO = "org/Tiny-GGUF"
-
-
-def _free_port() -> int:
-    with socket.socket(type=socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

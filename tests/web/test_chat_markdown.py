@@ -5,9 +5,7 @@ holds headings, a list, a fenced code block and HTML that must never run.
 """
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -15,7 +13,8 @@ from playwright.sync_api import expect
 from tests.conftest import wait_for
 from tests.models_app.inference.helpers import FAKE_SERVER
 from tests.web.conftest import log_in, watch_script_errors
-from tests.web.portal import ARTIFACTS, TOKEN, manage, portal_env, portal_start, tiny_gguf
+from tests.web.test_chat_faults import call
+from tests.web.portal import ARTIFACTS, manage, portal_env, portal_start, tiny_gguf
 
 pytestmark = pytest.mark.slow
 MODEL = "markdown-fake"
@@ -39,14 +38,6 @@ Done, see [the docs](https://example.org/pasta).
 """
 
 
-def _api(portal, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(f"{portal.url}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)["result"]
-
-
 @pytest.fixture(scope="module")
 def md_portal(tmp_path_factory, redis_url):
     base = tmp_path_factory.mktemp("md-portal")
@@ -60,8 +51,8 @@ def md_portal(tmp_path_factory, redis_url):
     manage(env, "import_model", str(tiny_gguf(base / "md.gguf", name="Md", megabytes=1)), "--id", MODEL)
     ARTIFACTS.mkdir(exist_ok=True)
     portal = portal_start(env=env, log=ARTIFACTS / "md-portal.log")
-    _api(portal, "POST", "/api/ai/serve", {"modelId": MODEL})
-    wait_for(lambda: _api(portal, "GET", f"/api/ai/models/{MODEL}")["status"] == "serving", what="the fake model",
+    call(portal, "POST", "/api/ai/serve", {"modelId": MODEL})
+    wait_for(lambda: call(portal, "GET", f"/api/ai/models/{MODEL}")["status"] == "serving", what="the fake model",
              timeout=60)
     yield portal
     portal.stop()
