@@ -1,9 +1,11 @@
 """Chat sessions: the one place that talks to a model with a conversation, for the web UI and the bot.
 
 A session belongs to a web user or to a Telegram user in one chat. It remembers the model and
-the turns; after CHAT_SESSION_TIMEOUT_MINUTES of silence it starts fresh (its `was_expired` is
-then True, so the interface can say so). Replies stream as text deltas; both turns are saved
-once the answer is complete.
+the turns; after CHAT_SESSION_TIMEOUT_MINUTES of silence it starts a fresh context (its
+`was_expired` is then True, so the interface can say so). A web user's conversation until then is
+kept as a past chat of its own, to read and search in the sidebar; the bot, which has no way to
+show past chats, forgets it. Replies stream as text deltas; both turns are saved once the answer
+is complete.
 """
 from __future__ import annotations
 
@@ -59,15 +61,28 @@ def session_for_web_user(*, user, model_id: str | None = None) -> ChatSession | 
 
 
 def session_expire_if_idle(*, session: ChatSession) -> bool:
-    """Forget the history of a session that has been silent too long; True when it did."""
+    """Start a fresh context for a session silent too long; True when it did (see the module docstring)."""
     if not session_is_idle(session):
         return False
+    now = timezone.now()
     with transaction.atomic():
-        session.messages.all().delete()
-        session.last_activity = timezone.now()
-        session.save(update_fields=["last_activity"])
+        if session.user_id is not None and session.messages.exists():
+            _archive(session)
+        else:
+            session.messages.all().delete()
+        session.title, session.last_activity = "", now
+        session.save(update_fields=["title", "last_activity"])
     session.was_expired = True
     return True
+
+
+def _archive(session: ChatSession) -> ChatSession:
+    """Move the session's conversation to a new, ended session that looks as it did (title, times)."""
+    past = ChatSession.objects.create(user_id=session.user_id, model_id=session.model_id, title=session.title,
+                                      system_prompt=session.system_prompt, active=False)
+    ChatSession.objects.filter(pk=past.pk).update(created_at=session.created_at, last_activity=session.last_activity)
+    session.messages.update(session=past)
+    return past
 
 
 def session_send(*, session: ChatSession, text: str, max_tokens: int = 512, temperature: float = 0.7,

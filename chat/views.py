@@ -26,11 +26,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from aiportal.errors import ApplicationError
 from chat.models import ChatSession
-from chat.selectors import session_turns
+from chat.selectors import session_search, session_turns
 from models_app.models import Status
 from models_app.selectors import model_list
 
 SESSIONS_SHOWN = 30
+SEARCH_MAX = 200
 log = logging.getLogger(__name__)
 
 
@@ -101,21 +102,17 @@ def _own_session(request: HttpRequest, session_id: int) -> ChatSession:
 
 def _page(request: HttpRequest, session: ChatSession | None, model_id: str) -> HttpResponse:
     served = list(model_list().filter(status=Status.SERVING))
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX]
     context = {
         "session": session,
         "turns": session_turns(session=session) if session else [],
         "served": served,
         "chosen": model_id or (served[0].pk if served else ""),
-        "sessions": _past_sessions(request),
+        "sessions": session_search(user=request.user, query=query, limit=SESSIONS_SHOWN),
+        "query": query,
         "expired": bool(session and getattr(session, "was_expired", False)),
     }
     return render(request, "chat/chat.html", context)
-
-
-def _past_sessions(request: HttpRequest) -> list[ChatSession]:
-    """The user's conversations that still have messages (a cleared one is gone), newest first."""
-    kept = ChatSession.objects.filter(user=request.user, messages__isnull=False).distinct()
-    return list(kept.order_by("-last_activity")[:SESSIONS_SHOWN])
 
 
 def _event(data: dict, event: str | None = None) -> bytes:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from aiportal.errors import ApplicationError, Conflict, NotFound
 from chat import history, llm
 from chat.models import ChatMessage, ChatSession
+from chat.selectors import excerpt, session_search
 from chat.services import (
     session_ask,
     session_clear,
@@ -79,12 +80,53 @@ def test_it_starts_an_expired_session_afresh_and_says_so(served_demo, user, sett
     session_ask(session=session, text=QUESTION, max_tokens=8, temperature=0)
     ChatSession.objects.filter(pk=session.pk).update(last_activity=timezone.now() - timedelta(minutes=31))
 
+    said = _turns(session)
+
     again = session_for_web_user(user=user)
 
     assert again.pk == session.pk
     assert again.was_expired is True
     assert again.model_id == served_demo
     assert _turns(again) == []
+    assert again.title == ""
+    # What was said before the silence is a past chat of its own, as it was.
+    past = ChatSession.objects.get(user=user, active=False)
+    assert (_turns(past), past.title, past.model_id) == (said, QUESTION, served_demo)
+    assert past.last_activity < timezone.now() - timedelta(minutes=30)
+    assert [s.pk for s in session_search(user=user, query="capital OF france")] == [past.pk]
+
+
+def test_an_idle_telegram_session_forgets_its_conversation(served_demo, settings):
+    settings.CHAT_SESSION_TIMEOUT_MINUTES = 30
+    session = session_for_telegram(chat_id=5, user_id=5, model_id=served_demo)
+    session_ask(session=session, text=QUESTION, max_tokens=4, temperature=0)
+    ChatSession.objects.filter(pk=session.pk).update(last_activity=timezone.now() - timedelta(minutes=31))
+
+    again = session_for_telegram(chat_id=5, user_id=5)
+
+    assert (again.pk, again.was_expired, _turns(again)) == (session.pk, True, [])
+    assert ChatSession.objects.count() == 1 and ChatMessage.objects.count() == 0  # the bot shows no past chats
+
+
+def test_search_finds_chats_by_title_or_message_and_cuts_an_excerpt_around_the_match(served_demo, user, admin_user):
+    older = session_start(model_id=served_demo, user=user)
+    ChatMessage.objects.create(session=older, role="user", content="Tell me about sourdough")
+    ChatMessage.objects.create(session=older, role="assistant", content="Sourdough is bread raised by a "
+                               "starter of wild yeast and lactic bacteria, fed with flour and water every day.")
+    newer = session_start(model_id=served_demo, user=user)
+    ChatMessage.objects.create(session=newer, role="user", content="Rust or Go?")
+    ChatSession.objects.filter(pk=newer.pk).update(title="Rust or Go?")
+    ChatMessage.objects.create(session=session_start(model_id=served_demo, user=admin_user), role="user",
+                               content="wild yeast, someone else's")
+
+    assert [s.pk for s in session_search(user=user)] == [newer.pk, older.pk]
+    [found] = session_search(user=user, query="WILD yeast")
+    assert found.pk == older.pk
+    assert found.excerpt == ("…is bread raised by a starter of ", "wild yeast", " and lactic bacteria, fed with flour…")
+    assert [s.excerpt for s in session_search(user=user, query="rust")] == [None]  # only in its title
+    assert session_search(user=user, query="rye") == []
+    before, match, after = excerpt("lorem " * 20 + "needle" + " ipsum" * 20, "NEEDLE")
+    assert (before, match, after) == ("…" + "lorem " * 6, "needle", " ipsum" * 6 + "…")
 
 
 def test_it_fits_the_history_into_the_context_keeping_the_system_prompt_and_recent_turns(served_demo, user):

@@ -174,3 +174,38 @@ def test_regenerate_and_edit_replace_the_last_exchange(chat):
     expect(chat.locator(".msg-assistant").last.get_by_role("button", name="Regenerate")).to_be_visible(timeout=30_000)
     expect(chat.get_by_role("button", name="Regenerate")).to_have_count(1)
     expect(chat.get_by_role("button", name="Edit")).to_have_count(1)
+
+
+def test_an_idle_chat_starts_afresh_and_stays_readable_and_searchable(chat, md_portal):
+    _ask(chat, "How do I cook quinoa?")
+    expect(chat.locator(".msg-assistant").last.get_by_role("button", name="Regenerate")).to_be_visible(timeout=30_000)
+    # Two hours of silence, longer than the session timeout.
+    manage(md_portal.env, "shell", "-c",
+           "from datetime import timedelta; from django.utils import timezone; from chat.models import ChatSession; "
+           "assert ChatSession.objects.filter(active=True, title='How do I cook quinoa?')"
+           ".update(last_activity=timezone.now() - timedelta(hours=2)) == 1")
+
+    chat.goto("/chat/")
+    expect(chat.get_by_role("status").filter(has_text="idle")).to_contain_text("kept under Past chats")
+    expect(chat.locator(".conversation .msg")).to_have_count(0)  # the model starts afresh
+    expect(chat.locator("[data-sessions] a", has_text="How do I cook quinoa?")).to_have_count(1)
+
+    search = chat.get_by_label("Search your chats")
+    search.fill("QUINOA")
+    search.press("Enter")
+    found = chat.locator("[data-sessions] a")
+    expect(found).to_have_count(1)
+    expect(found).to_contain_text("How do I cook quinoa?")
+    assert search.input_value() == "QUINOA"
+    chat.screenshot(path=str(ARTIFACTS / "chat-search.png"), full_page=True)
+    found.click()
+    expect(chat.locator(".msg-user .msg-text")).to_have_text("How do I cook quinoa?")
+    expect(chat.locator(".msg-assistant .msg-text h2")).to_have_text("Steps")  # readable as it was
+
+    search = chat.get_by_label("Search your chats")
+    search.fill("al dente")  # in the code block of every answer
+    search.press("Enter")
+    expect(chat.locator("[data-sessions] a", has_text="How do I cook quinoa?").locator("mark")).to_have_text("al dente")
+    search.fill("no chat says this")
+    search.press("Enter")
+    expect(chat.locator("[data-sessions-empty]")).to_have_text("No chat mentions “no chat says this”.")
