@@ -66,16 +66,21 @@ def download_place(*, node: str | None, size: int) -> Place:
     return place
 
 
-def memory_check(*, node: str, model_id: str, needed: int, others_needed: int, context_size: int) -> None:
-    """507 naming the node when `needed` bytes will not fit in what the node has free for models."""
+def memory_available_on(node: str, *, others_needed: int) -> int | None:
+    """Bytes a model may take on the node (free memory, within LLAMA_MEMORY_LIMIT here), None if unknown."""
     if node == settings.NODE_NAME:
         available = memory.memory_available()
         limit = settings.LLAMA_MEMORY_LIMIT
         if limit:
             available = min(available or limit, limit - others_needed)
-    else:
-        found = Node.objects.filter(name=node).first()
-        available = found.memory_free if found is not None and found.memory_total else None
+        return available
+    found = Node.objects.filter(name=node).first()
+    return found.memory_free if found is not None and found.memory_total else None
+
+
+def memory_check(*, node: str, model_id: str, needed: int, others_needed: int, context_size: int) -> None:
+    """507 naming the node when `needed` bytes will not fit in what the node has free for models."""
+    available = memory_available_on(node, others_needed=others_needed)
     if available is not None and needed > available:
         raise NoRoom(
             f"Serving {model_id} on node {node} with a context of {context_size} needs about {memory.human(needed)} "

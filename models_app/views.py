@@ -189,6 +189,8 @@ def _list_page(request: HttpRequest, *, status: int = 200, **context) -> HttpRes
 
 
 def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **context) -> HttpResponse:
+    from models_app.inference.services import serve_estimate
+
     model = _get(model_id)
     instance = getattr(model, "instance", None)
     context = {
@@ -198,6 +200,7 @@ def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **co
         "log_tail": _log_tail(instance.log_path if instance else ""),
         "has_torrent": bool(getattr(getattr(model, "torrent", None), "torrent_file", None)),
         "serve_form": ServeForm(),
+        "estimate": serve_estimate(model=model) if model.is_available else None,
         "delete_form": DeleteForm(),
         **context,
     }

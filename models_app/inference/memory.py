@@ -7,14 +7,18 @@ from pathlib import Path
 OVERHEAD_BYTES = 256 * 1024 * 1024
 
 
-def kv_cache_bytes(meta: dict | None, context_size: int) -> int:
-    """K and V in f16 for every layer and context position (grouped-query heads shrink it)."""
+def kv_bytes_per_token(meta: dict | None) -> int:
+    """K and V in f16 for every layer at one context position (grouped-query heads shrink it)."""
     meta = meta or {}
     layers = int(meta.get("blockCount") or 32)
     embedding = int(meta.get("embeddingLength") or 4096)
     heads = int(meta.get("headCount") or 1)
     kv_heads = int(meta.get("headCountKv") or heads)
-    return 2 * layers * context_size * (embedding * kv_heads // max(heads, 1)) * 2
+    return 2 * layers * (embedding * kv_heads // max(heads, 1)) * 2
+
+
+def kv_cache_bytes(meta: dict | None, context_size: int) -> int:
+    return kv_bytes_per_token(meta) * context_size
 
 
 def memory_needed(*, file_size: int, meta: dict | None, context_size: int) -> int:

@@ -89,12 +89,36 @@ def _check_port(model: AIModel, node: str, port: int | None) -> None:
                        code="port_in_use", extra={"port": port, "node": node})
 
 
+def _others_needed(model: AIModel, node: str) -> int:
+    """Memory the node's other wanted servers take."""
+    others = ServedInstance.objects.filter(desired="serving", node=node).exclude(pk=model.pk).select_related("model")
+    return sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size)
+               for i in others)
+
+
 def _check_memory(model: AIModel, node: str, context_size: int) -> None:
     needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
-    others = ServedInstance.objects.filter(desired="serving", node=node).exclude(pk=model.pk).select_related("model")
-    used = sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size)
-               for i in others)
-    placement.memory_check(node=node, model_id=model.id, needed=needed, others_needed=used, context_size=context_size)
+    placement.memory_check(node=node, model_id=model.id, needed=needed, others_needed=_others_needed(model, node),
+                           context_size=context_size)
+
+
+def serve_estimate(*, model: AIModel) -> dict | None:
+    """What serving the model needs (`base` bytes plus `perToken` bytes per context position) and what the
+    node that would serve it has `available` (None when unknown), for the serve form to show before it is
+    sent; None when it could not be served there now (the serve request then says why)."""
+    try:
+        node = _serve_node(model, None)
+    except ApplicationError:
+        return None
+    instance = getattr(model, "instance", None)
+    context_size = _options(instance, node, port=None, context_size=None, threads=None, gpu_layers=0)["context_size"]
+    return {
+        "node": node,
+        "base": model.size + memory.OVERHEAD_BYTES,
+        "perToken": memory.kv_bytes_per_token(model.gguf),
+        "contextSize": context_size,
+        "available": placement.memory_available_on(node, others_needed=_others_needed(model, node)),
+    }
 
 
 def serve_start(*, model_id: str, node: str | None = None, port: int | None = None, context_size: int | None = None,

@@ -52,6 +52,22 @@ def filesize(value: int | None) -> str:
 
 
 @register.filter
+def memory_line(estimate: dict, context_size: int | str | None = None) -> dict:
+    """The serve form's memory line, `text` and `over` (static/js/serve_estimate.js writes the same as the
+    context changes)."""
+    context_size = int(context_size) if str(context_size or "").isdigit() else estimate["contextSize"]
+    needed = estimate["base"] + estimate["perToken"] * context_size
+    text = f"Needs about {filesize(needed)} of memory with a context of {context_size:,} tokens"
+    available = estimate["available"]
+    if available is None:
+        return {"text": f"{text}.", "over": False}
+    if needed > available:
+        return {"text": f"{text}, but node {estimate['node']} has only {filesize(max(available, 0))} available: "
+                        "use a smaller context or stop another model.", "over": True}
+    return {"text": f"{text}; node {estimate['node']} has {filesize(available)} available.", "over": False}
+
+
+@register.filter
 def rate(value: int | None) -> str:
     return f"{filesize(value)}/s"
 

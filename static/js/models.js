@@ -28,6 +28,7 @@
     ratio: function (v) { return (Number(v) || 0).toFixed(2); },
     firstline: function (v) { return String(v).split("\n")[0]; }
   };
+  window.aiportalFormat = FORMATS;  // the serve form's memory line uses the same units
 
   function valueOf(model, name) {
     if (name === "serverUrl") return model.server ? model.server.url : "";

@@ -6,6 +6,7 @@ import socket
 import pytest
 from playwright.sync_api import expect
 
+from models_app.templatetags.portal_ui import filesize
 from tests.web.conftest import log_in
 from tests.web.portal import ARTIFACTS, PASSWORD
 
@@ -77,6 +78,28 @@ def test_it_explains_a_port_that_is_taken_and_keeps_the_model_ready(logged_in):
     expect(page.get_by_label("Port")).to_have_value(str(port))
     expect(page.locator(".page-head .badge")).to_have_text("ready")
     shot(page, "detail-error")
+
+
+def test_the_serve_form_shows_the_memory_the_chosen_context_needs_as_it_is_typed(logged_in):
+    page = logged_in
+    page.goto(f"/models/{DEMO}/")
+    line = page.locator("[data-memory-estimate]")
+    base, per_token, default, available = (int(line.get_attribute(f"data-{name}"))
+                                           for name in ("base", "per-token", "context", "available"))
+    expect(line).to_have_text(f"Needs about {filesize(base + per_token * default)} of memory with a context of "
+                              f"{default:,} tokens; node web-e2e has {filesize(available)} available.")
+    field = page.get_by_label("Context size")
+    field.fill("8192")
+    expect(line).to_contain_text(f"Needs about {filesize(base + per_token * 8192)} of memory with a context of 8,192")
+    expect(line).not_to_have_class(re.compile("memory-over"))
+    too_big = (available - base) // per_token + 1
+    assert too_big <= 1_048_576, "this machine has room for the largest context the form takes"
+    field.fill(str(too_big))
+    expect(line).to_have_class(re.compile("memory-over"))
+    expect(line).to_contain_text(f"but node web-e2e has only {filesize(available)} available: use a smaller context")
+    shot(page, "serve-memory")
+    field.fill("")
+    expect(line).to_contain_text(f"with a context of {default:,} tokens; node web-e2e has")
 
 
 def test_it_serves_the_demo_model_streams_a_chat_answer_and_stops(logged_in):

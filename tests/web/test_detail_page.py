@@ -86,3 +86,22 @@ def test_it_offers_to_serve_again_or_clear_the_error_of_a_crashed_model(web, cra
     assert (response.status_code, response["Location"]) == (302, "/models/tiny/")
     assert (model.status, model.error) == ("ready", "")
     assert 'data-phase="ready"' in web.get("/models/tiny/").content.decode()
+
+
+def test_the_serve_form_says_what_the_model_needs_and_what_the_node_has(web, tiny, settings):
+    settings.LLAMA_DEFAULT_CTX = 2048
+    settings.LLAMA_MEMORY_LIMIT = 4 * 1024 ** 3
+    page = web.get("/models/tiny/").content.decode()
+    # The tiny file names no layers or heads: 32 layers of 4096 wide in f16, 512 KiB per token, plus the file.
+    assert (f"Needs about 1.3 GB of memory with a context of 2,048 tokens; node {settings.NODE_NAME} "
+            "has 4.3 GB available.") in page
+    assert 'data-per-token="524288"' in page and "memory-over" not in page
+
+    settings.LLAMA_MEMORY_LIMIT = 1024 ** 3
+    page = web.get("/models/tiny/").content.decode()
+    assert "memory-estimate memory-over" in page
+    assert f"but node {settings.NODE_NAME} has only 1.1 GB available: use a smaller context" in page
+
+    # A context typed in the form (sent back with an error) is the one estimated.
+    page = web.post("/models/tiny/serve/", {"context_size": "512", "port": "80", "next": "detail"}).content.decode()
+    assert "with a context of 512 tokens; node" in page and "memory-over" not in page
