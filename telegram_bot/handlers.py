@@ -42,6 +42,7 @@ BUTTONS = {
     "serve": model_handlers.on_serve_button,
     "stop": model_handlers.on_stop_button,
     "dl": model_handlers.on_download_button,
+    "list": model_handlers.on_list_button,
 }
 
 SPENT_BUTTONS = {"serve", "stop", "dl"}  # admin actions

@@ -40,3 +40,14 @@ def keyboard(rows: list[tuple[str, str, str]]) -> InlineKeyboardMarkup | None:
     buttons = [[InlineKeyboardButton(label[:60], callback_data=data_pack(action, value))]
                for label, action, value in rows[:MAX_BUTTONS]]
     return InlineKeyboardMarkup(buttons) if buttons else None
+
+
+def pager(action: str, page: int, pages: int) -> InlineKeyboardMarkup:
+    """‹ and › around "page/pages" in one row; `<action>:<page>` (0-based) is what a press sends."""
+    row = []
+    if page > 0:
+        row.append(InlineKeyboardButton("‹ Previous", callback_data=data_pack(action, str(page - 1))))
+    row.append(InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=data_pack(action, str(page))))
+    if page < pages - 1:
+        row.append(InlineKeyboardButton("Next ›", callback_data=data_pack(action, str(page + 1))))
+    return InlineKeyboardMarkup([row])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from asgiref.sync import sync_to_async
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from aiportal.errors import ApplicationError
@@ -17,10 +17,11 @@ from models_app.models import AIModel, Status
 from models_app.selectors import model_get, model_list
 from telegram_bot import send, texts
 from telegram_bot.access import is_admin
-from telegram_bot.keyboards import keyboard, value_resolve
+from telegram_bot.keyboards import keyboard, pager, value_resolve
 
 SERVE_TIMEOUT = 600.0
 SERVE_POLL = 0.5
+LIST_PAGE = 5  # models per /ai-list message when the list is long
 PROGRESS_EVERY = 3.0  # at most one edit of a progress message every 3 seconds
 
 
@@ -34,9 +35,30 @@ async def cmd_list(update: Update, context: ContextTypes.DEFAULT_TYPE, args: lis
     if not models:
         await send.say(context.bot, chat_id, "No models yet. An admin can download one with /ai <Hugging Face URL>.")
         return
-    heading = f"{len(models)} model{'s' if len(models) != 1 else ''}:"
-    for piece in send.blocks_pack([heading] + [texts.model_block(m) for m in models]):
-        await send.say(context.bot, chat_id, piece)
+    text, markup = _list_page(models, 0)
+    await send.say(context.bot, chat_id, text, markup=markup)
+
+
+async def on_list_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
+    """‹ or › under a long /ai-list: the same message shows that page, as the models are now."""
+    models = await sync_to_async(_models)()
+    message = update.callback_query.message
+    if not models or not value.isdigit() or message is None:
+        await cmd_list(update, context, [])
+        return
+    text, markup = _list_page(models, int(value))
+    await send.edit(context.bot, message.chat.id, message.message_id, text, markup=markup)
+
+
+def _list_page(models: list[AIModel], page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of /ai-list (the whole list when it fits one message) and its ‹ › buttons."""
+    count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
+    pages = send.blocks_pack([texts.model_block(m) for m in models], send.MAX_TEXT - len(count) - 32,
+                             per_message=LIST_PAGE)
+    page = min(page, len(pages) - 1)
+    if len(pages) == 1:
+        return f"{count}:\n\n{pages[0]}", None
+    return f"{count}, page {page + 1} of {len(pages)}:\n\n{pages[page]}", pager("list", page, len(pages))
 
 
 async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE, what: str) -> bool:

@@ -88,18 +88,19 @@ def _cut_at(text: str, limit: int) -> int:
     return limit
 
 
-def blocks_pack(blocks: list[str], limit: int = MAX_TEXT) -> list[str]:
-    """Join blocks with blank lines into as few messages as fit; a block too long alone is split."""
+def blocks_pack(blocks: list[str], limit: int = MAX_TEXT, *, per_message: int | None = None) -> list[str]:
+    """Join blocks with blank lines into as few messages as fit (at most `per_message` pieces each, when
+    given); a block too long alone is split."""
     messages: list[str] = []
-    current = ""
+    current, held = "", 0
     for block in blocks:
         for piece in text_split(block, limit):
             joined = f"{current}\n\n{piece}" if current else piece
-            if len(joined) <= limit:
-                current = joined
+            if len(joined) <= limit and (per_message is None or held < per_message):
+                current, held = joined, held + 1
                 continue
             messages.append(current)
-            current = piece
+            current, held = piece, 1
     if current:
         messages.append(current)
     return messages

@@ -93,15 +93,36 @@ async def test_it_lists_models_with_p2p_figures_and_magnets(webhook, telegram):
         "magnet: magnet:?xt=urn:btih:" + "a" * 40]
 
 
-async def test_it_splits_a_long_list_under_4096_characters(webhook, telegram):
-    for n in range(40):
+async def test_a_long_list_pages_with_buttons_in_one_message(webhook, telegram):
+    for n in range(23):
         await sync_to_async(_model)(f"owner_repo-{n:02d}", magnet="magnet:?xt=urn:btih:" + f"{n:02d}" * 20)
     await webhook.send(message("/ai_list", user_id=MEMBER))
-    pages = telegram.texts(MEMBER)
-    assert len(pages) > 1
-    assert all(len(page) <= send.MAX_TEXT for page in pages)
-    joined = "\n\n".join(pages)
-    assert all(f"owner_repo-{n:02d}\n" in joined for n in range(40))
+    [listed] = telegram.messages(MEMBER)
+    assert listed["text"].startswith("23 models, page 1 of 5:\n\nowner_repo-22\n")  # newest first
+    assert _buttons(listed) == [("1/5", "list:0"), ("Next ›", "list:1")]
+
+    seen = [listed["text"]]
+    for page in range(1, 5):
+        await webhook.send(button(f"list:{page}", user_id=MEMBER, message_id=listed["message_id"]))
+        [shown] = telegram.messages(MEMBER)  # the same message, edited
+        assert shown["text"].startswith(f"23 models, page {page + 1} of 5:")
+        seen.append(shown["text"])
+    assert _buttons(shown) == [("‹ Previous", "list:3"), ("5/5", "list:4")]
+    assert all(len(text) <= send.MAX_TEXT and text.count("\nstatus: ") <= 5 for text in seen)
+    assert sorted(line for text in seen for line in text.splitlines() if line.startswith("owner_repo-")) == [
+        f"owner_repo-{n:02d}" for n in range(23)]
+
+    # The list as it is now: a page past the end (models were removed since) shows the last one.
+    await sync_to_async(AIModel.objects.filter(pk__in=["owner_repo-00", "owner_repo-01", "owner_repo-02"]).delete)()
+    await webhook.send(button("list:4", user_id=MEMBER, message_id=listed["message_id"]))
+    [shown] = telegram.messages(MEMBER)
+    assert shown["text"].startswith("20 models, page 4 of 4:\n\nowner_repo-07\n")
+    assert _buttons(shown) == [("‹ Previous", "list:2"), ("4/4", "list:3")]
+
+
+def _buttons(shown: dict) -> list[tuple[str, str]]:
+    [row] = shown["reply_markup"]["inline_keyboard"]
+    return [(b["text"], b["callback_data"]) for b in row]
 
 
 async def test_it_offers_a_keyboard_when_serve_has_no_or_a_wrong_id(webhook, telegram):
