@@ -59,6 +59,11 @@ class StreamingReply:
 
     async def finish(self, text: str) -> None:
         await self._render(text, cursor=False, attempts=send.ATTEMPTS)
+        # The final cut may need fewer messages than the stream showed (a code block closed late packs
+        # differently): the ones left over would repeat its words.
+        for message_id, _ in self.sent[len(formatting.pieces(text, PIECE)):]:
+            await send.quietly(lambda m=message_id: self.bot.delete_message(chat_id=self.chat_id, message_id=m))
+        del self.sent[len(formatting.pieces(text, PIECE)):]
 
     async def _render(self, text: str, *, cursor: bool, attempts: int) -> None:
         pieces = formatting.pieces(text, PIECE)

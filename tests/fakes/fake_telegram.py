@@ -1,7 +1,7 @@
 """A small Telegram Bot API server on 127.0.0.1 that records every call.
 
 It speaks the methods python-telegram-bot calls for this project (getMe, sendMessage, sendMessageDraft,
-editMessageText, editMessageReplyMarkup, sendChatAction, answerCallbackQuery, setWebhook, deleteWebhook, setMyCommands,
+editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, answerCallbackQuery, setWebhook, deleteWebhook, setMyCommands,
 getWebhookInfo) at `/bot<token>/<method>`, with form, JSON or query parameters, and answers the
 way the real API does. Failure flags: `fail(method, ...)` makes the next calls of a method fail
 with an error code (429 carries `retry_after`). Texts sent with `parse_mode: HTML` are parsed as
@@ -214,6 +214,12 @@ class FakeTelegram:
         if markup:
             message["reply_markup"] = markup
         return 200, _ok(message)
+
+    def _api_deletemessage(self, params: dict) -> tuple[int, dict]:
+        key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
+        if self._messages.pop(key, None) is None:
+            return 400, _error(400, "Bad Request: message to delete not found")
+        return 200, _ok(True)
 
     def _api_sendchataction(self, params: dict) -> tuple[int, dict]:
         return 200, _ok(True)

@@ -5,7 +5,7 @@ import pytest
 from aiportal.errors import Upstream
 from telegram_bot import send
 from telegram_bot.app import application_get
-from telegram_bot.streaming import stream_to_chat
+from telegram_bot.streaming import StreamingReply, stream_to_chat
 from tests.telegram_bot.updates import GROUP, MEMBER
 
 
@@ -175,3 +175,14 @@ async def test_messages_to_a_group_are_spaced_to_its_flood_limit_before_telegram
     assert telegram.texts(GROUP) == [f"message {n}" for n in range(6)]
     # A leaky bucket of two a second: a burst of two, then one every half second (a little slack for the clocks).
     assert all(later - earlier >= 0.45 for earlier, later in zip(sent[1:], sent[2:], strict=False)), sent
+
+
+async def test_messages_the_final_cut_no_longer_needs_are_deleted(telegram):
+    reply = StreamingReply(await _bot(), GROUP, interval=0)
+    await reply.show("First words. " * 400)  # two messages while it streams
+    assert len(telegram.texts(GROUP)) == 2
+
+    await reply.finish("First words, in the end a short answer.")
+
+    assert telegram.texts(GROUP) == ["First words, in the end a short answer."]
+    assert len(telegram.calls_of("deleteMessage")) == 1
