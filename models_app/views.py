@@ -5,7 +5,6 @@ form or the model row that caused it.
 """
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
@@ -15,9 +14,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from aiportal.errors import ApplicationError, NotFound, Unavailable
+from aiportal.errors import ApplicationError, NotFound
 from models_app import selectors, services
 from models_app.forms import AddModelForm, DeleteForm, ServeForm
+from torrents_app.sharing import magnet_download_start, torrent_file_get, torrent_set_seeding
 
 LOG_TAIL_BYTES = 12_000
 SERVE_FIELDS = {"port": "port", "contextSize": "context_size", "threads": "threads", "gpuLayers": "gpu_layers"}
@@ -51,7 +51,6 @@ def model_add_view(request: HttpRequest) -> HttpResponse:
 
 def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
     if form.is_magnet:
-        magnet_download_start = _service("torrents_app.services", "magnet_download_start", "Magnet downloads")
         model = magnet_download_start(magnet_uri=form.cleaned_data["source"])
         return redirect(f"{reverse('home')}#model-{model.pk}")
     return _add_from_hub(request, form)
@@ -123,11 +122,7 @@ def model_stop_view(request: HttpRequest, model_id: str) -> HttpResponse:
 @require_POST
 def model_seeding_view(request: HttpRequest, model_id: str) -> HttpResponse:
     enabled = request.POST.get("enabled") == "on"
-    def action():
-        set_seeding = _service("torrents_app.services", "torrent_set_seeding", "Seeding changes")
-        set_seeding(model_id=model_id, enabled=enabled)
-
-    return _act(request, model_id, action)
+    return _act(request, model_id, lambda: torrent_set_seeding(model_id=model_id, enabled=enabled))
 
 
 @login_required
@@ -146,7 +141,6 @@ def model_delete_view(request: HttpRequest, model_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def model_torrent_view(request: HttpRequest, model_id: str) -> HttpResponse:
-    torrent_file_get = _service("torrents_app.services", "torrent_file_get", "Torrent files")
     try:
         name, data = torrent_file_get(model_id=model_id)
     except NotFound as exc:
@@ -205,14 +199,6 @@ def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **co
         **context,
     }
     return render(request, "models/detail.html", context, status=status)
-
-
-def _service(module: str, name: str, what: str):
-    """A service of another part of the portal, imported when used; a clear message while it is missing."""
-    try:
-        return getattr(import_module(module), name)
-    except (ImportError, AttributeError):
-        raise Unavailable(f"{what} are not available on this portal (yet).", code="not_available") from None
 
 
 def _get(model_id: str):
