@@ -8,8 +8,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiportal.settings")
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
+from aiportal.doors import DoorsHandler, is_door  # noqa: E402
+
 # The portal is self-hosted without a front proxy, so daphne serves /static/ itself.
-django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
+pages_app = ASGIStaticFilesHandler(get_asgi_application())
+doors_app = DoorsHandler()
+
+
+async def django_asgi_app(scope, receive, send):
+    app = doors_app if is_door(scope["path"]) else pages_app
+    return await app(scope, receive, send)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
