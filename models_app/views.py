@@ -58,13 +58,12 @@ def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
 
 def _add_from_hub(request: HttpRequest, form: AddModelForm) -> HttpResponse:
     """A repo with several GGUF files asks which one first; a file link or a single file starts at once."""
-    from models_app.hub.refs import hub_ref_parse
+    from models_app.hub.refs import hub_ref_names_file
     from models_app.hub.services import download_start, repo_gguf_files
 
     data = form.cleaned_data
-    ref = hub_ref_parse(data["source"], endpoint=settings.HF_ENDPOINT)
-    file_name = data["file_name"] or ref.file_name
-    if file_name is None and ref.quant is None:
+    file_name = data["file_name"] or None
+    if file_name is None and not hub_ref_names_file(data["source"], endpoint=settings.HF_ENDPOINT):
         files = repo_gguf_files(url=data["source"])
         if len(files) > 1:
             return render(request, "models/add.html", {"form": form, "files": files, "chosen": _default_file(files)})

@@ -4,10 +4,12 @@ offers the GGUF repos the Hub search found."""
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from aiportal.errors import ApplicationError
+from models_app.hub.refs import hub_ref_names_file
 from models_app.models import AIModel
 from telegram_bot import send, texts
 from telegram_bot.keyboards import keyboard, short_hash
@@ -34,18 +36,6 @@ def _alternatives(exc: ApplicationError) -> list[dict]:
     return [entry for entry in found if isinstance(entry, dict) and _file_name(entry)]
 
 
-def _quant_named(url: str) -> bool:
-    """`owner/repo:Q4_K_M` names its file already: no question to ask."""
-    from django.conf import settings
-
-    from models_app.hub.refs import hub_ref_parse
-
-    try:
-        return hub_ref_parse(url, endpoint=settings.HF_ENDPOINT).quant is not None
-    except ApplicationError:
-        return False
-
-
 def _remember(context: ContextTypes.DEFAULT_TYPE, url: str, file_name: str | None) -> str:
     """A short key for a (url, file) choice behind a button (per process; buttons of a restarted portal expire)."""
     key = short_hash(f"{url}\n{file_name or ''}")
@@ -58,7 +48,7 @@ async def download_begin(update: Update, context: ContextTypes.DEFAULT_TYPE, *, 
     from models_app.hub.services import repo_gguf_files
 
     bot, chat_id = context.bot, update.effective_chat.id
-    if file_name is None and not _quant_named(url):
+    if file_name is None and not hub_ref_names_file(url, endpoint=settings.HF_ENDPOINT):
         try:
             files = await sync_to_async(repo_gguf_files, thread_sensitive=False)(url=url)
         except ApplicationError as exc:

@@ -34,6 +34,16 @@ def hub_ref_parse(text: str, *, endpoint: str = "", file_name: str | None = None
     return ref
 
 
+def hub_ref_names_file(text: str, *, endpoint: str = "") -> bool:
+    """The reference picks its file itself (a file's URL, or `owner/repo:Q4_K_M`): no one need be asked which;
+    False for one that does not parse (the download then says what is wrong with it)."""
+    try:
+        ref = hub_ref_parse(text, endpoint=endpoint)
+    except ApplicationError:
+        return False
+    return ref.file_name is not None or ref.quant is not None
+
+
 def file_name_check(name: str) -> str:
     """A repo-relative file path that cannot leave the model folder."""
     cleaned = name.strip()
