@@ -136,10 +136,9 @@ async def _sse(session_id: int, deltas: Iterator[str]) -> AsyncIterator[bytes]:
     try:
         while (item := await queue.get()) is not None:
             yield item
-            sent.set()
+            sent.set()  # asked for more: the server has taken the last piece for the page
     finally:
         stop.set()
-        sent.set()
 
 
 def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event,
@@ -154,8 +153,9 @@ def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio
             if stop.is_set():
                 break
             put(_event({"delta": delta}))
-            _wait_sent(sent, loop)
-            if stop.is_set():
+            # A delta the page took is kept even when the page stops right after: the loop goes on, and
+            # asking for the next delta is what records this one (chat.services._stream).
+            if not _wait_sent(sent, stop, loop):
                 break
         put(_event({}, "done"))
     except ApplicationError as exc:
@@ -171,8 +171,10 @@ def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio
         put(None)
 
 
-def _wait_sent(sent: threading.Event, loop: asyncio.AbstractEventLoop) -> None:
-    """Until the page's side took the last delta (or the server shut down its event loop)."""
-    while not sent.wait(timeout=1.0):
-        if loop.is_closed():
-            return
+def _wait_sent(sent: threading.Event, stop: threading.Event, loop: asyncio.AbstractEventLoop) -> bool:
+    """True once the page's side took the last delta; False when it stopped first (or the server shut down
+    its event loop)."""
+    while not sent.wait(timeout=0.1):
+        if stop.is_set() or loop.is_closed():
+            return sent.is_set()
+    return True
