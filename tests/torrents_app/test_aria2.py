@@ -9,6 +9,7 @@ import pytest
 
 from models_app.models import Status
 from models_app.services import model_import_local
+from tests.conftest import wait_for
 from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
 from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
@@ -25,6 +26,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def aria2(tmp_path):
     """Start aria2c (Debian's aria2 1.36) on a free port of 127.0.0.1 with DHT, LPD and PEX off."""
@@ -37,6 +46,9 @@ def aria2(tmp_path):
                 "--console-log-level=warn", "--file-allocation=none", f"--log={tmp_path / f'aria2-{port}.log'}",
                 "--log-level=info", *extra, str(torrent)]
         started.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # Peers are asked only once it listens: libtorrent gives up on a peer after three refused
+        # connections, which a busy machine's slow aria2c start (it checks the files first) could cost.
+        wait_for(lambda: started[-1].poll() is None and _listening(port), what="aria2c listening", timeout=60)
         return started[-1], port
 
     yield start
