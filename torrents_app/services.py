@@ -18,6 +18,7 @@ from torrents_app.models import Torrent
 from torrents_app.node_services import FOUND, LOOKING, MISSING, WAITING, swarm_magnet
 from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in this module)
     disk_space_check,
+    known_torrent,
     magnet_download_start,
     torrent_file_get,
     torrent_set_seeding,
@@ -71,7 +72,7 @@ def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) 
         v1, v2, endpoint = peer
         magnet = swarm_magnet(f"{template}&x.pe={endpoint}", v1=v1, v2=v2)
         values = {"info_hash_v1": v1, "info_hash_v2": v2, "magnet_source": magnet, "desired": Torrent.Desired.DOWNLOAD,
-                  "state": FOUND}
+                  "state": FOUND, "torrent_file": known_torrent(v1=v1, v2=v2)}
         log.info("%s: node at %s of this group seeds the same sha256; fetching it from there", model_id, endpoint)
     else:
         values = {"magnet_source": template, "desired": Torrent.Desired.LOOKUP, "state": LOOKING}

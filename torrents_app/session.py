@@ -272,9 +272,12 @@ class P2PSession:
     def is_complete(self, key: str) -> bool:
         """Every byte of every file is here (not just the files wanted so far)."""
         handle = self.handles[key]
-        info, status = handle.torrent_file(), handle.status()
+        status = handle.status()
+        if not status.is_seeding:
+            return False  # asked often while bytes arrive: the torrent's info (~1 ms to copy for 1 GiB) can wait
+        info = handle.torrent_file()
         # Not `info.total_size()`: a v2 torrent counts the padding after its last file there.
-        return info is not None and status.is_seeding and status.total_wanted_done == sum(f.size for f in _files(info))
+        return info is not None and status.total_wanted_done == sum(f.size for f in _files(info))
 
     def has_metadata(self, key: str) -> bool:
         return self.handles[key].torrent_file() is not None

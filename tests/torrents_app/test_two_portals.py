@@ -6,10 +6,10 @@ import pytest
 
 from models_app.models import AIModel, Status
 from models_app.services import model_import_local
-from tests.torrents_app.helpers import pump, refreshed
+from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
 from torrents_app.models import Torrent
 from torrents_app.session import SessionConfig
-from torrents_app.sharing import magnet_download_start
+from torrents_app.sharing import known_torrent, magnet_download_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -29,6 +29,8 @@ def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(setting
     response = api.post("/api/ai/download", {"magnetUri": magnet}, format="json")
     assert (response.status_code, response.json()["result"]["status"]) == (202, "queued")
     copy = AIModel.objects.get(pk=response.json()["result"]["id"])
+    # Another portal's database does not hold the seed's .torrent: metadata and piece hashes come from the peer.
+    Torrent.objects.filter(pk=copy.pk).update(torrent_file=None)
     pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
     copy = refreshed(copy)
     assert copy.id == "SmolLM2-135M-Instruct.Q4_1-2"  # named after dn, unique beside the seed's row
@@ -38,6 +40,22 @@ def test_it_downloads_a_model_from_another_portal_by_magnet_and_seeds_it(setting
     assert copy.magnet_uri == source.magnet_uri
     assert bytes(Torrent.objects.get(pk=copy.pk).torrent_file) == bytes(Torrent.objects.get(pk=source.pk).torrent_file)
     assert beta.p2p.stats(copy.pk).is_seeding
+
+
+def test_a_node_of_the_same_portal_starts_from_the_torrent_its_database_holds(settings, small_gguf, alpha, beta):
+    source = _seeded(settings, alpha, small_gguf)
+    settings.NODE_NAME = "beta"
+    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
+    seed_torrent = bytes(Torrent.objects.get(pk=source.pk).torrent_file)
+    assert bytes(Torrent.objects.get(pk=copy.pk).torrent_file) == seed_torrent  # no metadata to fetch
+    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
+    assert (refreshed(copy).sha256, refreshed(copy).node) == (source.sha256, "beta")
+
+    # A stored .torrent that is not the one the magnet names is never handed out for it.
+    other = torrent_bytes(small_gguf, fmt="v1")
+    Torrent.objects.filter(pk__in=[source.pk, copy.pk]).update(torrent_file=other)
+    assert known_torrent(v1=source.info_hash, v2=source.info_hash_v2) is None
+    assert known_torrent(v1="", v2="") is None
 
 
 def test_it_reports_stats_that_match_what_moved(settings, small_gguf, alpha, beta):
