@@ -7,6 +7,9 @@ from django.db import models
 from models_app.models import AIModel
 
 
+TITLE_CHARS = 80  # a session's title: the start of its first question
+
+
 class ChatSession(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     telegram_chat_id = models.BigIntegerField(null=True, blank=True, db_index=True)

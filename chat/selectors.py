@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from chat.models import ChatMessage, ChatSession
+from chat.models import TITLE_CHARS, ChatMessage, ChatSession
 
 
 def session_active_telegram(*, chat_id: int, user_id: int) -> ChatSession | None:
@@ -58,7 +58,7 @@ def session_search(*, user, query: str = "", limit: int = 30) -> list[ChatSessio
         titles = {session.pk: session.title for session in sessions}
         first: dict[int, str] = {}
         for session_id, content in hits:
-            if content.strip()[:80] != titles[session_id]:  # the first question is the title, shown already
+            if content.strip()[:TITLE_CHARS] != titles[session_id]:  # the first question is the title, shown already
                 first.setdefault(session_id, content)
         for session in sessions:
             session.excerpt = excerpt(first[session.pk], query) if session.pk in first else None

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict
 from chat import history
-from chat.models import ChatMessage, ChatSession
+from chat.models import TITLE_CHARS, ChatMessage, ChatSession
 from chat.selectors import (
     session_active_telegram,
     session_active_web,
@@ -155,7 +155,7 @@ def _save_turns(session: ChatSession, text: str, text_tokens: int, answer: str, 
         session.last_activity = timezone.now()
         fields = ["last_activity"]
         if not session.title:
-            session.title, fields = text[:80], fields + ["title"]
+            session.title, fields = text[:TITLE_CHARS], fields + ["title"]
         session.save(update_fields=fields)
 
 
