@@ -64,10 +64,10 @@ class _PortalState:
 
     def collect(self):
         from aiportal.models import Node
-        from models_app.models import AIModel, ServedInstance, Status
+        from models_app.models import ModelCopy, ServedInstance, Status
+        from models_app.selectors import model_list
 
-        models = list(AIModel.objects.only("id", "status", "node", "size", "downloaded_bytes", "uploaded_bytes",
-                                           "peers", "seeds"))
+        models = list(model_list())
         by_status = GaugeMetricFamily("aiportal_models", "Models by status.", labels=["status"])
         for status in Status.values:
             by_status.add_metric([status], sum(1 for model in models if model.status == status))
@@ -81,9 +81,11 @@ class _PortalState:
         peers = GaugeMetricFamily("aiportal_model_peers", "Peers connected for a model's torrent.", labels=["model"])
         for model in models:
             size.add_metric([model.id], model.size)
-            down.add_metric([model.id, model.node], model.downloaded_bytes)
-            up.add_metric([model.id, model.node], model.uploaded_bytes)
             peers.add_metric([model.id], model.peers)
+        for model_id, node, downloaded, uploaded in ModelCopy.objects.values_list(
+                "model_id", "node", "downloaded_bytes", "uploaded_bytes"):
+            down.add_metric([model_id, node], downloaded)
+            up.add_metric([model_id, node], uploaded)
         yield from (size, down, up, peers)
 
         tokens = CounterMetricFamily("aiportal_tokens_generated", "Tokens the model generated for the portal's "

@@ -36,7 +36,7 @@ from huggingface_hub import hf_hub_download  # noqa: E402
 from models_app.demo import DEMO_WHEEL, demo_extract  # noqa: E402
 from models_app.hub.services import download_start  # noqa: E402
 from models_app.hub.tasks import download_task  # noqa: E402
-from models_app.models import AIModel  # noqa: E402
+from models_app.models import AIModel, ModelCopy  # noqa: E402
 from tests.fakes.fake_hub import FakeHub  # noqa: E402
 
 REPO = "bench-org/SmolLM2-GGUF"
@@ -81,7 +81,7 @@ def _watch(model_id: str, marks: dict) -> None:
     from django.db import connection
 
     while "verifying" not in marks:
-        if AIModel.objects.filter(pk=model_id, status="verifying").exists():
+        if ModelCopy.objects.filter(model_id=model_id, status="verifying").exists():
             marks["verifying"], marks["rchar_verifying"] = time.perf_counter(), rchar()
         time.sleep(0.002)
     connection.close()

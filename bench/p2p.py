@@ -164,26 +164,27 @@ def _p2p(beta, seeder: tuple[int, int], source, tmp: Path, *, known: bool = True
     the download gets the magnet only, as another portal's would."""
     from django.conf import settings
 
-    from models_app.models import AIModel
-    from models_app.services import model_delete
+    from models_app.models import ModelCopy
     from torrents_app.models import Torrent
-    from torrents_app.services import magnet_download_start
+    from torrents_app.services import copy_remove, magnet_download_start
 
     pid, port = seeder
     settings.NODE_NAME, settings.AI_MODEL_DIR = beta.node_name, tmp / "beta-models"
     start, cpu = time.monotonic(), _cpu() + _process_cpu(pid)
+    # The same info-hash on another node: a second copy of the model, on beta.
     copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{port}")
+    on_beta = ModelCopy.objects.filter(model_id=copy.pk, node=beta.node_name)
     if not known:
-        Torrent.objects.filter(pk=copy.pk).update(torrent_file=None)
+        Torrent.objects.filter(copy__in=on_beta).update(torrent_file=None)
     _run([beta], lambda: beta.p2p.has(copy.pk) and beta.p2p.is_complete(copy.pk))
     on_disk, cpu = time.monotonic() - start, _cpu() + _process_cpu(pid) - cpu
     log.info("%s: every byte on disk after %.2f s", copy.pk, on_disk)
-    _run([beta], lambda: AIModel.objects.get(pk=copy.pk).status in {"ready", "error"})
+    _run([beta], lambda: on_beta.get().status in {"ready", "error"})
     ready = time.monotonic() - start
-    final = AIModel.objects.get(pk=copy.pk)
-    if final.sha256 != source.sha256:
+    final = on_beta.get()
+    if final.status != "ready":
         raise SystemExit(f"FAILED: the P2P copy of {source.pk} did not verify: {final.status} {final.error}")
-    model_delete(model_id=copy.pk, delete_files=True)
+    copy_remove(model_id=copy.pk, node=beta.node_name)
     _run([beta], lambda: not beta.p2p.has(copy.pk))
     shutil.rmtree(tmp / "beta-models", ignore_errors=True)
     return on_disk, ready, cpu
@@ -245,7 +246,7 @@ def _bench(tmp: Path, size_mib: int, rounds: int, fmt: str) -> None:
 
         seeded, port = ready.get(timeout=600)
         sources = [AIModel.objects.get(pk=pk) for pk in seeded]
-        blobs = [bytes(Torrent.objects.get(pk=pk).torrent_file) for pk in seeded]
+        blobs = [bytes(Torrent.objects.get(copy__model_id=pk).torrent_file) for pk in seeded]
         bare_ready = spawn.Queue()
         bare_node = spawn.Process(target=_bare_seeder, args=(blobs, [str(p.parent) for p in (demo, big)], bare_ready,
                                                              stop))

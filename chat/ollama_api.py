@@ -478,7 +478,7 @@ async def _progress(model_id: str) -> AsyncIterator[dict]:
     yield {"status": "pulling manifest"}
     last = None
     while True:
-        model = await sync_to_async(AIModel.objects.filter(pk=model_id).first)()
+        model = await sync_to_async(model_list().filter(pk=model_id).first)()
         if model is None:
             yield {"error": f"the download of {model_id} was cancelled (the model was deleted)"}
             return
@@ -495,7 +495,7 @@ async def _progress(model_id: str) -> AsyncIterator[dict]:
             yield {"status": "verifying sha256 digest"}
             while not model.is_available:
                 await asyncio.sleep(PULL_POLL_SECONDS)
-                model = await sync_to_async(AIModel.objects.filter(pk=model_id).first)()
+                model = await sync_to_async(model_list().filter(pk=model_id).first)()
                 if model is None or model.status == Status.ERROR:
                     yield {"error": (model.error if model else "") or f"verifying {model_id} failed"}
                     return

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from aiportal.errors import ApplicationError
 from chat.models import ChatSession
 from chat.selectors import session_search, session_turns
-from models_app.models import Status
+from models_app.models import ServeState, Status
 from models_app.selectors import model_list
 
 SESSIONS_SHOWN = 30
@@ -101,7 +101,8 @@ def _own_session(request: HttpRequest, session_id: int) -> ChatSession:
 
 
 def _page(request: HttpRequest, session: ChatSession | None, model_id: str) -> HttpResponse:
-    served = list(model_list().filter(status=Status.SERVING))
+    served = [model for model in model_list().filter(instance__state=ServeState.SERVING)
+              if model.status == Status.SERVING]
     query = request.GET.get("q", "").strip()[:SEARCH_MAX]
     context = {
         "session": session,

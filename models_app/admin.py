@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from models_app.models import AIModel, ModelFile, ServedInstance
+from models_app.models import AIModel, ModelCopy, ModelFile, ServedInstance
 
 
 class ModelFileInline(admin.TabularInline):
@@ -10,13 +10,36 @@ class ModelFileInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class ModelCopyInline(admin.TabularInline):
+    model = ModelCopy
+    extra = 0
+    fields = ("node", "status", "path", "download_progress", "downloaded_bytes", "uploaded_bytes", "peers", "seeding",
+              "error")
+    readonly_fields = fields
+
+
 @admin.register(AIModel)
 class AIModelAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "source", "status", "size", "download_progress", "peers", "seeding", "node", "created_at")
-    list_filter = ("status", "source", "seeding", "node", "format")
+    list_display = ("id", "name", "source", "status", "size", "download_progress", "peers", "seeding", "nodes",
+                    "created_at")
+    list_filter = ("source", "copies__status", "copies__seeding", "copies__node", "format")
     search_fields = ("id", "name", "repo_id", "file_name", "sha256", "info_hash")
     readonly_fields = ("created_at", "updated_at")
-    inlines = [ModelFileInline]
+    inlines = [ModelCopyInline, ModelFileInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("copies").select_related("instance")
+
+    @admin.display(description="nodes")
+    def nodes(self, model: AIModel) -> str:
+        return ", ".join(copy.node for copy in model.copy_list())
+
+
+@admin.register(ModelCopy)
+class ModelCopyAdmin(admin.ModelAdmin):
+    list_display = ("model", "node", "status", "download_progress", "peers", "seeding", "updated_at")
+    list_filter = ("status", "seeding", "node")
+    search_fields = ("model__id", "node")
 
 
 @admin.register(ModelFile)

@@ -1,10 +1,16 @@
-"""AI models, the files behind them, and their served llama-server instances."""
+"""AI models (what a file is), their copies (that file on one node) and their served llama-server instances.
+
+The copy and the instance each have a small state machine, with the moves allowed in
+`models_app.states`; the model's own status and transfer figures are summaries of them (SPEC §9).
+"""
 from __future__ import annotations
 
 from django.db import models
 
 
 class Status(models.TextChoices):
+    """The model object's `status` (SPEC §4): its copies' statuses, and while it is served its instance's."""
+
     QUEUED = "queued"
     DOWNLOADING = "downloading"
     VERIFYING = "verifying"
@@ -15,10 +21,25 @@ class Status(models.TextChoices):
     ERROR = "error"
 
 
+class CopyStatus(models.TextChoices):
+    """A file's lifecycle on one node."""
+
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    VERIFYING = "verifying"
+    READY = "ready"
+    ERROR = "error"
+
+
 class Source(models.TextChoices):
     HUGGINGFACE = "huggingface"
     MAGNET = "magnet"
     LOCAL = "local"
+
+
+# How far along a copy is: the model's status is its most advanced copy's.
+_ADVANCE = {CopyStatus.ERROR: 0, CopyStatus.QUEUED: 1, CopyStatus.DOWNLOADING: 2, CopyStatus.VERIFYING: 3,
+            CopyStatus.READY: 4}
 
 
 class AIModel(models.Model):
@@ -31,11 +52,117 @@ class AIModel(models.Model):
     format = models.CharField(max_length=20, default="gguf")
     size = models.BigIntegerField(default=0, help_text="Total bytes of all files")
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    error = models.TextField(blank=True)
-    # Where the files live: an absolute folder on `node`.
-    node = models.CharField(max_length=200, blank=True, db_index=True)
+    # Sharing
+    magnet_uri = models.TextField(blank=True)
+    info_hash = models.CharField(max_length=40, blank=True, db_index=True, help_text="v1 info-hash (hex)")
+    info_hash_v2 = models.CharField(max_length=64, blank=True, db_index=True, help_text="v2 info-hash (hex)")
+    web_seed = models.URLField(max_length=1000, blank=True)
+    # Metadata read from the GGUF header
+    gguf = models.JSONField(null=True, blank=True)
+    requested_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "AI model"
+
+    def __str__(self) -> str:
+        return self.id
+
+    # -- its copies (read with `copies.all()`, so a prefetch serves a whole list) ---------------------
+    def copy_list(self) -> list[ModelCopy]:
+        return sorted(self.copies.all(), key=lambda c: (-_ADVANCE.get(c.status, 0), c.created_at or 0, c.node))
+
+    def copy_on(self, node: str) -> ModelCopy | None:
+        return next((c for c in self.copies.all() if c.node == node), None)
+
+    @property
+    def lead(self) -> ModelCopy | None:
+        """The most advanced copy (the oldest of equals): what the seed-era fields describe."""
+        found = self.copy_list()
+        return found[0] if found else None
+
+    @property
+    def holders(self) -> list[str]:
+        """Nodes holding a complete, verified copy."""
+        return [c.node for c in self.copy_list() if c.status == CopyStatus.READY]
+
+    @property
+    def status(self) -> str:
+        """`serving` while its instance serves, `starting` while one is wanted and not up yet, `stopping` while
+        one goes; otherwise (a failed instance too: the file is fine) the most advanced copy's status."""
+        instance = self.served
+        if instance is not None and instance.state != ServeState.ERROR:
+            if instance.desired == "serving":
+                return Status.SERVING if instance.state == ServeState.SERVING else Status.STARTING
+            if instance.state != ServeState.STOPPED:
+                return Status.STOPPING
+        lead = self.lead
+        return lead.status if lead is not None else CopyStatus.ERROR
+
+    @property
+    def error(self) -> str:
+        lead = self.lead
+        if lead is None:
+            return "No node holds this model's file any more."
+        if lead.status != CopyStatus.ERROR and self.serve_failed:
+            return self.instance.error
+        return lead.error
+
+    @property
+    def served(self) -> ServedInstance | None:
+        return getattr(self, "instance", None)
+
+    @property
+    def is_available(self) -> bool:
+        """Its files are complete and verified on at least one node."""
+        return any(c.status == CopyStatus.READY for c in self.copies.all())
+
+    @property
+    def serve_failed(self) -> bool:
+        """Its llama-server died or could not start (its files, and their sharing, are unaffected)."""
+        instance = self.served
+        return instance is not None and instance.state == ServeState.ERROR
+
+    @property
+    def seeding(self) -> bool:
+        """Some ready copy is shared."""
+        return any(c.seeding and c.status == CopyStatus.READY for c in self.copies.all())
+
+    @property
+    def download_progress(self) -> float:
+        lead = self.lead
+        return lead.download_progress if lead is not None else 0.0
+
+    def _sum(self, field: str) -> int:
+        return sum(getattr(c, field) for c in self.copies.all())
+
+    download_rate = property(lambda self: self._sum("download_rate"))
+    upload_rate = property(lambda self: self._sum("upload_rate"))
+    downloaded_bytes = property(lambda self: self._sum("downloaded_bytes"))
+    uploaded_bytes = property(lambda self: self._sum("uploaded_bytes"))
+    peers = property(lambda self: self._sum("peers"))
+    seeds = property(lambda self: self._sum("seeds"))
+    peer_bytes = property(lambda self: self._sum("peer_bytes"))
+    web_seed_bytes = property(lambda self: self._sum("web_seed_bytes"))
+    http_bytes = property(lambda self: self._sum("http_bytes"))
+
+    @property
+    def share_ratio(self) -> float:
+        base = self.downloaded_bytes or self.size
+        return round(self.uploaded_bytes / base, 3) if base else 0.0
+
+
+class ModelCopy(models.Model):
+    """A model's files on one node: where they are, how far their download is, what they moved, and
+    whether that node shares them."""
+
+    model = models.ForeignKey(AIModel, on_delete=models.CASCADE, related_name="copies")
+    node = models.CharField(max_length=200, db_index=True)
     path = models.CharField(max_length=1000, blank=True, help_text="Absolute folder holding the model's files")
+    status = models.CharField(max_length=20, choices=CopyStatus.choices, default=CopyStatus.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
     # Transfer figures (HF download or BitTorrent), written by whoever moves the bytes.
     download_progress = models.FloatField(default=0)
     download_rate = models.BigIntegerField(default=0)
@@ -49,43 +176,20 @@ class AIModel(models.Model):
     peer_bytes = models.BigIntegerField(default=0)
     web_seed_bytes = models.BigIntegerField(default=0)
     http_bytes = models.BigIntegerField(default=0)
-    # Sharing
-    magnet_uri = models.TextField(blank=True)
-    info_hash = models.CharField(max_length=40, blank=True, db_index=True, help_text="v1 info-hash (hex)")
-    info_hash_v2 = models.CharField(max_length=64, blank=True, db_index=True, help_text="v2 info-hash (hex)")
-    web_seed = models.URLField(max_length=1000, blank=True)
-    seeding = models.BooleanField(default=True, help_text="Desired: seed this model when it is ready")
-    # Metadata read from the GGUF header
-    gguf = models.JSONField(null=True, blank=True)
-    # Bookkeeping for the download job
+    seeding = models.BooleanField(default=True, help_text="Desired: seed these files when they are ready")
+    # Bookkeeping for a Hub download job
     task_id = models.CharField(max_length=64, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    requested_by = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-created_at"]
-        verbose_name = "AI model"
+        ordering = ["model", "created_at"]
+        constraints = [models.UniqueConstraint(fields=["model", "node"], name="one_copy_per_node")]
+        verbose_name_plural = "model copies"
 
     def __str__(self) -> str:
-        return self.id
-
-    @property
-    def share_ratio(self) -> float:
-        base = self.downloaded_bytes or self.size
-        return round(self.uploaded_bytes / base, 3) if base else 0.0
-
-    @property
-    def is_available(self) -> bool:
-        """Its files are complete and verified on disk."""
-        return self.status in {Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING}
-
-    @property
-    def serve_failed(self) -> bool:
-        """Its llama-server died or could not start (its files, and their sharing, are unaffected)."""
-        instance = getattr(self, "instance", None)
-        return instance is not None and instance.state == ServeState.ERROR
+        return f"{self.model_id}@{self.node} ({self.status})"
 
 
 class ModelFile(models.Model):
@@ -116,7 +220,7 @@ class ServeState(models.TextChoices):
 
 
 # In the model object, a copy or instance on a node that stopped heartbeating is `offline` (SPEC §9).
-COPY_STATUSES = [*Status.values, "offline"]
+COPY_STATUSES = [*CopyStatus.values, "offline"]
 INSTANCE_STATUSES = [*ServeState.values, "offline"]
 
 
@@ -158,10 +262,11 @@ class ServedInstance(models.Model):
 
 
 class TransferSample(models.Model):
-    """A model's transfer rates and peers at one moment; the node daemon writes one every heartbeat
+    """A copy's transfer rates and peers at one moment; its node daemon writes one every heartbeat
     while something moves, and keeps the last hour (the model page draws them)."""
 
     model = models.ForeignKey(AIModel, on_delete=models.CASCADE, related_name="transfer_samples")
+    node = models.CharField(max_length=200, blank=True, db_index=True)
     at = models.DateTimeField(db_index=True)
     download_rate = models.BigIntegerField(default=0)
     upload_rate = models.BigIntegerField(default=0)

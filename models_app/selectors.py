@@ -6,15 +6,14 @@ from django.db.models import QuerySet
 from aiportal.errors import NotFound
 from aiportal.models import Node
 from aiportal.nodes import node_offline, nodes_by_name
-from models_app.models import AIModel, ServedInstance, ServeState, Status, TransferSample
+from models_app.models import AIModel, CopyStatus, ModelCopy, ServedInstance, ServeState, TransferSample
 
 OFFLINE = "offline"  # a copy or instance whose node stopped heartbeating (SPEC §9)
 
-SEEDABLE = frozenset({Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING})
 
 
 def model_list() -> QuerySet[AIModel]:
-    return AIModel.objects.select_related("instance").order_by("-created_at")
+    return AIModel.objects.select_related("instance").prefetch_related("copies").order_by("-created_at")
 
 
 def model_get(*, model_id: str) -> AIModel:
@@ -38,7 +37,8 @@ def model_server(model: AIModel) -> dict | None:
     }
 
 
-def _transfer(model: AIModel) -> dict:
+def _transfer(model: AIModel | ModelCopy) -> dict:
+    """A copy's transfer figures, or a model's summed over its copies."""
     return {
         "downloadProgress": round(model.download_progress, 2),
         "downloadRate": model.download_rate,
@@ -52,15 +52,15 @@ def _transfer(model: AIModel) -> dict:
     }
 
 
-def model_copy(model: AIModel, nodes: dict[str, Node] | None = None) -> dict:
-    """The model's file on its node (SPEC §9); one node holds the one copy for now."""
+def model_copy(copy: ModelCopy, nodes: dict[str, Node] | None = None) -> dict:
+    """The model's files on one node (SPEC §9)."""
     return {
-        "node": model.node,
-        "status": OFFLINE if node_offline(model.node, nodes) else model.status,
-        **_transfer(model),
-        # The wish (`AIModel.seeding`) holds only for a model whose files are complete.
-        "seeding": model.seeding and model.status in SEEDABLE,
-        "error": "" if model.serve_failed else model.error,
+        "node": copy.node,
+        "status": OFFLINE if node_offline(copy.node, nodes) else copy.status,
+        **_transfer(copy),
+        # The wish (`ModelCopy.seeding`) holds only for a copy whose files are complete.
+        "seeding": copy.seeding and copy.status == CopyStatus.READY,
+        "error": copy.error,
     }
 
 
@@ -99,10 +99,10 @@ def model_to_dict(model: AIModel, nodes: dict[str, Node] | None = None) -> dict:
         "shareRatio": model.share_ratio,
         "magnetUri": model.magnet_uri,
         "infoHash": model.info_hash,
-        "seeding": model.seeding and model.status in SEEDABLE,
+        "seeding": model.seeding,
         "error": model.error,
         "server": None if instance is not None and node_offline(instance.node, nodes) else model_server(model),
-        "copies": [model_copy(model, nodes)] if model.node else [],
+        "copies": [model_copy(copy, nodes) for copy in model.copy_list()],
         "instances": [model_instance(instance, nodes)] if instance is not None else [],
         "gguf": _public_gguf(model.gguf),
         "createdAt": model.created_at.isoformat(),
@@ -125,7 +125,7 @@ def models_to_dicts(models) -> list[dict]:
 def node_list() -> list[dict]:
     """Every node of the group with what it has and holds (SPEC §9 `GET /api/ai/nodes`)."""
     copies: dict[str, list[str]] = {}
-    for model_id, node in AIModel.objects.filter(status__in=SEEDABLE).values_list("pk", "node"):
+    for model_id, node in ModelCopy.objects.filter(status=CopyStatus.READY).values_list("model_id", "node"):
         copies.setdefault(node, []).append(model_id)
     serving: dict[str, list[str]] = {}
     for model_id, node in ServedInstance.objects.filter(state=ServeState.SERVING).values_list("pk", "node"):

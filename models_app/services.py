@@ -15,8 +15,8 @@ from aiportal import events
 from aiportal.errors import ApplicationError, Conflict
 from models_app import gguf_meta
 from models_app.hashing import sha256_file
-from models_app.models import AIModel, ModelFile, Source, Status, TransferSample
-from models_app.selectors import model_get, model_to_dict
+from models_app.models import AIModel, CopyStatus, ModelCopy, ModelFile, Source, TransferSample
+from models_app.selectors import model_get, model_list, model_to_dict
 from models_app.signals import model_ready
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -41,7 +41,7 @@ def model_notify(model: AIModel) -> None:
 
 
 def _push(model_id: str) -> None:
-    model = AIModel.objects.select_related("instance").filter(pk=model_id).first()
+    model = model_list().filter(pk=model_id).first()
     if model is None:
         events.push_model_removed(model_id)
     else:
@@ -62,7 +62,7 @@ def model_import_local(*, path: Path, model_id: str | None = None, copy: bool = 
         raise ApplicationError(str(exc), code="not_gguf", status=422) from None
     digest = sha256_file(path)
     if model_id is None:
-        same = AIModel.objects.filter(sha256=digest, node=settings.NODE_NAME, source=Source.LOCAL).first()
+        same = AIModel.objects.filter(sha256=digest, copies__node=settings.NODE_NAME, source=Source.LOCAL).first()
         if same is not None:
             return same
     folder = path.parent
@@ -78,16 +78,14 @@ def model_import_local(*, path: Path, model_id: str | None = None, copy: bool = 
             file_name=path.name,
             size=path.stat().st_size,
             sha256=digest,
-            status=Status.READY,
-            node=settings.NODE_NAME,
-            path=str(folder),
-            download_progress=100,
             gguf=meta,
         )
+        ModelCopy.objects.create(model=model, node=settings.NODE_NAME, path=str(folder), status=CopyStatus.READY,
+                                 download_progress=100)
         ModelFile.objects.create(model=model, name=path.name, size=model.size, sha256=digest,
                                  downloaded_bytes=model.size, verified=True)
         model_notify(model)
-    model_on_ready(model=model)
+    model_on_ready(model=model, node=settings.NODE_NAME)
     return model
 
 
@@ -107,24 +105,27 @@ def _readable_gguf(path: Path) -> Path:
     return path
 
 
-def model_on_ready(*, model: AIModel) -> None:
-    """A model's files are complete and verified: tell the apps built on models (torrents_app shares it)."""
-    model_ready.send(sender=AIModel, model_id=model.pk)
+def model_on_ready(*, model: AIModel, node: str) -> None:
+    """A copy's files are complete and verified: tell the apps built on models (torrents_app shares it)."""
+    model_ready.send(sender=AIModel, model_id=model.pk, node=node)
 
 
 def model_delete(*, model_id: str, delete_files: bool = False) -> None:
-    """Remove the model (and its files when asked); the node daemon stops serving and seeding it."""
+    """Remove the model with every copy (and this node's files when asked); the node daemons stop serving
+    and seeding it."""
     model = model_get(model_id=model_id)
-    folder = Path(model.path) if model.path else None
+    here = model.copy_on(settings.NODE_NAME)
+    folder = Path(here.path) if here is not None and here.path else None
     names = list(model.files.values_list("name", flat=True)) or [model.file_name]
     with transaction.atomic():
         model.delete()
         transaction.on_commit(lambda: _push(model_id))
         if delete_files and folder is not None:
-            transaction.on_commit(lambda: _remove_files(folder, names))
+            transaction.on_commit(lambda: files_remove(folder, names))
 
 
-def _remove_files(folder: Path, names: list[str]) -> None:
+def files_remove(folder: Path, names: list[str]) -> None:
+    """Remove a copy's files: its folder when the portal made it, else only the files themselves."""
     root = settings.AI_MODEL_DIR.resolve()
     folder = folder.resolve()
     if folder.is_relative_to(root) and folder != root:
@@ -141,12 +142,12 @@ TRANSFER_HISTORY = timedelta(hours=1)
 
 
 def transfer_samples_record(*, node: str, now: datetime | None = None) -> int:
-    """One sample of every model of `node` that is moving bytes or has peers; older than an hour go."""
+    """One sample of every copy on `node` that is moving bytes or has peers; older than an hour go."""
     now = now or timezone.now()
-    moving = AIModel.objects.filter(node=node).filter(Q(download_rate__gt=0) | Q(upload_rate__gt=0) | Q(peers__gt=0))
-    samples = [TransferSample(model_id=pk, at=now, download_rate=down, upload_rate=up, peers=peers)
-               for pk, down, up, peers in moving.values_list("pk", "download_rate", "upload_rate", "peers")]
+    moving = ModelCopy.objects.filter(node=node).filter(Q(download_rate__gt=0) | Q(upload_rate__gt=0) | Q(peers__gt=0))
+    samples = [TransferSample(model_id=pk, node=node, at=now, download_rate=down, upload_rate=up, peers=peers)
+               for pk, down, up, peers in moving.values_list("model_id", "download_rate", "upload_rate", "peers")]
     with transaction.atomic():
         TransferSample.objects.bulk_create(samples)
-        TransferSample.objects.filter(model__node=node, at__lt=now - TRANSFER_HISTORY).delete()
+        TransferSample.objects.filter(node=node, at__lt=now - TRANSFER_HISTORY).delete()
     return len(samples)

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from aiportal.errors import ApplicationError, NotFound
 from models_app import selectors, services
 from models_app.forms import AddModelForm, DeleteForm, ServeForm
+from torrents_app.models import Torrent
 from torrents_app.sharing import magnet_download_start, torrent_file_get, torrent_set_seeding
 
 LOG_TAIL_BYTES = 12_000
@@ -191,7 +192,7 @@ def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **co
         "files": list(model.files.all()),
         "instance": instance,
         "log_tail": _log_tail(instance.log_path if instance else ""),
-        "has_torrent": bool(getattr(getattr(model, "torrent", None), "torrent_file", None)),
+        "has_torrent": Torrent.objects.filter(copy__model=model, torrent_file__isnull=False).exists(),
         "serve_form": ServeForm(),
         "estimate": serve_estimate(model=model) if model.is_available else None,
         "delete_form": DeleteForm(),

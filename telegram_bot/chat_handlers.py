@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 
 from aiportal.errors import ApplicationError
 from chat.services import session_clear, session_for_telegram, session_send
-from models_app.models import AIModel, Status
+from models_app.models import Status
 from models_app.selectors import model_list
 from telegram_bot import send, texts
 from telegram_bot.access import is_admin
@@ -131,7 +131,8 @@ async def _cannot_send(update: Update, context: ContextTypes.DEFAULT_TYPE, model
 
 
 def _status(model_id: str | None) -> str | None:
-    return AIModel.objects.filter(pk=model_id).values_list("status", flat=True).first() if model_id else None
+    model = model_list().filter(pk=model_id).first() if model_id else None
+    return model.status if model is not None else None
 
 
 def _replies_to_bot(message, context: ContextTypes.DEFAULT_TYPE) -> bool:

@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 from aiportal.errors import ApplicationError
 from models_app.hub.refs import hub_ref_names_file
 from models_app.models import AIModel
+from models_app.selectors import model_list
 from telegram_bot import send, texts
 from telegram_bot.keyboards import keyboard, short_hash
 from telegram_bot.model_handlers import watch
@@ -97,7 +98,7 @@ async def download_start_and_watch(update: Update, context: ContextTypes.DEFAULT
             return f"{model.id} was removed before its download finished.", True
         return texts.download_text(current), _finished(current, polls=polls["n"])
 
-    await watch(lambda: AIModel.objects.filter(pk=model.pk).first(), render,
+    await watch(lambda: model_list().filter(pk=model.pk).first(), render,
                 lambda text: send.quietly(lambda: bot.edit_message_text(
                     chat_id=chat_id, message_id=message.message_id, text=text,
                     link_preview_options=send.NO_PREVIEW)))

@@ -73,7 +73,7 @@ async def cmd_serve(update: Update, context: ContextTypes.DEFAULT_TYPE, args: li
     if await _refuse(update, context, "start models"):
         return
     models = await sync_to_async(_models)()
-    ready = [m.id for m in models if m.status == Status.READY and m.path]
+    ready = [m.id for m in models if m.status == Status.READY]
     rows = [(f"▶️ {m}", "serve", m) for m in ready]
     if args and args[0] in {m.id for m in models}:
         await serve(update, context, args[0])

@@ -7,9 +7,9 @@ from torrents_app.sharing import torrent_set_seeding
 
 @admin.register(Torrent)
 class TorrentAdmin(admin.ModelAdmin):
-    list_display = ("model", "node", "desired", "state", "info_hash_v1", "failed_bytes", "updated_at")
-    list_filter = ("desired", "state", "node")
-    search_fields = ("model__id", "info_hash_v1", "info_hash_v2")
+    list_display = ("copy", "desired", "state", "info_hash_v1", "failed_bytes", "updated_at")
+    list_filter = ("desired", "state", "copy__node")
+    search_fields = ("copy__model__id", "info_hash_v1", "info_hash_v2")
     exclude = ("torrent_file",)
     actions = ["pause_seeding", "resume_seeding"]
 
@@ -23,9 +23,9 @@ class TorrentAdmin(admin.ModelAdmin):
 
     def _set_seeding(self, request, queryset, *, enabled: bool) -> None:
         done = 0
-        for model_id in queryset.values_list("model_id", flat=True):
+        for model_id, node in queryset.values_list("copy__model_id", "copy__node"):
             try:
-                torrent_set_seeding(model_id=model_id, enabled=enabled)
+                torrent_set_seeding(model_id=model_id, enabled=enabled, node=node)
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{model_id}: {exc.message}", messages.ERROR)

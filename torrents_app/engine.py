@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from models_app.models import Status
+from models_app.models import CopyStatus
 from torrents_app import completion, node_services, swarm
 from torrents_app.creation import torrent_from_resume
 from torrents_app.magnets import advertised_peers, magnet_build, magnet_peer_endpoints
@@ -36,8 +36,8 @@ from torrents_app.session import (
 
 log = logging.getLogger("aiportal.torrents")
 
-AVAILABLE = [Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING]
-FETCHING = [Status.QUEUED, Status.DOWNLOADING, Status.VERIFYING]
+AVAILABLE = [CopyStatus.READY]
+FETCHING = [CopyStatus.QUEUED, CopyStatus.DOWNLOADING, CopyStatus.VERIFYING]
 
 
 class TorrentEngine:
@@ -146,12 +146,17 @@ class TorrentEngine:
 
     # -- reconcile --------------------------------------------------------------------------------
     def _rows(self):
-        return Torrent.objects.filter(node=self.node_name).select_related("model")
+        """This node's torrents, one per copy; the session knows each by its model's id."""
+        return Torrent.objects.filter(copy__node=self.node_name).select_related("copy__model")
+
+    def _row(self, key: str) -> Torrent | None:
+        return self._rows().filter(copy__model_id=key).first()
 
     def removals_once(self) -> bool:
         tracked = self.p2p.tracked()
-        rows = (self._rows().filter(model_id__in=tracked).exclude(desired=Torrent.Desired.REMOVE)
-                .exclude(model__status=Status.ERROR).values_list("model_id", "desired", "info_hash_v1", "info_hash_v2"))
+        rows = (self._rows().filter(copy__model_id__in=tracked).exclude(desired=Torrent.Desired.REMOVE)
+                .exclude(copy__status=CopyStatus.ERROR)
+                .values_list("copy__model_id", "desired", "info_hash_v1", "info_hash_v2"))
         # A row of a *new* model under a deleted one's id (ids are reused) does not keep the old torrent.
         wanted = {key for key, desired, v1, v2 in rows if desired != Torrent.Desired.LOOKUP and self._same(key, v1, v2)}
         gone = [key for key in tracked if key not in wanted and key not in self.verifying]
@@ -181,18 +186,18 @@ class TorrentEngine:
         The torrent stays in the session while ANY of those models wants seeding: when its holder is
         paused or gone, another model that still wants it takes over from its own files.
         """
-        rows = list(self._rows().filter(model__status__in=AVAILABLE, torrent_file__isnull=False))
-        wants = {torrent.model_id: torrent.model.seeding for torrent in rows}
+        rows = list(self._rows().filter(copy__status__in=AVAILABLE, torrent_file__isnull=False))
+        wants = {torrent.copy.model_id: torrent.copy.seeding for torrent in rows}
         self.riders = {key: holder for key, holder in self.riders.items() if key in wants}
         busy = False
         for torrent in rows:
-            key = torrent.model_id
+            key = torrent.copy.model_id
             if self.p2p.has(key):
                 busy = self._steer(key, wants) or busy
             elif wants[key]:
                 busy = self._seed_or_ride(torrent) or busy
             elif self.riders.pop(key, None):
-                node_services.torrent_idle(model_id=key)  # a rider paused: it no longer shares the stats
+                node_services.torrent_idle(model_id=key, node=self.node_name)  # a rider paused: it no longer shares the stats
         return busy
 
     def _steer(self, key: str, wants: dict[str, bool]) -> bool:
@@ -210,30 +215,31 @@ class TorrentEngine:
                  key, ", ".join(riders))
         self.p2p.remove(key)
         self.resume.delete(key)  # restarted later from the figures in the database
-        node_services.torrent_idle(model_id=key)
+        node_services.torrent_idle(model_id=key, node=self.node_name)
         for rider in riders:
             del self.riders[rider]
 
     def _seed_or_ride(self, torrent: Torrent) -> bool:
-        holder = self.riders.get(torrent.model_id)
+        holder = self.riders.get(torrent.copy.model_id)
         if holder is not None and self.p2p.has(holder):
             return False  # shared by the holder's torrent (or handed over by `_steer` on this pass)
-        self.riders.pop(torrent.model_id, None)
+        self.riders.pop(torrent.copy.model_id, None)
         return self._seed(torrent)
 
     def _seed(self, torrent: Torrent) -> bool:
-        model, blob = torrent.model, bytes(torrent.torrent_file)
+        copy, blob = torrent.copy, bytes(torrent.torrent_file)
+        model = copy.model
         files = [(f.path, f.size) for f in torrent_files(blob)]
         names = [model.file_name, *model.files.values_list("name", flat=True)]
-        root = completion.save_path(Path(model.path), names, files)
+        root = completion.save_path(Path(copy.path), names, files)
         problem = completion.file_problem(root, files)
         if problem:
-            node_services.torrent_fail(model_id=model.pk, code="file_missing",
+            node_services.torrent_fail(model_id=model.pk, node=self.node_name, code="file_missing",
                                        message=f"Cannot seed: {problem}. Download or import the model again.")
             return True
         try:
             self.p2p.add(model.pk, save_path=root, torrent=blob, resume=self._resume_for(torrent), seed_mode=True,
-                         uploaded=model.uploaded_bytes)
+                         uploaded=copy.uploaded_bytes)
             self.next_records = 0.0  # publish its sha256 record on this pass, not up to RECORDS_EVERY later
         except DuplicateTorrent as exc:
             log.info("%s: %s; both models report its stats", model.pk, exc)
@@ -242,21 +248,21 @@ class TorrentEngine:
 
     def downloads_once(self) -> bool:
         busy = False
-        for torrent in self._rows().filter(desired=Torrent.Desired.DOWNLOAD, model__status__in=FETCHING):
-            key, model = torrent.model_id, torrent.model
+        for torrent in self._rows().filter(desired=Torrent.Desired.DOWNLOAD, copy__status__in=FETCHING):
+            key, copy = torrent.copy.model_id, torrent.copy
             if self.p2p.has(key) or key in self.verifying:
                 continue
             blob = bytes(torrent.torrent_file) if torrent.torrent_file else None
             if blob is None:
                 self.unfiled.add(key)
             resume = self._resume_for(torrent)
-            Path(model.path).mkdir(parents=True, exist_ok=True)
+            Path(copy.path).mkdir(parents=True, exist_ok=True)
             # A magnet without a size (xl) had no disk check yet: hold its files until the metadata says
             # how big it is (seeds hang up meanwhile, ~1 s lost). Known torrents wait for the checks paused.
-            self.p2p.add(key, save_path=Path(model.path), torrent=blob, magnet=torrent.magnet_source, resume=resume,
-                         paused=bool(blob or resume), hold_files=not model.size, uploaded=model.uploaded_bytes,
-                         downloaded=model.downloaded_bytes)
-            self.web_bytes[key] = model.web_seed_bytes
+            self.p2p.add(key, save_path=Path(copy.path), torrent=blob, magnet=torrent.magnet_source, resume=resume,
+                         paused=bool(blob or resume), hold_files=not copy.model.size, uploaded=copy.uploaded_bytes,
+                         downloaded=copy.downloaded_bytes)
+            self.web_bytes[key] = copy.web_seed_bytes
             self.connections[key] = {}
             if self.p2p.has_metadata(key):
                 self._accept_metadata(key)  # resumes the torrent once the checks pass
@@ -266,7 +272,7 @@ class TorrentEngine:
         return busy
 
     def _resume_for(self, torrent: Torrent) -> bytes | None:
-        data = self.resume.read(torrent.model_id)
+        data = self.resume.read(torrent.copy.model_id)
         if data is None:
             return None
         try:
@@ -304,8 +310,9 @@ class TorrentEngine:
 
     def records_once(self, now: float) -> None:
         seeding = {key for key in self.p2p.tracked() if not self.p2p.is_paused(key)}
-        rows = (self._rows().filter(model_id__in=seeding, model__status__in=AVAILABLE).exclude(model__sha256="")
-                .values_list("model_id", "model__sha256", "info_hash_v1", "info_hash_v2"))
+        rows = (self._rows().filter(copy__model_id__in=seeding, copy__status__in=AVAILABLE)
+                .exclude(copy__model__sha256="")
+                .values_list("copy__model_id", "copy__model__sha256", "info_hash_v1", "info_hash_v2"))
         refresh = self.NAMED_RECORD_REFRESH if self.p2p.dht_nodes else self.RECORD_REFRESH
         for key, sha256, v1, v2 in rows:
             if now - self.published.get(key, -refresh) < refresh or not (v1 or v2) or not swarm.is_sha256(sha256):
@@ -320,14 +327,15 @@ class TorrentEngine:
     def lookups_once(self) -> bool:
         """Ask the DHT for the sha256 record of each download waiting for one (SPEC §8)."""
         rows = list(self._rows().filter(desired=Torrent.Desired.LOOKUP, state=node_services.LOOKING,
-                                        model__status__in=FETCHING).values_list("model_id", "model__sha256"))
+                                        copy__status__in=FETCHING)
+                    .values_list("copy__model_id", "copy__model__sha256"))
         waiting = {key for key, _ in rows}
         # A download that stopped waiting (or went on over HTTP) is asked for afresh when it comes back.
         self.lookups = {salt: key for salt, key in self.lookups.items() if key in waiting}
         asked = False
         for key, sha256 in rows:
             if not self.config.dht or not swarm.is_sha256(sha256):
-                node_services.torrent_record_missing(model_id=key, reason="DHT is off (P2P_DHT)" if not self.config.dht
+                node_services.torrent_record_missing(model_id=key, node=self.node_name, reason="DHT is off (P2P_DHT)" if not self.config.dht
                                                      else "no sha256 to look up")
                 continue
             salt = swarm.record_salt(sha256)
@@ -371,10 +379,10 @@ class TorrentEngine:
             del self.lookups[salt]
             log.info("%s: the DHT names a torrent of its sha256 (%s); fetching it from the swarm", model_id,
                      hashes[0] or hashes[1])
-            node_services.torrent_record_found(model_id=model_id, v1=hashes[0], v2=hashes[1])
+            node_services.torrent_record_found(model_id=model_id, node=self.node_name, v1=hashes[0], v2=hashes[1])
         elif authoritative:
             del self.lookups[salt]
-            node_services.torrent_record_missing(model_id=model_id, reason="no record in the DHT")
+            node_services.torrent_record_missing(model_id=model_id, node=self.node_name, reason="no record in the DHT")
 
     def on_dht_put_alert(self, key: str, alert) -> None:
         model_id = self.publishing.pop(bytes(alert.salt), None)
@@ -390,10 +398,11 @@ class TorrentEngine:
         for stats in alert_stats(alert, self.p2p.keys):
             if stats.key in self.web_bytes and not stats.is_seeding:
                 self._count_web_seeds(stats.key)
-            status = node_services.torrent_stats_write(stats=stats, web_seed_bytes=self.web_bytes.get(stats.key))
+            status = node_services.torrent_stats_write(stats=stats, node=self.node_name,
+                                                       web_seed_bytes=self.web_bytes.get(stats.key))
             riders = [rider for rider, holder in self.riders.items() if holder == stats.key]
             if riders:
-                node_services.torrent_stats_mirror(stats=stats, model_ids=riders)
+                node_services.torrent_stats_mirror(stats=stats, model_ids=riders, node=self.node_name)
             if stats.is_seeding and status in FETCHING:
                 self._maybe_finish(stats.key)
 
@@ -425,7 +434,7 @@ class TorrentEngine:
             self.unfiled.discard(key)
             blob = torrent_from_resume(resume) or alert_torrent_bytes(alert)
             if blob:
-                node_services.torrent_file_store(model_id=key, torrent=blob)
+                node_services.torrent_file_store(model_id=key, node=self.node_name, torrent=blob)
 
     def on_save_resume_data_failed_alert(self, key: str, alert) -> None:
         self.saving.discard(key)
@@ -437,8 +446,8 @@ class TorrentEngine:
 
     def on_file_prio_alert(self, key: str, alert) -> None:
         # While nothing was wanted, seeds hung up on us (seed to seed): call them back.
-        torrent = self._rows().filter(pk=key).first()
-        if torrent is not None and torrent.model.status in FETCHING:
+        torrent = self._row(key)
+        if torrent is not None and torrent.copy.status in FETCHING:
             self.p2p.reconnect(key, peers=magnet_peer_endpoints(torrent.magnet_source))
 
     def on_hash_failed_alert(self, key: str, alert) -> None:
@@ -452,10 +461,10 @@ class TorrentEngine:
 
     # -- downloads: metadata, completion ----------------------------------------------------------
     def _accept_metadata(self, key: str) -> None:
-        torrent = self._rows().filter(pk=key).first()
-        if torrent is None or torrent.model.status not in FETCHING or not self.p2p.has_metadata(key):
+        torrent = self._row(key)
+        if torrent is None or torrent.copy.status not in FETCHING or not self.p2p.has_metadata(key):
             return
-        folder, files = Path(torrent.model.path), self.p2p.files(key)
+        folder, files = Path(torrent.copy.path), self.p2p.files(key)
         names = [f.path for f in files]
         if completion.main_gguf(names) is None:
             self._fail(key, "not_gguf", f"Refused: the torrent holds no GGUF model file ({', '.join(names[:5])}).",
@@ -474,39 +483,39 @@ class TorrentEngine:
                        f"{free} free in {folder}.", delete=True)
             return
         v1, v2 = self.p2p.info_hashes(key)
-        node_services.torrent_metadata_accept(model_id=key, files=files, v1=v1, v2=v2)
+        node_services.torrent_metadata_accept(model_id=key, node=self.node_name, files=files, v1=v1, v2=v2)
         self.p2p.want_all_files(key)
         self.p2p.save_resume(key)  # records the info dict in the resume data right away
 
     def _maybe_finish(self, key: str) -> None:
         if key in self.finishing or key in self.verifying or not self.p2p.is_complete(key):
             return
-        torrent = self._rows().filter(pk=key).first()
-        if torrent is None or torrent.model.status not in FETCHING or not self._owns(key, torrent):
+        torrent = self._row(key)
+        if torrent is None or torrent.copy.status not in FETCHING or not self._owns(key, torrent):
             return
         # Verify only what is on disk: libtorrent may still hold received blocks in memory. Its
         # cache_flushed_alert comes after every pending write (save_resume_data's flag does not wait).
         self.finishing.add(key)
-        node_services.torrent_verifying(model_id=key)
+        node_services.torrent_verifying(model_id=key, node=self.node_name)
         self.p2p.flush(key)
         self.p2p.save_resume(key)
 
     def _verify(self, key: str) -> None:
-        torrent = self._rows().filter(pk=key).first()
+        torrent = self._row(key)
         if torrent is None:
             return
         files = [(completion.safe_relpath(f.path), f.size) for f in self.p2p.files(key)]
         expected = node_services.torrent_expected_hashes(model_id=key)
         log.info("%s: all %d file(s) flushed to disk; verifying", key, len(files))
         self.verifying[key] = self.executor.submit(
-            completion.verify_download, folder=Path(torrent.model.path), files=files, expected=expected)
+            completion.verify_download, folder=Path(torrent.copy.path), files=files, expected=expected)
 
     def _apply_verdict(self, key: str, future: Future) -> None:
         try:
             verdict = future.result()
         except Exception as exc:  # an unreadable file must fail the model, not the daemon
             verdict = completion.Verdict(False, "verify_failed", f"Verification failed: {exc}")
-        torrent = self._rows().filter(pk=key).first()
+        torrent = self._row(key)
         if not self.p2p.has(key) or torrent is None or not self._owns(key, torrent):
             return
         if not verdict.ok:
@@ -516,25 +525,25 @@ class TorrentEngine:
         v1, v2 = self.p2p.info_hashes(key)
         size = sum(f.size for f in self.p2p.files(key))
         magnet = magnet_build(info_hash_v1=v1, info_hash_v2=v2, name=self.p2p.name(key), size=size,
-                              web_seeds=[torrent.model.web_seed] if torrent.model.web_seed else [],
+                              web_seeds=[torrent.copy.model.web_seed] if torrent.copy.model.web_seed else [],
                               peers=advertised_peers(settings.NODE_ADDRESS, self.p2p.listen_port()))
         stats = self.p2p.stats(key)
         # The lifetime counter catches up once a second; later stats writes refine these figures.
         downloaded = max(stats.downloaded, stats.session_downloaded)
-        if not node_services.torrent_verified(model_id=key, verdict=verdict, magnet_uri=magnet, downloaded=downloaded,
-                                              web_seed_bytes=self.web_bytes.get(key, 0)):
+        if not node_services.torrent_verified(model_id=key, node=self.node_name, verdict=verdict, magnet_uri=magnet,
+                                              downloaded=downloaded, web_seed_bytes=self.web_bytes.get(key, 0)):
             self.p2p.pause(key)
         log.info("%s verified (sha256 %s), seeding", key, verdict.hashes.get(verdict.main_file))
 
     def _fail(self, key: str, code: str, message: str, *, delete: bool = False) -> None:
-        torrent = self._rows().filter(pk=key).first()
+        torrent = self._row(key)
         self.p2p.remove(key, delete_files=delete)
         self.resume.delete(key)
         self.finishing.discard(key)
         self.web_bytes.pop(key, None)
         self.connections.pop(key, None)
         if torrent is not None:
-            node_services.torrent_fail(model_id=key, code=code, message=message)
+            node_services.torrent_fail(model_id=key, node=self.node_name, code=code, message=message)
             if delete:
-                completion.remove_model_folder(Path(torrent.model.path))
+                completion.remove_model_folder(Path(torrent.copy.path))
         log.warning("%s: %s", key, message)

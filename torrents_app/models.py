@@ -1,9 +1,9 @@
-"""The torrent behind each shared model, owned by the node daemon that holds its files."""
+"""The torrent behind each shared copy of a model, owned by the node daemon that holds its files."""
 from __future__ import annotations
 
 from django.db import models
 
-from models_app.models import AIModel
+from models_app.models import ModelCopy
 
 
 class Torrent(models.Model):
@@ -16,8 +16,7 @@ class Torrent(models.Model):
         # it over HTTP; the node daemon looks the record up and turns the row into a download when found.
         LOOKUP = "lookup"
 
-    model = models.OneToOneField(AIModel, on_delete=models.CASCADE, related_name="torrent", primary_key=True)
-    node = models.CharField(max_length=200, db_index=True)
+    copy = models.OneToOneField(ModelCopy, on_delete=models.CASCADE, related_name="torrent", primary_key=True)
     info_hash_v1 = models.CharField(max_length=40, blank=True, db_index=True)
     info_hash_v2 = models.CharField(max_length=64, blank=True, db_index=True)
     torrent_file = models.BinaryField(null=True, blank=True, help_text="Bencoded .torrent (metadata)")
@@ -30,4 +29,4 @@ class Torrent(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.model_id} [{self.info_hash_v1 or self.info_hash_v2}]"
+        return f"{self.copy} [{self.info_hash_v1 or self.info_hash_v2}]"

@@ -1,4 +1,4 @@
-"""Write side of torrents: creating the torrent of a ready model, and (from `sharing`) magnet downloads and seeding."""
+"""Write side of torrents: creating the torrent of a ready copy, and (from `sharing`) magnet downloads and seeding."""
 from __future__ import annotations
 
 import logging
@@ -10,13 +10,15 @@ from django.conf import settings
 from django.db import transaction
 
 from aiportal.models import Node
-from models_app.models import AIModel, Source, Status
+from models_app.models import AIModel, CopyStatus, ModelCopy, Source
 from models_app.services import model_notify
 from torrents_app import creation
 from torrents_app.magnets import advertised_peers, magnet_build, peer_text
 from torrents_app.models import Torrent
-from torrents_app.node_services import FOUND, LOOKING, MISSING, WAITING, swarm_magnet
+from torrents_app.node_services import FOUND, LOOKING, MISSING, WAITING, swarm_magnet, torrent_rows
 from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in this module)
+    copy_remove,
+    copy_start,
     disk_space_check,
     known_torrent,
     magnet_download_start,
@@ -26,30 +28,37 @@ from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in
 
 log = logging.getLogger("aiportal.torrents")
 pause = time.sleep  # how swarm_fetch waits between looks at the row
-SEEDED = (Status.READY, Status.STARTING, Status.SERVING, Status.STOPPING)
 
 
-def torrent_create_for_model(*, model_id: str) -> None:
-    """Create this node's deterministic torrent of the model's files and record its magnet."""
-    model = AIModel.objects.get(pk=model_id)
+def torrent_create_for_model(*, model_id: str, node: str) -> None:
+    """Create the deterministic torrent of the model's files on `node` (this machine) and record its magnet
+    (the first copy's: every copy of the same files makes the same torrent)."""
+    copy = ModelCopy.objects.select_related("model").get(model_id=model_id, node=node)
+    model = copy.model
     names = list(model.files.values_list("name", flat=True)) or [model.file_name]
-    content, base = _content(Path(model.path), names)
+    content, base = _content(Path(copy.path), names)
     web_seed = _web_seed(model, base, single=len(names) == 1)
     created = creation.torrent_create(content=content, fmt=settings.P2P_TORRENT_FORMAT, web_seed=web_seed)
     with transaction.atomic():
-        Torrent.objects.update_or_create(model=model, defaults={
-            "node": model.node or settings.NODE_NAME,
+        Torrent.objects.update_or_create(copy=copy, defaults={
             "info_hash_v1": created.info_hash,
             "info_hash_v2": created.info_hash_v2,
             "torrent_file": created.data,
-            "desired": Torrent.Desired.SEED if model.seeding else Torrent.Desired.PAUSE,
+            "desired": Torrent.Desired.SEED if copy.seeding else Torrent.Desired.PAUSE,
             "error": "",
         })
-        magnet = created.magnet + "".join(f"&x.pe={peer}" for peer in own_peers())
-        AIModel.objects.filter(pk=model_id).update(
-            magnet_uri=magnet, info_hash=created.info_hash, info_hash_v2=created.info_hash_v2, web_seed=web_seed,
-        )
+        same = model.magnet_uri and (model.info_hash, model.info_hash_v2) == (created.info_hash, created.info_hash_v2)
+        if not same:
+            AIModel.objects.filter(pk=model_id).update(
+                magnet_uri=magnet_with_peers(created.magnet, own_peers()), info_hash=created.info_hash,
+                info_hash_v2=created.info_hash_v2, web_seed=web_seed,
+            )
         model_notify(model)
+
+
+def magnet_with_peers(magnet: str, peers: list[str]) -> str:
+    """The magnet with `x.pe` peers (BEP 9) to connect to directly."""
+    return magnet + "".join(f"&x.pe={peer}" for peer in peers)
 
 
 def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) -> bool:
@@ -62,67 +71,77 @@ def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) 
     seconds the row is withdrawn and the caller downloads over HTTP; nothing was written to disk.
     """
     wait = settings.P2P_SWARM_WAIT if wait is None else wait
-    model = AIModel.objects.filter(pk=model_id).first()
-    if wait <= 0 or model is None or not _swarmable(model):
+    node = settings.NODE_NAME
+    copy = ModelCopy.objects.select_related("model").filter(model_id=model_id, node=node).first()
+    if wait <= 0 or copy is None or not _swarmable(copy.model, node):
         return False
+    model = copy.model
     web_seed = _web_seed(model, model.file_name, single=True)
     template = magnet_build(name=model.file_name, size=model.size, web_seeds=[web_seed])
-    peer = _group_copy(model)
+    peer = _group_copy(model, node)
     if peer is not None:
         v1, v2, endpoint = peer
-        magnet = swarm_magnet(f"{template}&x.pe={endpoint}", v1=v1, v2=v2)
+        magnet = swarm_magnet(magnet_with_peers(template, [endpoint]), v1=v1, v2=v2)
         values = {"info_hash_v1": v1, "info_hash_v2": v2, "magnet_source": magnet, "desired": Torrent.Desired.DOWNLOAD,
                   "state": FOUND, "torrent_file": known_torrent(v1=v1, v2=v2)}
         log.info("%s: node at %s of this group seeds the same sha256; fetching it from there", model_id, endpoint)
     else:
         values = {"magnet_source": template, "desired": Torrent.Desired.LOOKUP, "state": LOOKING}
     AIModel.objects.filter(pk=model_id).update(web_seed=web_seed)
-    Torrent.objects.update_or_create(model=model, defaults={"node": model.node, "torrent_file": None, "error": "",
-                                                            "info_hash_v1": "", "info_hash_v2": "", **values})
+    Torrent.objects.update_or_create(copy=copy, defaults={"torrent_file": None, "error": "", "info_hash_v1": "",
+                                                          "info_hash_v2": "", **values})
+    rows = torrent_rows(model_id=model_id, node=node)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        state = Torrent.objects.filter(pk=model_id).values_list("state", flat=True).first()
+        state = rows.values_list("state", flat=True).first()
         if state not in WAITING:
             return state is not None  # metadata came: the node daemon downloads and verifies it
         if state == MISSING:
             break
         pause(poll)
-    withdrawn, _ = Torrent.objects.filter(pk=model_id, state__in=WAITING).delete()
-    if withdrawn:
+    withdrawn, _ = rows.filter(state__in=WAITING).delete()
+    if withdrawn and not Torrent.objects.filter(copy__model_id=model_id).exists():
         AIModel.objects.filter(pk=model_id).update(info_hash="", info_hash_v2="")
         log.info("%s: no peer sent the file's metadata within %.0f s; downloading it from the Hub", model_id, wait)
     return not withdrawn
 
 
 def swarm_running(*, model_id: str) -> bool:
-    """The node daemon is fetching this Hub file from the swarm (HTTP must keep out of its files)."""
-    return Torrent.objects.filter(pk=model_id, desired=Torrent.Desired.DOWNLOAD).exclude(state="error").exists()
+    """This node's daemon is fetching this Hub file from the swarm (HTTP must keep out of its files)."""
+    rows = torrent_rows(model_id=model_id, node=settings.NODE_NAME)
+    return rows.filter(desired=Torrent.Desired.DOWNLOAD).exclude(state="error").exists()
 
 
 def swarm_release(*, model_id: str) -> bool:
     """Drop a swarm download of the file that failed; True when there was one (its bytes are not trusted)."""
-    released, _ = Torrent.objects.filter(pk=model_id, desired=Torrent.Desired.DOWNLOAD, state="error").delete()
+    rows = torrent_rows(model_id=model_id, node=settings.NODE_NAME)
+    released, _ = rows.filter(desired=Torrent.Desired.DOWNLOAD, state="error").delete()
     return bool(released)
 
 
-def _swarmable(model: AIModel) -> bool:
+def _swarmable(model: AIModel, node_name: str) -> bool:
     """A single-file Hub model whose sha256 the Hub gave, on a node whose daemon runs BitTorrent (its
     heartbeat names a P2P port)."""
     names = list(model.files.values_list("name", flat=True))
     if model.source != Source.HUGGINGFACE or len(names) != 1 or "/" in names[0] or not model.sha256:
         return False
-    node = Node.objects.filter(name=model.node).first()
+    node = Node.objects.filter(name=node_name).first()
     return node is not None and node.online and bool(node.p2p_port)
 
 
-def _group_copy(model: AIModel) -> tuple[str, str, str] | None:
+def seeders(*, sha256: str, exclude: str) -> list[tuple[str, str, str]]:
+    """(v1, v2, address:port) of every online node of this group, but `exclude`, seeding these bytes."""
+    nodes = {node.name: node for node in Node.objects.exclude(name=exclude) if node.online and node.p2p_port}
+    same = (Torrent.objects.filter(copy__model__sha256=sha256, copy__node__in=nodes, copy__status=CopyStatus.READY,
+                                   copy__seeding=True, desired=Torrent.Desired.SEED, torrent_file__isnull=False)
+            .exclude(info_hash_v1="", info_hash_v2="").values_list("copy__node", "info_hash_v1", "info_hash_v2"))
+    return [(v1, v2, peer_text(nodes[node].address, nodes[node].p2p_port)) for node, v1, v2 in same]
+
+
+def _group_copy(model: AIModel, node: str) -> tuple[str, str, str] | None:
     """(v1, v2, address:port) of an online node of this group seeding the same bytes."""
-    nodes = {node.name: node for node in Node.objects.exclude(name=model.node) if node.online and node.p2p_port}
-    same = (AIModel.objects.filter(sha256=model.sha256, node__in=nodes, status__in=SEEDED, seeding=True)
-            .exclude(info_hash="", info_hash_v2="").values_list("node", "info_hash", "info_hash_v2"))
-    for node, v1, v2 in same:
-        return v1, v2, peer_text(nodes[node].address, nodes[node].p2p_port)
-    return None
+    found = seeders(sha256=model.sha256, exclude=node) if model.sha256 else []
+    return found[0] if found else None
 
 
 def own_peers() -> list[str]:

@@ -1,4 +1,5 @@
-"""Write side of P2P sharing: magnet downloads and per-model seeding (desired state for the node daemon).
+"""Write side of P2P sharing: magnet downloads, copies from node to node, and seeding (desired state for the
+node daemons).
 
 Re-exported by `torrents_app.services` (the module of the agreed interface).
 """
@@ -11,12 +12,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from aiportal.errors import ApplicationError, NoRoom, NotFound
+from aiportal.errors import ApplicationError, Conflict, NoRoom, NotFound
+from aiportal.models import Node
 from models_app import placement
-from models_app.models import AIModel, Source, Status
-from models_app.selectors import model_get
+from models_app.models import AIModel, CopyStatus, ModelCopy, Source
+from models_app.selectors import model_get, model_list
 from models_app.services import model_notify, model_unique_id
-from torrents_app.magnets import Magnet, magnet_parse
+from torrents_app.magnets import Magnet, magnet_parse, peer_text
 from torrents_app.models import Torrent
 from torrents_app.session import torrent_info_hashes
 
@@ -24,28 +26,101 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def magnet_download_start(*, magnet_uri: str, metadata: dict | None = None, node: str | None = None) -> AIModel:
-    """Queue a download by magnet on a node (SPEC §9 placement); the same info-hash twice there gives the
-    existing model."""
+    """Queue a download by magnet on a node (SPEC §9 placement). The same info-hash again gives the existing
+    model: as it is when that node has it, else with a new copy there (a failed one is started afresh)."""
     magnet = magnet_parse(magnet_uri)
     name, size, sha256 = _metadata(metadata, magnet)
     place = placement.download_place(node=node, size=size or 0)
-    existing = _existing(magnet, place.node)
-    if existing is not None:
+    existing = _existing(magnet)
+    here = existing.copy_on(place.node) if existing is not None else None
+    if here is not None and here.status != CopyStatus.ERROR:
         return existing
     with transaction.atomic():
-        model_id = model_unique_id(base=_strip_gguf(name))
-        model = AIModel.objects.create(
-            id=model_id, name=name, source=Source.MAGNET, size=size or 0, sha256=sha256, status=Status.QUEUED,
-            node=place.node, path=place.folder(model_id), magnet_uri=magnet.uri,
-            info_hash=magnet.info_hash_v1, info_hash_v2=magnet.info_hash_v2,
-            web_seed=magnet.web_seeds[0] if magnet.web_seeds else "",
-        )
-        Torrent.objects.create(model=model, node=place.node, info_hash_v1=magnet.info_hash_v1,
-                               info_hash_v2=magnet.info_hash_v2, magnet_source=magnet.uri,
-                               torrent_file=known_torrent(v1=magnet.info_hash_v1, v2=magnet.info_hash_v2),
-                               desired=Torrent.Desired.DOWNLOAD)
-        model_notify(model)
-    return model
+        if existing is None:
+            model = AIModel.objects.create(
+                id=model_unique_id(base=_strip_gguf(name)), name=name, source=Source.MAGNET, size=size or 0,
+                sha256=sha256, magnet_uri=magnet.uri, info_hash=magnet.info_hash_v1, info_hash_v2=magnet.info_hash_v2,
+                web_seed=magnet.web_seeds[0] if magnet.web_seeds else "",
+            )
+        else:
+            model = existing
+            ModelCopy.objects.filter(model=model, node=place.node).delete()
+        _fetch_copy(model, place, magnet=magnet.uri, v1=magnet.info_hash_v1, v2=magnet.info_hash_v2,
+                    torrent_file=known_torrent(v1=magnet.info_hash_v1, v2=magnet.info_hash_v2))
+    return model_list().get(pk=model.pk)
+
+
+def _fetch_copy(model: AIModel, place: placement.Place, *, magnet: str, v1: str, v2: str,
+                torrent_file: bytes | None) -> ModelCopy:
+    """A queued copy on the place's node that its torrent engine downloads over BitTorrent and verifies."""
+    copy = ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model.pk),
+                                    status=CopyStatus.QUEUED)
+    Torrent.objects.create(copy=copy, info_hash_v1=v1, info_hash_v2=v2, magnet_source=magnet,
+                           torrent_file=torrent_file, desired=Torrent.Desired.DOWNLOAD)
+    model_notify(model)
+    return copy
+
+
+def copy_start(*, model_id: str, node: str) -> AIModel:
+    """Make a copy of the model's files on `node` over BitTorrent, from the nodes of this group that seed them,
+    connecting to them directly (and from the Hub's web seed when the torrent has one); the node's torrent
+    engine verifies it against the model's sha256 and then seeds it (SPEC §9)."""
+    model = model_get(model_id=model_id)
+    place = placement.download_place(node=node, size=0)
+    here = model.copy_on(place.node)
+    if here is not None and here.status != CopyStatus.ERROR:
+        return model
+    holders = _seeding_copies(model, exclude=place.node)
+    if not holders:
+        raise Conflict(_no_seeder(model), code="no_seeder", extra={"holders": model.holders})
+    place = placement.download_place(node=place.node, size=model.size)
+    torrent, endpoints = holders[0][0], [endpoint for _, endpoint in holders]
+    with transaction.atomic():
+        ModelCopy.objects.filter(model=model, node=place.node).delete()  # a failed copy starts afresh
+        magnet = _peers_magnet(model.magnet_uri, endpoints)
+        _fetch_copy(model, place, magnet=magnet, v1=torrent.info_hash_v1, v2=torrent.info_hash_v2,
+                    torrent_file=bytes(torrent.torrent_file))
+    return model_get(model_id=model_id)
+
+
+def _seeding_copies(model: AIModel, *, exclude: str) -> list[tuple[Torrent, str]]:
+    """(torrent, address:port) of each online node but `exclude` that seeds the model's files."""
+    nodes = {n.name: n for n in Node.objects.exclude(name=exclude) if n.online and n.p2p_port}
+    rows = Torrent.objects.filter(copy__model=model, copy__node__in=nodes, copy__status=CopyStatus.READY,
+                                  copy__seeding=True, desired=Torrent.Desired.SEED, torrent_file__isnull=False)
+    return [(t, peer_text(nodes[t.copy.node].address, nodes[t.copy.node].p2p_port)) for t in rows.select_related("copy")]
+
+
+def _no_seeder(model: AIModel) -> str:
+    if not model.holders:
+        return f"Model {model.id} has no complete copy on any node to copy from."
+    return (f"No online node seeds {model.id} (it is on {', '.join(model.holders)}): resume its seeding there, "
+            "or check that the node's daemon runs with BitTorrent on.")
+
+
+def _peers_magnet(magnet: str, endpoints: list[str]) -> str:
+    """The model's magnet with its own x.pe peers replaced by the seeding nodes'."""
+    kept = [part for part in magnet.split("&") if not part.startswith("x.pe=")]
+    return "&".join(kept) + "".join(f"&x.pe={endpoint}" for endpoint in endpoints)
+
+
+def copy_remove(*, model_id: str, node: str) -> AIModel:
+    """Remove the model's copy on `node`: 409 while it serves there, or when it is the only copy left
+    (delete the model instead)."""
+    model = model_get(model_id=model_id)
+    copy = model.copy_on(node)
+    if copy is None:
+        raise NotFound(f"Model {model_id} has no copy on node {node}.", code="copy_not_found", extra={"node": node})
+    instance = model.served
+    if instance is not None and instance.node == node and instance.desired == "serving":
+        raise Conflict(f"Model {model_id} is served on node {node}: stop it there before removing that copy.",
+                       code="copy_serving", extra={"node": node})
+    if len(model.copy_list()) == 1:
+        raise Conflict(f"Node {node} holds the only copy of {model_id}: delete the model instead.",
+                       code="last_copy", extra={"node": node})
+    copy.delete()  # its torrent goes with it; that node's engine stops seeding it
+    model_notify(model)
+    return model_get(model_id=model_id)
 
 
 def known_torrent(*, v1: str, v2: str) -> bytes | None:
@@ -63,23 +138,24 @@ def known_torrent(*, v1: str, v2: str) -> bytes | None:
     return None
 
 
-def torrent_set_seeding(*, model_id: str, enabled: bool) -> AIModel:
-    """Pause or resume seeding of one model (a download in progress carries on either way)."""
+def torrent_set_seeding(*, model_id: str, enabled: bool, node: str | None = None) -> AIModel:
+    """Pause or resume seeding of one model, on every node or on one (a download in progress carries on
+    either way)."""
     model = model_get(model_id=model_id)
+    copies = model.copies.all() if node is None else model.copies.filter(node=node)
     with transaction.atomic():
-        model.seeding = enabled
-        model.save(update_fields=["seeding", "updated_at"])
+        copies.update(seeding=enabled)
         desired = Torrent.Desired.SEED if enabled else Torrent.Desired.PAUSE
-        Torrent.objects.filter(model=model, desired__in=[Torrent.Desired.SEED, Torrent.Desired.PAUSE]).update(
+        Torrent.objects.filter(copy__in=copies, desired__in=[Torrent.Desired.SEED, Torrent.Desired.PAUSE]).update(
             desired=desired)
         model_notify(model)
-    return model
+    return model_get(model_id=model_id)
 
 
 def torrent_file_get(*, model_id: str) -> tuple[str, bytes]:
     """The model's .torrent as (file name, bytes)."""
     model = model_get(model_id=model_id)
-    torrent = Torrent.objects.filter(model=model).first()
+    torrent = Torrent.objects.filter(copy__model=model, torrent_file__isnull=False).first()
     if torrent is None or not torrent.torrent_file:
         raise NotFound(f"Model {model_id!r} has no torrent yet: its files are not complete or not shared.",
                        code="torrent_not_found")
@@ -112,13 +188,13 @@ def _metadata(metadata: dict | None, magnet: Magnet) -> tuple[str, int | None, s
     return name.strip(), size, sha256
 
 
-def _existing(magnet: Magnet, node: str) -> AIModel | None:
+def _existing(magnet: Magnet) -> AIModel | None:
     match = Q()
     if magnet.info_hash_v1:
         match |= Q(info_hash=magnet.info_hash_v1)
     if magnet.info_hash_v2:
         match |= Q(info_hash_v2=magnet.info_hash_v2)
-    return AIModel.objects.filter(match, node=node).exclude(status=Status.ERROR).first()
+    return model_list().filter(match).first()
 
 
 def _strip_gguf(name: str) -> str:

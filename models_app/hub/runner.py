@@ -1,7 +1,8 @@
 """The download job of one model, run by a q2 worker: claim a slot, fetch every part, verify, make it ready.
 
-Progress is written at most twice a second; each write also tells whether the model still wants
-the bytes (a deleted row or `cancel_requested` stops the transfer and removes the partial files).
+The job works on the model's copy on this node. Progress is written at most twice a second; each
+write also tells whether the copy still wants the bytes (a deleted row or `cancel_requested` stops
+the transfer and removes the partial files).
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from django.utils import timezone
 
 from models_app import gguf_meta
 from models_app.hub import client, locks
-from models_app.models import AIModel, ModelFile, Status
-from models_app.services import model_delete, model_notify, model_on_ready
+from models_app.models import AIModel, CopyStatus, ModelCopy, ModelFile
+from models_app.services import files_remove, model_notify, model_on_ready
+from models_app.states import FETCHING, copy_move
 from torrents_app import creation
 from torrents_app.services import swarm_fetch, swarm_release, swarm_running
 
@@ -40,66 +42,68 @@ def download_run(*, model_id: str) -> str:
     with locks.model_lock(model_id) as mine:
         if not mine:
             return "running elsewhere"
-        model, why = _claim(model_id)
-        return _run(model) if model is not None else why
+        copy, why = _claim(model_id)
+        return _run(copy) if copy is not None else why
 
 
-def _claim(model_id: str) -> tuple[AIModel | None, str]:
+def _claim(model_id: str) -> tuple[ModelCopy | None, str]:
     with locks.node_lock():
-        model = AIModel.objects.filter(pk=model_id, node=settings.NODE_NAME).first()
-        if model is None or model.status not in (Status.QUEUED, Status.DOWNLOADING, Status.VERIFYING):
+        copy = ModelCopy.objects.select_related("model").filter(model_id=model_id, node=settings.NODE_NAME).first()
+        if copy is None or copy.status not in FETCHING:
             return None, "nothing to download"
         if swarm_running(model_id=model_id):
             return None, "downloading from the swarm"
-        others = AIModel.objects.filter(node=settings.NODE_NAME, status__in=(Status.DOWNLOADING, Status.VERIFYING),
-                                        source=model.source).exclude(pk=model_id).values_list("pk", flat=True)
-        if sum(1 for pk in others if locks.model_lock_held(pk)) >= settings.DOWNLOAD_CONCURRENCY:
+        others = ModelCopy.objects.filter(node=settings.NODE_NAME, status__in=(CopyStatus.DOWNLOADING, CopyStatus.VERIFYING),
+                                          model__source=copy.model.source).exclude(pk=copy.pk)
+        if sum(1 for pk in others.values_list("model_id", flat=True) if locks.model_lock_held(pk)) \
+                >= settings.DOWNLOAD_CONCURRENCY:
             return None, "waiting for a slot"
-        model.status, model.error = Status.DOWNLOADING, ""
-        model.save(update_fields=["status", "error", "updated_at"])
-    model_notify(model)
-    return model, ""
+        if not copy_move(ModelCopy.objects.filter(pk=copy.pk), CopyStatus.DOWNLOADING, error=""):
+            return None, "nothing to download"
+    model_notify(copy.model)
+    return copy, ""
 
 
-def _run(model: AIModel) -> str:
-    folder = Path(model.path)
+def _run(copy: ModelCopy) -> str:
+    model, folder = copy.model, Path(copy.path)
     if swarm_release(model_id=model.pk):
         # A swarm download of it failed: what it wrote is not verified, so HTTP starts afresh.
         for entry in model.files.all():
             (folder / entry.name).unlink(missing_ok=True)
-    present = _present_bytes(model)
+    present = _present_bytes(copy)
     # Peers first (SPEC §8): a download already under way over HTTP carries on over HTTP.
     if not present and swarm_fetch(model_id=model.pk):
         return "from the swarm"
     try:
-        tracker = Progress(model, present)
+        tracker = Progress(copy, present)
         for entry in model.files.order_by("name"):
-            _fetch(model, entry, tracker)
-        return _verify(model)
+            _fetch(copy, entry, tracker)
+        return _verify(copy)
     except Cancelled:
-        _discard(model.pk, folder)
+        _discard(copy, folder)
         return "cancelled"
     except Failed as exc:
-        _fail(model, str(exc))
+        _fail(copy, str(exc))
         return "failed"
 
 
-def _present_bytes(model: AIModel) -> int:
+def _present_bytes(copy: ModelCopy) -> int:
     total = 0
-    for entry in model.files.all():
-        path = Path(model.path) / entry.name
+    for entry in copy.model.files.all():
+        path = Path(copy.path) / entry.name
         partial = path.with_name(path.name + client.PARTIAL_SUFFIX)
         total += path.stat().st_size if path.exists() else partial.stat().st_size if partial.exists() else 0
     return total
 
 
-def _fetch(model: AIModel, entry: ModelFile, tracker: Progress) -> None:
-    dest = Path(model.path) / entry.name
+def _fetch(copy: ModelCopy, entry: ModelFile, tracker: Progress) -> None:
+    model = copy.model
+    dest = Path(copy.path) / entry.name
     if dest.exists() and dest.stat().st_size == entry.size:
         return
     delays = tuple(getattr(settings, "HF_DOWNLOAD_RETRY_DELAYS", DEFAULT_RETRY_DELAYS))
     for attempt in range(len(delays) + 1):
-        tracker.resync(_present_bytes(model))
+        tracker.resync(_present_bytes(copy))
         try:
             client.hub_download(repo_id=model.repo_id, name=entry.name, commit=model.revision, dest=dest,
                                 progress=client.progress_class(tracker.add))
@@ -116,8 +120,8 @@ def _fetch(model: AIModel, entry: ModelFile, tracker: Progress) -> None:
 class Progress:
     """Counts bytes; writes figures (and notices cancellation) at most every WRITE_EVERY seconds."""
 
-    def __init__(self, model: AIModel, done: int):
-        self.model, self.done = model, done
+    def __init__(self, copy: ModelCopy, done: int):
+        self.copy, self.done = copy, done
         self.last_write, self.last_done, self.rate = 0.0, done, 0.0
         self.write(force=True)
 
@@ -142,21 +146,22 @@ class Progress:
         if self.last_write and elapsed > 0:
             self.rate = 0.5 * self.rate + 0.5 * (self.done - self.last_done) / elapsed
         self.last_write, self.last_done = now, self.done
-        size = max(self.model.size, 1)
-        written = AIModel.objects.filter(pk=self.model.pk, cancel_requested=False).update(
+        size = max(self.copy.model.size, 1)
+        written = ModelCopy.objects.filter(pk=self.copy.pk, cancel_requested=False).update(
             downloaded_bytes=self.done, http_bytes=self.done, download_progress=min(100.0, 100.0 * self.done / size),
             download_rate=int(self.rate), updated_at=timezone.now())
         if not written:
             raise Cancelled()
-        model_notify(self.model)
+        model_notify(self.copy.model)
 
 
-def _verify(model: AIModel) -> str:
+def _verify(copy: ModelCopy) -> str:
     """One read per file: sha256 and torrent pieces together, while the GGUF header is parsed beside it."""
-    if not _set(model, status=Status.VERIFYING, download_rate=0, download_progress=100.0, downloaded_bytes=model.size,
-                http_bytes=model.size):
+    model = copy.model
+    if not _move(copy, CopyStatus.VERIFYING, download_rate=0, download_progress=100.0, downloaded_bytes=model.size,
+                 http_bytes=model.size):
         raise Cancelled()
-    folder = Path(model.path)
+    folder = Path(copy.path)
     with ThreadPoolExecutor(max_workers=1) as pool:
         header = pool.submit(gguf_meta.read_metadata, folder / model.file_name)
         try:
@@ -167,9 +172,10 @@ def _verify(model: AIModel) -> str:
             raise
     for name, digest in digests.items():
         ModelFile.objects.filter(model=model, name=name).update(sha256=digest, verified=True, downloaded_bytes=F("size"))
-    if not _set(model, status=Status.READY, sha256=digests[model.file_name], gguf=meta):
+    AIModel.objects.filter(pk=model.pk).update(sha256=digests[model.file_name], gguf=meta, updated_at=timezone.now())
+    if not _move(copy, CopyStatus.READY):
         raise Cancelled()
-    _on_ready(model)
+    _on_ready(copy)
     return "ready"
 
 
@@ -191,33 +197,38 @@ def _header(future: Future) -> dict:
         raise Failed(f"{exc}; the file was deleted.") from None
 
 
-def _on_ready(model: AIModel) -> None:
-    model.refresh_from_db()
-    if not model.seeding:
+def _on_ready(copy: ModelCopy) -> None:
+    copy.refresh_from_db()
+    if not copy.seeding:
         return
     try:
-        model_on_ready(model=model)
+        model_on_ready(model=copy.model, node=copy.node)
     except Exception as exc:  # the model is usable without its torrent; say why sharing is missing
-        log.exception("torrent creation for %s failed", model.pk)
-        _set(model, error=f"The model is ready, but its torrent could not be created: {exc}")
+        log.exception("torrent creation for %s failed", copy)
+        ModelCopy.objects.filter(pk=copy.pk).update(
+            error=f"The model is ready, but its torrent could not be created: {exc}", updated_at=timezone.now())
+        model_notify(copy.model)
 
 
-def _set(model: AIModel, **fields) -> bool:
-    done = AIModel.objects.filter(pk=model.pk, cancel_requested=False).update(updated_at=timezone.now(), **fields)
+def _move(copy: ModelCopy, to: str, **fields) -> bool:
+    done = copy_move(ModelCopy.objects.filter(pk=copy.pk, cancel_requested=False), to, **fields)
     if done:
-        model_notify(model)
+        model_notify(copy.model)
     return bool(done)
 
 
-def _fail(model: AIModel, message: str) -> None:
-    _set(model, status=Status.ERROR, error=message, download_rate=0,
-         downloaded_bytes=_present_bytes(model), download_progress=100.0 * _present_bytes(model) / max(model.size, 1))
+def _fail(copy: ModelCopy, message: str) -> None:
+    present = _present_bytes(copy)
+    _move(copy, CopyStatus.ERROR, error=message, download_rate=0, downloaded_bytes=present,
+          download_progress=100.0 * present / max(copy.model.size, 1))
 
 
-def _discard(model_id: str, folder: Path) -> None:
-    """A cancelled download: the row goes (if it is still there) and so do the partial files."""
-    if AIModel.objects.filter(pk=model_id).exists():
-        model_delete(model_id=model_id, delete_files=True)
-    root = settings.AI_MODEL_DIR.resolve()
-    if folder.resolve().is_relative_to(root) and folder.resolve() != root:
-        shutil.rmtree(folder, ignore_errors=True)
+def _discard(copy: ModelCopy, folder: Path) -> None:
+    """A cancelled download: the copy goes (if it is still there; the model with it when it was the only one)
+    and so do the partial files."""
+    names = list(copy.model.files.values_list("name", flat=True))
+    ModelCopy.objects.filter(pk=copy.pk).delete()
+    if not ModelCopy.objects.filter(model_id=copy.model_id).exists():
+        AIModel.objects.filter(pk=copy.model_id).delete()
+    model_notify(copy.model)
+    files_remove(folder, names)

@@ -12,12 +12,14 @@ from aiportal.errors import ApplicationError, Conflict
 from models_app import placement
 from models_app.hub import choice, client, locks
 from models_app.hub.refs import hub_ref_parse
-from models_app.models import AIModel, ModelFile, Source, Status
+from models_app.models import AIModel, CopyStatus, ModelCopy, ModelFile, Source
+from models_app.selectors import model_list
 from models_app.services import model_id_base, model_notify, model_unique_id
+from models_app.states import copy_move, copy_rows
 from torrents_app.services import swarm_running
 
 log = logging.getLogger(__name__)
-ACTIVE = (Status.DOWNLOADING, Status.VERIFYING)
+ACTIVE = (CopyStatus.DOWNLOADING, CopyStatus.VERIFYING)
 TASK = "models_app.hub.tasks.download_task"
 RECONCILE_TASK = "models_app.hub.tasks.downloads_reconcile_task"
 
@@ -31,8 +33,9 @@ def repo_gguf_files(*, url: str) -> list[dict]:
 
 def download_start(*, url: str, file_name: str | None = None, create_torrent: bool = True, node: str | None = None,
                    requested_by: str = "") -> AIModel:
-    """Queue the download of a Hub GGUF model on a node (or return the model of the same file there, resumed if
-    it failed)."""
+    """Queue the download of a Hub GGUF model on a node. A model of the same file gets a copy on that node
+    (from the group's nodes that hold it when they share it), or is returned as it is there, resumed if it
+    failed."""
     ref = hub_ref_parse(url, endpoint=settings.HF_ENDPOINT, file_name=file_name)
     repo = client.hub_repo(repo_id=ref.repo_id, revision=ref.revision)
     found = choice.variants(repo.files)
@@ -41,21 +44,23 @@ def download_start(*, url: str, file_name: str | None = None, create_torrent: bo
     room = placement.download_place(node=node, size=0)
     variant = choice.variant_pick(found, file_name=ref.file_name, quant=ref.quant, all_files=repo.files,
                                   free_disk=room.disk_free)
-    existing = _existing(repo.repo_id, variant.main, room.node)
-    if existing is not None:
-        return _again(existing)
+    existing = _existing(repo.repo_id, variant.main)
+    if existing is not None and existing.copy_on(room.node) is not None:
+        return _again(existing, room.node)
     if repo.gated and not settings.HF_TOKEN:
         raise ApplicationError(client.gated_message(repo.repo_id), code="gated_repo", status=403)
     client.hub_check_access(repo_id=repo.repo_id, name=variant.main, commit=repo.commit)
     place = placement.download_place(node=room.node, size=variant.size)
     try:
+        if existing is not None:
+            return _add_copy(existing, place, seeding=create_torrent)
         return _create(repo, variant, place, create_torrent=create_torrent, requested_by=requested_by)
     except IntegrityError:  # the same file asked twice at the same moment: the other request won
-        return _again(_existing(repo.repo_id, variant.main, place.node) or _busy())
+        return _again(_existing(repo.repo_id, variant.main) or _busy(), place.node)
 
 
-def _existing(repo_id: str, main: str, node: str) -> AIModel | None:
-    return AIModel.objects.filter(source=Source.HUGGINGFACE, repo_id=repo_id, file_name=main, node=node).first()
+def _existing(repo_id: str, main: str) -> AIModel | None:
+    return model_list().filter(source=Source.HUGGINGFACE, repo_id=repo_id, file_name=main).first()
 
 
 def _busy() -> AIModel:
@@ -79,14 +84,22 @@ def _kinds(repo: client.HubRepo) -> str:
     return ", ".join(kinds[:6]) or "no model files"
 
 
-def _again(model: AIModel) -> AIModel:
-    """The same file asked again: a failed download is resumed, a running or finished one returned."""
-    if model.status == Status.ERROR:
-        AIModel.objects.filter(pk=model.pk, status=Status.ERROR).update(status=Status.QUEUED, error="")
-        model.refresh_from_db()
+def _again(model: AIModel, node: str) -> AIModel:
+    """The same file asked again on a node: a failed download is resumed, a running or finished one returned."""
+    if copy_move(copy_rows(model_id=model.pk, node=node).filter(status=CopyStatus.ERROR), CopyStatus.QUEUED, error=""):
         model_notify(model)
-    transaction.on_commit(lambda: reconcile_enqueue(node=model.node))
-    return model
+    transaction.on_commit(lambda: reconcile_enqueue(node=node))
+    return model_list().get(pk=model.pk)
+
+
+def _add_copy(model: AIModel, place: placement.Place, *, seeding: bool) -> AIModel:
+    """The model's file, asked for on one more node: its download job there tries the group's copies first."""
+    with transaction.atomic():
+        ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model.pk), seeding=seeding)
+        model_notify(model)
+        transaction.on_commit(lambda: download_enqueue(model_id=model.pk, node=place.node))
+        transaction.on_commit(lambda: reconcile_schedule_ensure(node=place.node))
+    return model_list().get(pk=model.pk)
 
 
 def _model_id(repo_id: str, variant: choice.Variant) -> str:
@@ -105,9 +118,9 @@ def _create(repo: client.HubRepo, variant: choice.Variant, place: placement.Plac
         model = AIModel.objects.create(
             id=model_id, name=PurePosixPath(variant.main).name.removesuffix(".gguf"), source=Source.HUGGINGFACE,
             repo_id=repo.repo_id, revision=repo.commit, file_name=variant.main, size=variant.size, sha256=main.sha256,
-            status=Status.QUEUED, node=place.node, path=place.folder(model_id),
-            seeding=create_torrent, requested_by=requested_by[:200],
+            requested_by=requested_by[:200],
         )
+        ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model_id), seeding=create_torrent)
         ModelFile.objects.bulk_create([
             ModelFile(model=model, name=part.name, size=part.size, sha256=part.sha256,
                       url=client.hub_file_url(repo_id=repo.repo_id, name=part.name, commit=repo.commit))
@@ -116,7 +129,7 @@ def _create(repo: client.HubRepo, variant: choice.Variant, place: placement.Plac
         model_notify(model)
         transaction.on_commit(lambda: download_enqueue(model_id=model_id, node=place.node))
         transaction.on_commit(lambda: reconcile_schedule_ensure(node=place.node))
-    return model
+    return model_list().get(pk=model_id)
 
 
 def download_enqueue(*, model_id: str, node: str | None = None) -> None:
@@ -129,22 +142,23 @@ def download_enqueue(*, model_id: str, node: str | None = None) -> None:
     except Exception as exc:  # a broker that is down must not lose the model: the schedule retries it
         log.warning("could not enqueue the download of %s: %s", model_id, exc)
         return
-    AIModel.objects.filter(pk=model_id).update(task_id=str(task_id)[:64])
+    copy_rows(model_id=model_id, node=node or settings.NODE_NAME).update(task_id=str(task_id)[:64])
 
 
 def downloads_reconcile() -> int:
-    """Requeue downloads whose worker died, then enqueue queued ones while slots are free; returns how many."""
-    for model in AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME, status__in=ACTIVE):
-        if not locks.model_lock_held(model.pk) and not swarm_running(model_id=model.pk):
-            if AIModel.objects.filter(pk=model.pk, status=model.status).update(status=Status.QUEUED, download_rate=0):
-                model_notify(model)
-    active = sum(1 for pk in AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME,
-                                                     status__in=ACTIVE).values_list("pk", flat=True)
+    """Requeue this node's downloads whose worker died, then enqueue queued ones while slots are free; returns
+    how many."""
+    mine = ModelCopy.objects.filter(model__source=Source.HUGGINGFACE, node=settings.NODE_NAME)
+    for copy in mine.filter(status__in=ACTIVE):
+        if not locks.model_lock_held(copy.model_id) and not swarm_running(model_id=copy.model_id):
+            if copy_move(mine.filter(pk=copy.pk, status=copy.status), CopyStatus.QUEUED, download_rate=0):
+                model_notify(AIModel(pk=copy.model_id))
+    active = sum(1 for pk in mine.filter(status__in=ACTIVE).values_list("model_id", flat=True)
                  if locks.model_lock_held(pk))
     free = max(0, settings.DOWNLOAD_CONCURRENCY - active)
-    queued = AIModel.objects.filter(source=Source.HUGGINGFACE, node=settings.NODE_NAME, status=Status.QUEUED)
+    queued = mine.filter(status=CopyStatus.QUEUED)
     started = 0
-    for model_id in queued.order_by("created_at").values_list("pk", flat=True)[:free]:
+    for model_id in queued.order_by("created_at").values_list("model_id", flat=True)[:free]:
         download_enqueue(model_id=model_id)
         started += 1
     return started

@@ -21,7 +21,7 @@ from aiportal.errors import ApplicationError
 from models_app import gguf_meta
 from models_app.inference import binary, memory, process, transitions
 from models_app.inference.process import ServerProcess, ServerSpec
-from models_app.models import ServedInstance, ServeState
+from models_app.models import CopyStatus, ServedInstance, ServeState
 
 log = logging.getLogger("aiportal.llama")
 
@@ -210,7 +210,11 @@ class LlamaEngine:
                                    code="port_in_use")
         model = instance.model
         key_path = process.key_file_write(Path(settings.RUN_DIR) / "keys" / f"llama-{model.pk}.key", key)
-        model_path = Path(model.path) / model.file_name
+        copy = model.copies.filter(node=self.node_name, status=CopyStatus.READY).first()
+        if copy is None:
+            raise ApplicationError(f"Node {self.node_name} holds no complete copy of {model.pk}; copy it there first.",
+                                   code="copy_missing")
+        model_path = Path(copy.path) / model.file_name
         return ServerSpec(
             binary=binary.binary_path(), model_path=model_path, port=port,
             context_size=instance.context_size, threads=instance.threads, gpu_layers=instance.gpu_layers,

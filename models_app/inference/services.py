@@ -41,14 +41,34 @@ def _default_gpu_layers(node: str) -> int:
 
 
 def _serve_node(model: AIModel, node: str | None) -> str:
-    """The node that will serve: the one asked for, else the node that holds the model's file."""
-    holder = model.node or settings.NODE_NAME
-    target = node or holder
-    placement.node_check(target)  # 404 unknown, 409 offline
-    if target != holder:
-        raise Conflict(f"Model {model.id}'s file is on node {holder}, not on node {target}: serve it on {holder}.",
-                       code="copy_missing", extra={"node": target, "holders": [holder]})
-    return target
+    """The node that will serve: the one asked for, else the one already serving it, else this machine when it
+    holds a copy, else the first online node that holds one (SPEC §9)."""
+    holders = model.holders
+    instance = model.served
+    if node is None:
+        online = [name for name in holders if _online(name)]
+        wanted = instance.node if instance is not None and instance.desired == "serving" else None
+        node = next((name for name in (wanted, settings.NODE_NAME, *online) if name in online), None)
+        node = node or (holders[0] if holders else settings.NODE_NAME)
+    placement.node_check(node)  # 404 unknown, 409 offline
+    if node not in holders:
+        where = ", ".join(holders) or "no node"
+        raise Conflict(f"Model {model.id}'s file is on {where}, not on node {node}: copy it there first "
+                       f"(POST /api/ai/models/{model.id}/copies) or serve it where it is.",
+                       code="copy_missing", extra={"node": node, "holders": holders})
+    copy = model.copy_on(node)
+    path = Path(copy.path) / model.file_name
+    if node == settings.NODE_NAME and not path.is_file():
+        raise Conflict(f"The file of model {model.id} is missing: {path}.", code="model_file_missing")
+    return node
+
+
+def _online(name: str) -> bool:
+    try:
+        placement.node_check(name)
+    except ApplicationError:
+        return False
+    return True
 
 
 def _binary_on(node: str) -> None:
@@ -63,13 +83,8 @@ def _binary_on(node: str) -> None:
 
 
 def _servable(model: AIModel) -> None:
-    if not model.is_available:
+    if not model.is_available or not model.file_name:
         raise Conflict(f"Model {model.id!r} is {model.status}, not ready to serve.", code="model_not_ready")
-    if not model.file_name or not model.path:
-        raise Conflict(f"Model {model.id!r} has no file on this node.", code="model_not_ready")
-    path = Path(model.path) / model.file_name
-    if model.node == settings.NODE_NAME and not path.is_file():
-        raise Conflict(f"The file of model {model.id} is missing: {path}.", code="model_file_missing")
 
 
 def _check_port(model: AIModel, node: str, port: int | None) -> None:
@@ -141,8 +156,6 @@ def serve_start(*, model_id: str, node: str | None = None, port: int | None = No
         ServedInstance.objects.update_or_create(
             model=model, defaults={"node": target, "desired": "serving", "error": "",
                                    "restarts": 0, "next_start_at": None, "last_used_at": timezone.now(), **options})
-        AIModel.objects.filter(pk=model.pk).update(status=Status.STARTING, error="", updated_at=timezone.now())
-        model.refresh_from_db()
         model_notify(model)
     return model_get(model_id=model_id)
 
@@ -176,14 +189,10 @@ def serve_stop(*, model_id: str) -> AIModel:
     instance = getattr(model, "instance", None)
     if instance is None or instance.desired == "stopped" and instance.state != ServeState.ERROR:
         return model
-    running = instance.state in {ServeState.STARTING, ServeState.SERVING, ServeState.STOPPING}
     with transaction.atomic():
         ServedInstance.objects.filter(pk=model.pk).update(desired="stopped", next_start_at=None)
         # A failed server has no process left: stopping it also clears its error (the page's "Clear error").
         ServedInstance.objects.filter(pk=model.pk, state=ServeState.ERROR).update(state=ServeState.STOPPED, error="")
-        if model.status in {Status.STARTING, Status.SERVING, Status.READY}:
-            status = Status.STOPPING if running else Status.READY
-            AIModel.objects.filter(pk=model.pk).update(status=status, error="", updated_at=timezone.now())
         model_notify(model)
     return model_get(model_id=model_id)
 

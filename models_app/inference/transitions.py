@@ -5,19 +5,18 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from models_app.models import AIModel, ServedInstance, ServeState, Status
+from models_app.models import AIModel, ServedInstance, ServeState
 from models_app.services import model_notify
 
 MAX_RESTARTS = 5
-LIVE = [Status.READY, Status.STARTING, Status.SERVING, Status.ERROR]
 
 
 def backoff(restarts: int) -> timedelta:
     return timedelta(seconds=min(60, 2 ** max(restarts - 1, 0)))
 
 
-def _model(model_id: str, status: str, from_statuses: list[str], **fields) -> None:
-    AIModel.objects.filter(pk=model_id, status__in=from_statuses).update(status=status, **fields)
+def _changed(model_id: str) -> None:
+    """The model object shows its instance's state (SPEC §9): tell open pages."""
     model_notify(AIModel(pk=model_id))
 
 
@@ -27,7 +26,7 @@ def mark_starting(instance: ServedInstance, *, port: int, host: str, api_key: st
         ServedInstance.objects.filter(pk=instance.pk).update(
             state=ServeState.STARTING, port=port, host=host, api_key=api_key, pid=pid, log_path=log_path,
             started_at=None, updated_at=now)
-        _model(instance.pk, Status.STARTING, LIVE, updated_at=now)
+        _changed(instance.pk)
 
 
 def mark_serving(instance: ServedInstance, *, now: datetime) -> bool:
@@ -35,7 +34,7 @@ def mark_serving(instance: ServedInstance, *, now: datetime) -> bool:
         changed = ServedInstance.objects.filter(pk=instance.pk, desired="serving", state=ServeState.STARTING).update(
             state=ServeState.SERVING, started_at=now, error="", last_used_at=now, updated_at=now)
         if changed:
-            _model(instance.pk, Status.SERVING, [Status.STARTING, Status.READY, Status.ERROR], error="", updated_at=now)
+            _changed(instance.pk)
     return bool(changed)
 
 
@@ -50,8 +49,8 @@ def mark_failed(instance: ServedInstance, *, message: str, retry: bool, now: dat
             state=ServeState.ERROR, pid=None, error=message, restarts=restarts, updated_at=now,
             next_start_at=now + backoff(restarts) if wanted else None,
             desired="serving" if wanted else "stopped")
-        # The file is as good as before: the model stays ready (and shared); the instance carries the failure.
-        _model(instance.pk, Status.READY, LIVE, error=message, updated_at=now)
+        # The file is as good as before: its copy stays ready (and shared); the instance carries the failure.
+        _changed(instance.pk)
 
 
 def mark_used(instance: ServedInstance, *, now: datetime) -> None:
@@ -63,25 +62,21 @@ def mark_stopping(instance: ServedInstance, *, now: datetime) -> None:
 
 
 def mark_stopped(model_id: str, *, now: datetime) -> None:
-    """The process is gone; the model is `ready` unless it is wanted again (then the next pass starts it)."""
+    """The process is gone; the model is `ready` again unless it is wanted (then the next pass starts it)."""
     with transaction.atomic():
         ServedInstance.objects.filter(pk=model_id).exclude(state=ServeState.ERROR).update(
             state=ServeState.STOPPED, pid=None, port=None, started_at=None, updated_at=now)
-        if ServedInstance.objects.filter(pk=model_id, desired="stopped").exists():
-            _model(model_id, Status.READY, [Status.STOPPING, Status.STARTING, Status.SERVING], updated_at=now)
+        _changed(model_id)
 
 
 def mark_node_down(node: str, *, now: datetime) -> None:
     """The daemon stops or starts: no process of this node runs; the wanted ones will start again."""
     with transaction.atomic():
         rows = ServedInstance.objects.filter(node=node)
-        wanted = list(rows.filter(desired="serving").exclude(state=ServeState.ERROR).values_list("pk", flat=True))
         rows.exclude(state=ServeState.ERROR).update(state=ServeState.STOPPED, pid=None, port=None, started_at=None,
                                                      updated_at=now)
-        for model_id in wanted:
-            _model(model_id, Status.STARTING, [Status.SERVING, Status.READY], updated_at=now)
-        for model_id in rows.filter(desired="stopped").values_list("pk", flat=True):
-            _model(model_id, Status.READY, [Status.STOPPING, Status.STARTING, Status.SERVING], updated_at=now)
+        for model_id in rows.values_list("pk", flat=True):
+            _changed(model_id)
 
 
 def mark_restarts_forgotten(instance: ServedInstance) -> None:

@@ -11,9 +11,10 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models_app.models import AIModel, ServedInstance, ServeState, Source, Status
+from models_app.models import ServedInstance, ServeState, Source
 from tests.conftest import free_port, wait_for
 from tests.models_app.inference.portal import TOKEN
+from tests.factories import model_make
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -75,8 +76,8 @@ def test_it_counts_requests_per_front_door(anon_api, api_token):
 
 @pytest.mark.django_db
 def test_it_says_a_serving_llama_server_that_does_not_answer_is_down(anon_api, api_token, tmp_path):
-    model = AIModel.objects.create(id="gone", name="gone", source=Source.LOCAL, status=Status.SERVING, size=123,
-                                   node="n1", downloaded_bytes=100, uploaded_bytes=40)
+    model = model_make(id="gone", name="gone", source=Source.LOCAL, size=123, node="n1", downloaded_bytes=100,
+                       uploaded_bytes=40)
     ServedInstance.objects.create(model=model, node="n1", state=ServeState.SERVING, host="127.0.0.1",
                                   port=free_port(), api_key="k", tokens_generated=7)
 

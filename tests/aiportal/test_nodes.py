@@ -14,6 +14,7 @@ from aiportal.nodes import node_goodbye, node_heartbeat
 from models_app.inference import binary
 from models_app.inference.engine import LlamaEngine
 from models_app.models import AIModel, ServedInstance, Source, Status
+from tests.factories import model_make
 
 pytestmark = pytest.mark.django_db
 GIB = 1024 ** 3
@@ -27,8 +28,8 @@ def far_node(**facts) -> None:
 
 
 def far_model(model_id: str = "far-model", size: int = 2 * GIB) -> AIModel:
-    return AIModel.objects.create(id=model_id, name=model_id, source=Source.LOCAL, file_name="m.gguf", size=size,
-                                  status=Status.READY, node="far", path=f"/srv/far/models/{model_id}")
+    return model_make(id=model_id, name=model_id, source=Source.LOCAL, file_name="m.gguf", size=size,
+                      status=Status.READY, node="far", path=f"/srv/far/models/{model_id}")
 
 
 def test_the_heartbeat_writes_what_this_machine_and_its_llama_server_have(settings, api):
@@ -141,7 +142,6 @@ def test_chat_with_a_model_served_on_an_offline_node_is_503_naming_the_node(api)
     far_model()
     ServedInstance.objects.create(model_id="far-model", node="far", state="serving", desired="serving", port=9000,
                                   host="10.0.0.7", api_key="k")
-    AIModel.objects.filter(pk="far-model").update(status=Status.SERVING)
     node_goodbye(name="far")
 
     response = api.post("/api/ai/chat", {"modelId": "far-model", "messages": [{"role": "user", "content": "hi"}]},

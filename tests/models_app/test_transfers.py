@@ -7,13 +7,13 @@ from django.utils import timezone
 
 from models_app.models import AIModel, Source, Status, TransferSample
 from models_app.services import transfer_samples_record
+from tests.factories import model_make
 
 pytestmark = pytest.mark.django_db
 
 
 def _model(model_id: str, node: str, **rates) -> AIModel:
-    return AIModel.objects.create(id=model_id, name=model_id, source=Source.LOCAL, status=Status.READY, node=node,
-                                  **rates)
+    return model_make(id=model_id, name=model_id, source=Source.LOCAL, status=Status.READY, node=node, **rates)
 
 
 def test_the_node_keeps_an_hour_of_samples_of_what_moves_on_it(api):

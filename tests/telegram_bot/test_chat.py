@@ -20,6 +20,7 @@ from telegram_bot import send
 from telegram_bot.app import background_idle
 from tests.models_app.inference.helpers import drive
 from tests.telegram_bot.updates import GROUP, MEMBER, button, message
+from tests.factories import model_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DEMO_ID = "bot-demo"
@@ -113,7 +114,7 @@ async def test_it_says_so_when_llama_server_dies_mid_answer(webhook, telegram, d
 
 
 def _stopped_model_session() -> None:
-    AIModel.objects.create(id="gone_model", name="gone", source=Source.LOCAL, status=Status.READY, path="/tmp", file_name="x.gguf")
+    model_make(id="gone_model", name="gone", source=Source.LOCAL, status=Status.READY, path="/tmp", file_name="x.gguf")
     session_for_telegram(chat_id=MEMBER, user_id=MEMBER, model_id="gone_model")
 
 

@@ -2,19 +2,25 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from chat.services import session_for_telegram
-from models_app.models import AIModel, Source, Status
+from models_app.models import AIModel, ServedInstance, Source, Status
 from telegram_bot import send
+from tests.factories import model_make
 from tests.telegram_bot.updates import ADMIN, GROUP, MEMBER, STRANGER, button, message, sticker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _model(model_id: str, *, status: str = Status.READY, magnet: str = "", **fields) -> AIModel:
-    return AIModel.objects.create(id=model_id, name=model_id, source=Source.HUGGINGFACE, status=status,
-                                  size=98_362_432, file_name=f"{model_id}.gguf", path="/tmp/none",
-                                  magnet_uri=magnet, **fields)
+    """A ready model; `starting` or `serving` also gives it an instance in that state (no process behind it)."""
+    model = model_make(id=model_id, name=model_id, source=Source.HUGGINGFACE, status=status, size=98_362_432,
+                       file_name=f"{model_id}.gguf", path="/tmp/none", magnet_uri=magnet, **fields)
+    if status in {Status.STARTING, Status.SERVING}:
+        ServedInstance.objects.create(model=model, node=settings.NODE_NAME, desired="serving", state=status,
+                                      port=9 if status == Status.SERVING else None)
+    return model
 
 
 async def test_it_refuses_strangers_politely(webhook, telegram):
@@ -39,7 +45,7 @@ async def test_it_refuses_admin_commands_to_members(webhook, telegram):
         "Sorry, only the portal's admins can start models. You can still chat: send /ai.",
         "Sorry, only the portal's admins can stop models. You can still chat: send /ai.",
     ]
-    assert (await sync_to_async(AIModel.objects.get)(pk="owner_repo")).status == Status.READY
+    assert await sync_to_async(lambda: AIModel.objects.get(pk="owner_repo").status)() == Status.READY
 
 
 async def test_it_refuses_admin_buttons_to_members(webhook, telegram):

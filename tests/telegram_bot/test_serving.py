@@ -71,6 +71,6 @@ async def test_it_starts_a_model_from_the_ai_keyboard_and_stops_it(webhook, tele
         [{"text": "⏹ tiny", "callback_data": "stop:tiny"}]]
     await webhook.send(button("stop:tiny", user_id=ADMIN))
     assert telegram.texts(ADMIN)[-1] == "⏹ Stopped tiny: it no longer answers chats."
-    assert (await sync_to_async(AIModel.objects.get)(pk="tiny")).status in {"stopping", "ready"}
+    assert await sync_to_async(lambda: AIModel.objects.get(pk="tiny").status)() in {"stopping", "ready"}
     await webhook.send(message("/ai", user_id=MEMBER))
     assert telegram.texts(MEMBER)[-1] == "No model is running right now. Ask an admin to start one (/ai-list shows them all)."

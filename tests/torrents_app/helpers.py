@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from models_app.models import AIModel
+from models_app.models import AIModel, ModelCopy
 from torrents_app.creation import torrent_create
 from torrents_app.magnets import magnet_build
 from torrents_app.session import torrent_info_hashes
@@ -36,3 +36,13 @@ def pump(engines: list, until: Callable[[], bool], *, timeout: float = 60.0) -> 
 
 def refreshed(model: AIModel) -> AIModel:
     return AIModel.objects.get(pk=model.pk)
+
+
+def copy_on(model: AIModel, node: str) -> ModelCopy | None:
+    """The model's copy on one node, as the database holds it now."""
+    return ModelCopy.objects.filter(model_id=model.pk, node=node).first()
+
+
+def status_on(model: AIModel, node: str) -> str:
+    found = copy_on(model, node)
+    return found.status if found is not None else ""

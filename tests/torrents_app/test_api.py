@@ -25,7 +25,7 @@ def test_it_queues_a_magnet_download_named_after_the_magnet(api, settings):
     assert response.status_code == 202
     model = response.json()["result"]
     assert (model["id"], model["source"], model["status"], model["size"]) == ("Cool-Model.Q4_K_M", "magnet", "queued", 1000)
-    assert Torrent.objects.get(pk=model["id"]).desired == "download"
+    assert Torrent.objects.get(copy__model_id=model["id"]).desired == "download"
     again = _download(api, {"magnetUri": f"magnet:?xt=urn:btih:{V1}&dn=Other-Name"})
     assert (again.status_code, again.json()["result"]["id"]) == (202, "Cool-Model.Q4_K_M")
 
@@ -59,10 +59,10 @@ def test_it_refuses_bad_metadata(api):
 def test_it_pauses_and_resumes_seeding_through_the_api(api, ready):
     paused = api.post(f"/api/ai/models/{ready.pk}/seeding", {"enabled": False}, format="json")
     assert (paused.status_code, paused.json()["result"]["seeding"]) == (200, False)
-    assert Torrent.objects.get(pk=ready.pk).desired == "pause"
+    assert Torrent.objects.get(copy__model_id=ready.pk).desired == "pause"
     resumed = api.post(f"/api/ai/models/{ready.pk}/seeding", {"enabled": True}, format="json")
     assert resumed.json()["result"]["seeding"] is True
-    assert Torrent.objects.get(pk=ready.pk).desired == "seed"
+    assert Torrent.objects.get(copy__model_id=ready.pk).desired == "seed"
 
 
 def test_it_refuses_a_seeding_request_without_enabled(api, ready):
@@ -80,7 +80,7 @@ def test_it_serves_the_torrent_file(api, ready):
     response = api.get(f"/api/ai/models/{ready.pk}/torrent")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/x-bittorrent"
-    assert response.content == bytes(Torrent.objects.get(pk=ready.pk).torrent_file)
+    assert response.content == bytes(Torrent.objects.get(copy__model_id=ready.pk).torrent_file)
     assert f'filename="{ready.pk}.torrent"' in response["Content-Disposition"]
 
 
@@ -97,10 +97,11 @@ def test_it_asks_anonymous_callers_to_log_in(anon_api, ready):
 
 def test_it_pauses_seeding_from_the_admin(client, admin_user, ready):
     client.force_login(admin_user)
-    response = client.post("/admin/torrents_app/torrent/", {"action": "pause_seeding", "_selected_action": [ready.pk]},
-                           follow=True)
+    torrent = Torrent.objects.get(copy__model_id=ready.pk)
+    response = client.post("/admin/torrents_app/torrent/", {"action": "pause_seeding",
+                                                            "_selected_action": [torrent.pk]}, follow=True)
     assert "Paused seeding of 1 model(s)." in response.content.decode()
-    assert (AIModel.objects.get(pk=ready.pk).seeding, Torrent.objects.get(pk=ready.pk).desired) == (False, "pause")
+    assert (AIModel.objects.get(pk=ready.pk).seeding, Torrent.objects.get(copy__model_id=ready.pk).desired) == (False, "pause")
 
 
 @pytest.mark.parametrize("value", [0, 1, "true", "off", None])

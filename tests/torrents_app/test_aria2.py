@@ -10,7 +10,7 @@ import pytest
 from models_app.models import Status
 from models_app.services import model_import_local
 from tests.conftest import wait_for
-from tests.torrents_app.helpers import pump, refreshed, torrent_bytes
+from tests.torrents_app.helpers import pump, refreshed, status_on, torrent_bytes
 from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
 from torrents_app.session import torrent_info_hashes
@@ -101,12 +101,13 @@ def test_it_rejects_corrupt_pieces_from_a_peer_and_still_verifies(settings, smal
         data[offset] ^= 0xFF  # every piece but the header's differs from the torrent's hashes
     corrupt.write_bytes(bytes(data))
     torrent = tmp_path / "good.torrent"
-    torrent.write_bytes(bytes(Torrent.objects.get(pk=good.pk).torrent_file))
+    torrent.write_bytes(bytes(Torrent.objects.get(copy__model_id=good.pk).torrent_file))
     _, port = aria2(torrent, corrupt.parent, "--bt-seed-unverified=true", "--seed-ratio=0.0", "--seed-time=600")
     settings.NODE_NAME = "beta"
     copy = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=good.info_hash, peers=[f"127.0.0.1:{port}"]))
-    pump([beta], lambda: Torrent.objects.get(pk=copy.pk).failed_bytes > 0)
+    on_beta = Torrent.objects.filter(copy__model_id=copy.pk, copy__node="beta")
+    pump([beta], lambda: on_beta.get().failed_bytes > 0)
     beta.connect_peer(copy.pk, "127.0.0.1", alpha.listen_port())
-    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
+    pump([alpha, beta], lambda: status_on(copy, "beta") == Status.READY)
     assert refreshed(copy).sha256 == good.sha256
-    assert Torrent.objects.get(pk=copy.pk).failed_bytes >= PIECE
+    assert on_beta.get().failed_bytes >= PIECE

@@ -7,10 +7,11 @@ from pathlib import Path
 import libtorrent as lt
 import pytest
 
-from models_app.models import AIModel, ModelFile
+from models_app.models import ModelFile
 from torrents_app import creation
 from torrents_app.models import Torrent
 from torrents_app.services import torrent_create_for_model
+from tests.factories import model_make
 
 P = 256 * 1024
 FLAGS = {"hybrid": 0, "v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only}
@@ -100,13 +101,13 @@ def test_it_refuses_an_unknown_format(tmp_path):
 def test_it_records_the_torrent_and_magnet_of_a_local_model_without_a_web_seed(tmp_path, settings):
     settings.P2P_TORRENT_FORMAT = "v1"
     path = random_file(tmp_path / "local" / "mine.gguf", P + 3)
-    model = AIModel.objects.create(id="mine", name="mine", source="local", file_name=path.name, size=P + 3,
-                                   status="ready", node=settings.NODE_NAME, path=str(path.parent))
+    model = model_make(id="mine", name="mine", source="local", file_name=path.name, size=P + 3, status="ready",
+                       path=str(path.parent))
     ModelFile.objects.create(model=model, name=path.name, size=P + 3)
-    torrent_create_for_model(model_id="mine")
+    torrent_create_for_model(model_id="mine", node=settings.NODE_NAME)
     model.refresh_from_db()
-    torrent = Torrent.objects.get(model=model)
-    assert (torrent.node, torrent.desired, torrent.info_hash_v2, model.info_hash_v2) == (settings.NODE_NAME, "seed", "", "")
+    torrent = Torrent.objects.get(copy__model=model)
+    assert (torrent.copy.node, torrent.desired, torrent.info_hash_v2, model.info_hash_v2) == (settings.NODE_NAME, "seed", "", "")
     assert bytes(torrent.torrent_file) == libtorrent_reference(path, "v1")
     assert model.magnet_uri == f"magnet:?xt=urn:btih:{torrent.info_hash_v1}&dn=mine.gguf&xl={P + 3}"
     assert model.web_seed == ""
@@ -119,9 +120,9 @@ def test_a_node_reachable_from_other_machines_puts_itself_in_its_magnets(tmp_pat
     settings.P2P_TORRENT_FORMAT, settings.NODE_ADDRESS = "v1", "192.168.1.20"
     node_heartbeat(name=settings.NODE_NAME, address="192.168.1.20", facts={"p2p_port": 51413})
     path = random_file(tmp_path / "local" / "mine.gguf", P + 3)
-    model = AIModel.objects.create(id="mine", name="mine", source="local", file_name=path.name, size=P + 3,
-                                   status="ready", node=settings.NODE_NAME, path=str(path.parent))
+    model = model_make(id="mine", name="mine", source="local", file_name=path.name, size=P + 3, status="ready",
+                       path=str(path.parent))
     ModelFile.objects.create(model=model, name=path.name, size=P + 3)
-    torrent_create_for_model(model_id="mine")
+    torrent_create_for_model(model_id="mine", node=settings.NODE_NAME)
     model.refresh_from_db()
     assert model.magnet_uri.endswith("&x.pe=192.168.1.20:51413")  # the port its daemon listens on

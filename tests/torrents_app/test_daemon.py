@@ -51,7 +51,8 @@ class Node:
 
     def model(self) -> tuple:
         with sqlite3.connect(self.db, timeout=20) as conn:
-            return conn.execute("SELECT status, download_progress, sha256, error FROM models_app_aimodel").fetchone()
+            return conn.execute("SELECT c.status, c.download_progress, m.sha256, c.error FROM models_app_aimodel m "
+                                "JOIN models_app_modelcopy c ON c.model_id = m.id").fetchone()
 
     def resume_saved_after(self, moment: float) -> bool:
         files = list((self.root / "torrents").glob("*.resume"))

@@ -6,7 +6,7 @@ import pytest
 
 from models_app.models import Status
 from models_app.services import model_import_local
-from tests.torrents_app.helpers import pump, refreshed
+from tests.torrents_app.helpers import pump, refreshed, status_on
 from torrents_app.magnets import magnet_build
 from torrents_app.session import SessionConfig
 from torrents_app.sharing import magnet_download_start
@@ -22,7 +22,7 @@ def test_it_finds_the_other_portal_on_the_lan_by_local_service_discovery(setting
     pump([alpha], lambda: alpha.p2p.has(source.pk))
     settings.NODE_NAME = "beta"
     copy = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=source.info_hash, info_hash_v2=source.info_hash_v2))
-    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY)
+    pump([alpha, beta], lambda: status_on(copy, "beta") == Status.READY)
     assert refreshed(copy).sha256 == source.sha256
 
 
@@ -44,5 +44,5 @@ def test_it_finds_the_other_portal_through_dht_alone(settings, small_gguf, make_
     pump([alpha, beta], lambda: alpha.p2p.has(source.pk))
     settings.NODE_NAME = "beta"
     copy = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=source.info_hash, info_hash_v2=source.info_hash_v2))
-    pump([alpha, beta], lambda: refreshed(copy).status == Status.READY, timeout=120)
+    pump([alpha, beta], lambda: status_on(copy, "beta") == Status.READY, timeout=120)
     assert refreshed(copy).sha256 == source.sha256

@@ -33,8 +33,8 @@ def test_it_refuses_a_torrent_without_gguf_and_cleans_up(settings, foreign, beta
     pump([beta], lambda: refreshed(model).status == Status.ERROR)
     model = refreshed(model)
     assert "Refused: the torrent holds no GGUF model file (notes.txt)" in model.error
-    assert model.torrent.error.startswith("not_gguf")
-    assert not Path(model.path).exists() and not beta.p2p.has(model.pk)
+    assert model.lead.torrent.error.startswith("not_gguf")
+    assert not Path(model.lead.path).exists() and not beta.p2p.has(model.pk)
 
 
 def test_it_refuses_a_file_that_only_pretends_to_be_gguf_and_removes_it(settings, foreign, beta, tmp_path):
@@ -45,7 +45,7 @@ def test_it_refuses_a_file_that_only_pretends_to_be_gguf_and_removes_it(settings
     pump([beta], lambda: refreshed(model).status == Status.ERROR)
     model = refreshed(model)
     assert "Refused: fake.gguf is not a GGUF model file" in model.error
-    assert not Path(model.path).exists() and not beta.p2p.has(model.pk)
+    assert not Path(model.lead.path).exists() and not beta.p2p.has(model.pk)
 
 
 def _escaping_torrent(content: bytes) -> bytes:
@@ -64,7 +64,7 @@ def test_it_keeps_files_inside_the_model_folder_whatever_the_torrent_names(setti
     model = _start(settings, _offer(foreign, blob, seeded))
     pump([beta], lambda: refreshed(model).status == Status.READY)
     model = refreshed(model)
-    landed = Path(model.path, model.file_name)
+    landed = Path(model.lead.path, model.file_name)
     assert landed.read_bytes() == content
     assert landed.resolve().is_relative_to(settings.AI_MODEL_DIR.resolve())
     assert [p for p in tmp_path.rglob("*.gguf") if not p.is_relative_to(seeded) and p.name != "src.gguf"] == [landed]
@@ -80,8 +80,8 @@ def test_it_refuses_a_download_that_turns_out_too_big_for_the_disk(settings, for
     pump([beta], lambda: refreshed(model).status == Status.ERROR)
     model = refreshed(model)
     assert "Not enough disk space: 2000" in model.error and "1000000 free" in model.error
-    assert model.torrent.error.startswith("insufficient_storage")
-    assert not Path(model.path).exists() and not beta.p2p.has(model.pk)
+    assert model.lead.torrent.error.startswith("insufficient_storage")
+    assert not Path(model.lead.path).exists() and not beta.p2p.has(model.pk)
 
 
 def test_it_refuses_content_whose_sha256_differs_from_the_known_one(settings, foreign, beta, small_gguf, tmp_path):

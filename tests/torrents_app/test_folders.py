@@ -27,7 +27,7 @@ def test_it_downloads_a_folder_of_split_gguf_parts_and_serves_the_first(settings
         "Big-Model-GGUF/Big-Model-00001-of-00002.gguf", "Big-Model-GGUF/Big-Model-00002-of-00002.gguf",
         "Big-Model-GGUF/README.md"]
     assert all(f.verified and len(f.sha256) == 64 for f in model.files.all())
-    assert Path(model.path, model.file_name).read_bytes() == (folder / "Big-Model-00001-of-00002.gguf").read_bytes()
+    assert Path(model.lead.path, model.file_name).read_bytes() == (folder / "Big-Model-00001-of-00002.gguf").read_bytes()
     assert model.size == sum(p.stat().st_size for p in folder.iterdir())
     beta.stop()
     beta.start()

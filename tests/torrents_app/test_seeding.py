@@ -11,7 +11,7 @@ from models_app.models import ServedInstance, ServeState, Status
 from models_app.selectors import model_get, model_to_dict
 from models_app.services import model_delete, model_import_local
 from tests.torrents_app.ggufgen import make_gguf
-from tests.torrents_app.helpers import pump, refreshed
+from tests.torrents_app.helpers import copy_on, pump, refreshed, status_on
 from torrents_app.sharing import magnet_download_start, torrent_set_seeding
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -46,7 +46,7 @@ def test_it_pauses_and_resumes_seeding_on_request(local, alpha):
     pump([alpha], lambda: alpha.p2p.has(model.pk))
     paused = torrent_set_seeding(model_id=model.pk, enabled=False)
     pump([alpha], lambda: alpha.p2p.is_paused(model.pk))
-    assert (paused.seeding, model.torrent.__class__.objects.get(pk=model.pk).desired) == (False, "pause")
+    assert (paused.seeding, refreshed(model).lead.torrent.desired) == (False, "pause")
     torrent_set_seeding(model_id=model.pk, enabled=True)
     pump([alpha], lambda: not alpha.p2p.is_paused(model.pk))
 
@@ -69,7 +69,7 @@ def test_it_stops_seeding_a_model_that_was_removed(local, alpha):
 ])
 def test_it_notices_a_damaged_model_file_at_start_and_seeds_the_others(local, alpha, damage, says):
     broken, healthy = local("broken"), local("healthy")
-    damage(Path(broken.path, broken.file_name))
+    damage(Path(broken.lead.path, broken.file_name))
     pump([alpha], lambda: alpha.p2p.has(healthy.pk) and refreshed(broken).status == Status.ERROR)
     broken = refreshed(broken)
     assert says in broken.error and broken.file_name in broken.error
@@ -80,11 +80,12 @@ def test_it_notices_a_damaged_model_file_at_start_and_seeds_the_others(local, al
 def test_it_puts_a_model_in_error_when_its_file_vanishes_while_seeding(local, alpha, beta, settings):
     model = local("vanishing")
     pump([alpha], lambda: alpha.p2p.has(model.pk))
-    Path(model.path, model.file_name).unlink()
+    Path(model.lead.path, model.file_name).unlink()
     settings.NODE_NAME = "beta"
     magnet_download_start(magnet_uri=f"{model.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
-    pump([alpha, beta], lambda: refreshed(model).status == Status.ERROR)
-    assert "Disk error on" in refreshed(model).error and model.file_name in refreshed(model).error
+    pump([alpha, beta], lambda: status_on(model, "alpha") == Status.ERROR)
+    error = copy_on(model, "alpha").error
+    assert "Disk error on" in error and model.file_name in error
     assert not alpha.p2p.has(model.pk)
 
 

@@ -14,7 +14,7 @@ from models_app.models import Status
 from models_app.services import model_import_local
 from tests.fakes.fake_hub import FakeHub
 from tests.torrents_app.ggufgen import make_gguf
-from tests.torrents_app.helpers import pump, refreshed
+from tests.torrents_app.helpers import pump, refreshed, status_on
 from tests.torrents_app.test_discovery import _free_port
 from torrents_app import services as torrent_services
 from torrents_app import swarm
@@ -22,6 +22,7 @@ from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
 from torrents_app.session import SessionConfig
 from torrents_app.sharing import magnet_download_start
+from tests.factories import model_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 MIB = 1024 * 1024
@@ -91,7 +92,8 @@ def test_two_portals_that_name_each_other_find_each_others_torrents_through_the_
     to_alpha = magnet_download_start(magnet_uri=magnet_build(info_hash_v1=on_beta.info_hash,
                                                              info_hash_v2=on_beta.info_hash_v2))
     assert "x.pe" not in to_beta.magnet_uri + to_alpha.magnet_uri  # no peer given: the DHT alone finds it
-    pump([alpha, beta], lambda: refreshed(to_beta).status == refreshed(to_alpha).status == Status.READY, timeout=90)
+    pump([alpha, beta], lambda: status_on(to_beta, "beta") == status_on(to_alpha, "alpha") == Status.READY,
+         timeout=90)
     assert (refreshed(to_beta).sha256, refreshed(to_alpha).sha256) == (on_alpha.sha256, on_beta.sha256)
 
 
@@ -107,7 +109,7 @@ def test_a_hub_download_gets_the_file_from_a_portal_that_seeds_it_found_by_its_s
     assert result == "from the swarm"
     pump([alpha, beta], lambda: refreshed(model).status == Status.READY, timeout=60)
     model, size = refreshed(model), small_gguf.stat().st_size
-    assert model.sha256 == source.sha256 and Path(model.path, model.file_name).stat().st_size == size
+    assert model.sha256 == source.sha256 and Path(model.lead.path, model.file_name).stat().st_size == size
     assert hub.bytes_served < size / 2, f"the Hub sent {hub.bytes_served} of {size} bytes"
     assert model.peer_bytes >= size / 2 and model.http_bytes == 0
     assert model.peer_bytes + model.web_seed_bytes >= size * 0.9
@@ -141,7 +143,7 @@ def test_a_record_naming_a_wrong_torrent_costs_the_lookup_only(settings, monkeyp
     model, size = refreshed(model), small_gguf.stat().st_size
     assert (model.status, model.sha256, model.http_bytes, model.peer_bytes) == (Status.READY, sha256, size, 0)
     assert hub.bytes_served >= size
-    assert Torrent.objects.get(pk=model.pk).info_hash_v1 != "ab" * 20  # its own torrent, made from verified bytes
+    assert Torrent.objects.get(copy__model_id=model.pk).info_hash_v1 != "ab" * 20  # its own torrent, made from verified bytes
 
 
 def test_no_record_and_no_peer_leave_the_download_to_http_at_once(settings, monkeypatch, hub, small_gguf, dht_pair):
@@ -163,7 +165,7 @@ def test_a_node_of_the_group_that_seeds_the_file_serves_it_without_the_dht(setti
     _heartbeat(settings, beta)
     model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
     assert result == "from the swarm"
-    torrent = Torrent.objects.get(pk=model.pk)
+    torrent = Torrent.objects.get(copy__model_id=model.pk)
     assert f"x.pe=127.0.0.1:{alpha.listen_port()}" in torrent.magnet_source
     pump([alpha, beta], lambda: refreshed(model).status == Status.READY, timeout=60)
     model, size = refreshed(model), small_gguf.stat().st_size
@@ -184,16 +186,16 @@ def test_records_are_ours_only_when_well_formed():
 
 
 def test_a_new_model_under_a_deleted_ones_id_never_inherits_its_torrent(settings, small_gguf, other_gguf, alpha):
-    from models_app.models import AIModel, Source
+    from models_app.models import Source
     from models_app.services import model_delete
 
     old = _seed(settings, alpha, small_gguf)
     model_delete(model_id=old.pk, delete_files=False)
     # Before the engine noticed, the id is taken again: a Hub download waiting on its swarm lookup.
-    new = AIModel.objects.create(id=old.pk, name="new", source=Source.HUGGINGFACE, status=Status.DOWNLOADING,
-                                 node=alpha.node_name, path=str(settings.AI_MODEL_DIR / "new"), file_name="x.gguf",
-                                 sha256="0f" * 32)
-    Torrent.objects.create(model=new, node=alpha.node_name, desired=Torrent.Desired.LOOKUP, state="looking")
+    new = model_make(id=old.pk, name="new", source=Source.HUGGINGFACE, status=Status.DOWNLOADING,
+                     node=alpha.node_name, path=str(settings.AI_MODEL_DIR / "new"), file_name="x.gguf",
+                     sha256="0f" * 32)
+    Torrent.objects.create(copy=new.copies.get(), desired=Torrent.Desired.LOOKUP, state="looking")
     pump([alpha], lambda: not alpha.p2p.has(old.pk))
     for _ in range(20):
         alpha.step()

@@ -8,8 +8,9 @@ import pytest
 from models_app.models import AIModel, Status
 from models_app.selectors import model_to_dict
 from models_app.services import model_delete, model_import_local
-from tests.torrents_app.helpers import pump, refreshed
+from tests.torrents_app.helpers import copy_on, pump, refreshed, status_on
 from torrents_app.sharing import magnet_download_start, torrent_set_seeding
+from tests.factories import model_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ def _fetch(alpha, beta, settings, model: AIModel) -> AIModel:
     """Download `model` by magnet on node beta, with alpha as its only peer."""
     settings.NODE_NAME, settings.AI_MODEL_DIR = "beta", settings.AI_MODEL_DIR / "beta"
     copy = magnet_download_start(magnet_uri=f"{model.magnet_uri}&x.pe=127.0.0.1:{alpha.listen_port()}")
-    pump([alpha, beta], lambda: refreshed(copy).status in {Status.READY, Status.ERROR})
+    pump([alpha, beta], lambda: status_on(copy, "beta") in {Status.READY, Status.ERROR})
     return refreshed(copy)
 
 
@@ -52,8 +53,8 @@ def test_it_hands_the_torrent_over_when_its_holder_pauses(twins, alpha, beta, se
     assert not alpha.p2p.is_paused(rider.pk)
     assert (model_to_dict(refreshed(holder))["seeding"], model_to_dict(refreshed(rider))["seeding"]) == (False, True)
     copy = _fetch(alpha, beta, settings, holder)
-    assert (copy.status, copy.sha256) == (Status.READY, holder.sha256)
-    pump([alpha], lambda: refreshed(rider).uploaded_bytes >= holder.size)  # the bytes went out from the rider
+    assert (status_on(copy, "beta"), copy.sha256) == (Status.READY, holder.sha256)
+    pump([alpha], lambda: copy_on(rider, "alpha").uploaded_bytes >= holder.size)  # the bytes went out from the rider
 
 
 def test_it_pauses_the_shared_torrent_only_when_no_model_wants_it(twins, alpha):
@@ -72,10 +73,10 @@ def test_it_keeps_seeding_from_the_other_model_when_the_holder_is_deleted(twins,
     model_delete(model_id=holder.pk)
     pump([alpha], lambda: alpha.p2p.tracked() == [rider.pk])
     copy = _fetch(alpha, beta, settings, rider)
-    assert (copy.status, copy.sha256) == (Status.READY, rider.sha256)
+    assert (status_on(copy, "beta"), copy.sha256) == (Status.READY, rider.sha256)
 
 
 @pytest.mark.parametrize("status", [Status.QUEUED, Status.DOWNLOADING, Status.VERIFYING, Status.ERROR])
 def test_it_does_not_report_seeding_for_a_model_without_complete_files(status):
-    model = AIModel.objects.create(id=f"not-{status}", name="x", status=status, seeding=True)
+    model = model_make(id=f"not-{status}", name="x", status=status, seeding=True)
     assert model_to_dict(model)["seeding"] is False

@@ -8,6 +8,7 @@ from django.conf import settings
 
 from models_app.models import AIModel, ServedInstance
 from tests.web.conftest import HUB_REPO
+from tests.factories import model_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_layer")]
 CRASH = "llama-server exited with code 1. Last lines:\nload_model: loading tensors\nerror: out of memory"
@@ -18,7 +19,6 @@ MAGNET = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=mystery.gguf"
 def crashed(tiny) -> AIModel:
     """The tiny model after its llama-server died: the error is the log tail, on the model and its instance."""
     ServedInstance.objects.create(model=tiny, node=settings.NODE_NAME, desired="serving", state="error", error=CRASH)
-    AIModel.objects.filter(pk="tiny").update(status="ready", error=CRASH)
     return AIModel.objects.get(pk="tiny")
 
 
@@ -29,7 +29,7 @@ def fact(page: str, name: str) -> str:
 @pytest.mark.parametrize("status, size, error", [("queued", 0, ""), ("downloading", 6_000_000, ""),
                                                  ("error", 6_000_000, "Download failed: the Hub answered 404.")])
 def test_it_shows_a_model_without_gguf_metadata(web, status, size, error):
-    AIModel.objects.create(id="pending", name="Pending", source="huggingface", repo_id=HUB_REPO, status=status,
+    model_make(id="pending", name="Pending", source="huggingface", repo_id=HUB_REPO, status=status,
                            size=size, error=error, file_name="tinyllama-q4_k_m.gguf")
     response = web.get("/models/pending/")
     page = response.content.decode()
@@ -44,7 +44,7 @@ def test_it_shows_a_parameter_count_without_size_label_in_human_form(web, tiny):
 
 
 def test_it_says_a_magnet_waits_for_peers_while_its_size_is_unknown(web):
-    AIModel.objects.create(id="mystery", name="mystery.gguf", source="magnet", status="queued", magnet_uri=MAGNET)
+    model_make(id="mystery", name="mystery.gguf", source="magnet", status="queued", magnet_uri=MAGNET)
     row = web.get("/models/mystery/row/").content.decode()
     detail = web.get("/models/mystery/").content.decode()
     assert 'data-size-known="0"' in row and "Waiting for peers / metadata" in row

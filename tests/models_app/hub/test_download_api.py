@@ -21,6 +21,7 @@ from tests.models_app.hub.conftest import (
     SPLIT_REPO,
 )
 from torrents_app.models import Torrent
+from tests.factories import copy_update
 
 DEMO_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def test_it_downloads_verifies_and_shares_the_largest_gguf(api, hub, demo_gguf, 
     assert model["downloadedBytes"] == model["size"] == demo_gguf.stat().st_size
     assert model["gguf"]["architecture"] == "llama"
     assert (settings.AI_MODEL_DIR / DEMO_ID / demo_gguf.name).stat().st_size == demo_gguf.stat().st_size
-    torrent = Torrent.objects.get(model_id=DEMO_ID)
+    torrent = Torrent.objects.get(copy__model_id=DEMO_ID)
     resolve = f"{hub.url}/{DEMO_REPO}/resolve/{hub.repos[DEMO_REPO].sha}/{demo_gguf.name}"
     assert model["magnetUri"] == (f"magnet:?xt=urn:btih:{torrent.info_hash_v1}&xt=urn:btmh:1220{torrent.info_hash_v2}"
                                   f"&dn={demo_gguf.name}&xl={demo_gguf.stat().st_size}&ws="
@@ -286,7 +287,7 @@ def test_it_requeues_a_download_left_behind_by_a_dead_worker_on_the_next_reconci
     from models_app.hub.services import downloads_reconcile
 
     model_id = post(api, url=f"{hub.url}/{DEMO_REPO}", fileName=SMALL_FILE).json()["result"]["id"]
-    AIModel.objects.filter(pk=model_id).update(status="downloading")  # what a killed worker leaves
+    copy_update(model_id, status="downloading")  # what a killed worker leaves
     assert downloads_reconcile() == 1
     assert AIModel.objects.get(pk=model_id).status == "queued"
     assert download_task(model_id) == "ready"

@@ -33,7 +33,7 @@ def test_a_download_goes_to_the_online_node_with_the_most_free_disk_and_waits_on
 
     assert response.status_code == 202, response.json()
     model = AIModel.objects.get(pk=DEMO_ID)
-    assert (model.node, model.path) == ("roomy", f"/srv/roomy/models/{DEMO_ID}")
+    assert (model.lead.node, model.lead.path) == ("roomy", f"/srv/roomy/models/{DEMO_ID}")
     assert response.json()["result"]["copies"][0]["node"] == "roomy"
     assert queue.queue_size() == before + 1  # only roomy's q2 cluster takes it
     queue.purge_queue()

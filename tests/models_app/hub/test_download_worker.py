@@ -10,6 +10,7 @@ from models_app.hub.tasks import download_task
 from models_app.models import AIModel
 from tests.conftest import wait_for
 from tests.models_app.hub.conftest import DEMO_ID, DEMO_REPO, MEDIUM_ID, MEDIUM_REPO, SMALL_FILE
+from models_app.models import ModelCopy
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +31,7 @@ class Worker(threading.Thread):
 
 
 def downloading(model_id: str, at_least: int = 1):
-    return AIModel.objects.filter(pk=model_id, status="downloading", downloaded_bytes__gte=at_least).first()
+    return ModelCopy.objects.filter(model_id=model_id, status="downloading", downloaded_bytes__gte=at_least).first()
 
 
 def test_it_reports_progress_while_downloading_and_stops_and_cleans_up_when_deleted(api, hub, settings, demo_gguf):

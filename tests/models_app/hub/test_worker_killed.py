@@ -54,7 +54,8 @@ def stop_worker(proc: subprocess.Popen) -> None:
 
 def row(env: dict) -> tuple:
     with sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite://"), timeout=20) as db:
-        found = db.execute("select status, downloaded_bytes, sha256 from models_app_aimodel where id = ?",
+        found = db.execute("select c.status, c.downloaded_bytes, m.sha256 from models_app_aimodel m "
+                           "join models_app_modelcopy c on c.model_id = m.id where m.id = ?",
                            (DEMO_ID,)).fetchone()
     return found or ("", 0, "")
 

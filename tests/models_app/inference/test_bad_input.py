@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from models_app.models import AIModel, ServedInstance, Source, Status
+from tests.factories import model_make
 
 
 def assert_nothing_served(model_id: str = "tiny") -> None:
@@ -21,7 +22,7 @@ def test_it_answers_404_for_an_unknown_model(api, fake_llama, tiny_model):
 
 
 def test_it_refuses_to_serve_a_model_that_is_still_downloading(api, fake_llama, db):
-    AIModel.objects.create(id="half", name="half", source=Source.HUGGINGFACE, status=Status.DOWNLOADING)
+    model_make(id="half", name="half", source=Source.HUGGINGFACE, status=Status.DOWNLOADING)
 
     response = api.post("/api/ai/serve", {"modelId": "half"}, format="json")
 
@@ -133,7 +134,7 @@ def test_it_answers_401_to_anonymous_serve_requests(anon_api, tiny_model):
 
 
 def test_it_refuses_to_serve_a_model_whose_file_is_gone_with_409(api, fake_llama, tiny_model):
-    gone = tiny_model.path + "/tiny.gguf"
+    gone = tiny_model.lead.path + "/tiny.gguf"
     os.remove(gone)
 
     response = api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")

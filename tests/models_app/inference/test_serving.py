@@ -41,7 +41,7 @@ def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, t
 
     child = engine.children["tiny"]
     assert child.popen.args[1:] == [
-        "--host", "127.0.0.1", "--port", str(child.spec.port), "-m", str(Path(tiny_model.path) / "tiny.gguf"),
+        "--host", "127.0.0.1", "--port", str(child.spec.port), "-m", str(Path(tiny_model.lead.path) / "tiny.gguf"),
         "-c", "1024", "-t", "1", "-ngl", "0", "--alias", "tiny", "--no-webui",
         "--embeddings", "--pooling", "mean", "--metrics",  # a chat model names no pooling of its own
         "--api-key-file", str(settings.RUN_DIR / "keys" / "llama-tiny.key"),
