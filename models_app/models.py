@@ -29,6 +29,8 @@ class CopyStatus(models.TextChoices):
     VERIFYING = "verifying"
     READY = "ready"
     ERROR = "error"
+    # Asked to go: its node's daemon deletes the files, then the row.
+    REMOVING = "removing"
 
 
 class Source(models.TextChoices):
@@ -38,7 +40,7 @@ class Source(models.TextChoices):
 
 
 # How far along a copy is: the model's status is its most advanced copy's.
-_ADVANCE = {CopyStatus.ERROR: 0, CopyStatus.QUEUED: 1, CopyStatus.DOWNLOADING: 2, CopyStatus.VERIFYING: 3,
+_ADVANCE = {CopyStatus.REMOVING: -1, CopyStatus.ERROR: 0, CopyStatus.QUEUED: 1, CopyStatus.DOWNLOADING: 2, CopyStatus.VERIFYING: 3,
             CopyStatus.READY: 4}
 
 

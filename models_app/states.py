@@ -13,15 +13,17 @@ from models_app.models import CopyStatus as S
 from models_app.models import ModelCopy
 
 # from -> the statuses it may move to
+# Any copy may be removed; a removing copy only goes (its node deletes the files, then the row).
 COPY_MOVES: dict[str, frozenset[str]] = {
-    S.QUEUED: frozenset({S.DOWNLOADING, S.VERIFYING, S.ERROR}),
+    S.QUEUED: frozenset({S.DOWNLOADING, S.VERIFYING, S.ERROR, S.REMOVING}),
     # Downloading again: a worker that died mid-way is requeued, or another resumes it.
-    S.DOWNLOADING: frozenset({S.DOWNLOADING, S.QUEUED, S.VERIFYING, S.ERROR}),
-    S.VERIFYING: frozenset({S.QUEUED, S.READY, S.ERROR}),
+    S.DOWNLOADING: frozenset({S.DOWNLOADING, S.QUEUED, S.VERIFYING, S.ERROR, S.REMOVING}),
+    S.VERIFYING: frozenset({S.QUEUED, S.READY, S.ERROR, S.REMOVING}),
     # A ready copy whose files went missing or broke under the seeder.
-    S.READY: frozenset({S.ERROR}),
+    S.READY: frozenset({S.ERROR, S.REMOVING}),
     # Asked for again: the download resumes from what is on disk.
-    S.ERROR: frozenset({S.QUEUED}),
+    S.ERROR: frozenset({S.QUEUED, S.REMOVING}),
+    S.REMOVING: frozenset(),
 }
 FETCHING = (S.QUEUED, S.DOWNLOADING, S.VERIFYING)
 

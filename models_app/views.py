@@ -18,7 +18,7 @@ from aiportal.errors import ApplicationError, NotFound
 from models_app import selectors, services
 from models_app.forms import AddModelForm, DeleteForm, ServeForm
 from torrents_app.models import Torrent
-from torrents_app.sharing import magnet_download_start, torrent_file_get, torrent_set_seeding
+from torrents_app.sharing import copy_remove, copy_start, magnet_download_start, torrent_file_get, torrent_set_seeding
 
 LOG_TAIL_BYTES = 12_000
 SERVE_FIELDS = {"port": "port", "contextSize": "context_size", "threads": "threads", "gpuLayers": "gpu_layers"}
@@ -127,6 +127,19 @@ def model_seeding_view(request: HttpRequest, model_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
+def model_copy_view(request: HttpRequest, model_id: str) -> HttpResponse:
+    node = request.POST.get("node", "")[:200]
+    return _act(request, model_id, lambda: copy_start(model_id=model_id, node=node))
+
+
+@login_required
+@require_POST
+def model_copy_remove_view(request: HttpRequest, model_id: str, node: str) -> HttpResponse:
+    return _act(request, model_id, lambda: copy_remove(model_id=model_id, node=node))
+
+
+@login_required
+@require_POST
 def model_delete_view(request: HttpRequest, model_id: str) -> HttpResponse:
     form = DeleteForm(request.POST)
     form.is_valid()
@@ -187,8 +200,13 @@ def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **co
 
     model = _get(model_id)
     instance = getattr(model, "instance", None)
+    nodes = selectors.node_list()
+    held = {c.node for c in model.copies.all()}
     context = {
         "m": selectors.model_to_dict(model),
+        "several_nodes": len(nodes) > 1 or len(held) > 1,
+        # Where a copy can go now: online nodes without one (SPEC §9 copies).
+        "copy_targets": [n["name"] for n in nodes if n["online"] and n["name"] not in held],
         "files": list(model.files.all()),
         "instance": instance,
         "log_tail": _log_tail(instance.log_path if instance else ""),

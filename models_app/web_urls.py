@@ -13,5 +13,7 @@ urlpatterns = [
     path("models/<str:model_id>/stop/", views.model_stop_view, name="model-stop"),
     path("models/<str:model_id>/seeding/", views.model_seeding_view, name="model-seeding"),
     path("models/<str:model_id>/delete/", views.model_delete_view, name="model-delete"),
+    path("models/<str:model_id>/copies/", views.model_copy_view, name="model-copy"),
+    path("models/<str:model_id>/copies/<str:node>/remove/", views.model_copy_remove_view, name="model-copy-remove"),
     path("models/<str:model_id>/torrent/", views.model_torrent_view, name="model-torrent"),
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,3 +34,23 @@ class ModelTorrentFileApi(APIView):
         response = HttpResponse(data, content_type="application/x-bittorrent")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class ModelCopiesApi(APIView):
+    class Input(serializers.Serializer):
+        node = serializers.CharField(max_length=200, help_text="The node that gets a copy of the model's files.")
+
+    @extend_schema(summary="Copy the model's files to another node, over BitTorrent from the nodes that seed them",
+                   request=Input, responses=schema.responses(202, schema.MODEL, errors=[400, 404, 409, 507]))
+    def post(self, request, model_id: str):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = sharing.copy_start(model_id=model_id, node=data.validated_data["node"])
+        return Response(model_to_dict(model), status=status.HTTP_202_ACCEPTED)
+
+
+class ModelCopyApi(APIView):
+    @extend_schema(summary="Remove the model's copy on one node (not while it serves there, nor the last one)",
+                   responses=schema.responses(200, schema.MODEL, errors=[404, 409]))
+    def delete(self, request, model_id: str, node: str):
+        return Response(model_to_dict(sharing.copy_remove(model_id=model_id, node=node)))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from models_app.models import CopyStatus
+from models_app.models import CopyStatus, ModelCopy
 from torrents_app import completion, node_services, swarm
 from torrents_app.creation import torrent_from_resume
 from torrents_app.magnets import advertised_peers, magnet_build, magnet_peer_endpoints
@@ -50,6 +50,7 @@ class TorrentEngine:
     RECORDS_EVERY = 5.0  # look for seeds whose sha256 record is due (or whose last put reached no node)
     RECORD_REFRESH = 30 * 60.0  # republish a record this often (BEP 44 nodes drop items after ~2 h)
     NAMED_RECORD_REFRESH = 60.0  # ... in a DHT of a few named nodes, where one that restarts has lost them all
+    WEB_SEED_FALLBACK = 30.0  # a group copy whose peers sent nothing this long gets the Hub's web seed back
     EARLY_ANNOUNCES = 3  # the first node refreshes also announce every torrent (see P2PSession.dht_announce_all)
 
     def __init__(self, *, node_name: str, config: SessionConfig | None = None, torrent_dir: Path | None = None,
@@ -77,6 +78,8 @@ class TorrentEngine:
         self.web_bytes: dict[str, int] = {}
         self.connections: dict[str, dict[str, int]] = {}
         self.resume_every = float(settings.P2P_RESUME_SAVE_SECONDS)
+        # Group copies fetched from peers only: model -> (web seeds held back, when to look, bytes then).
+        self.held_web: dict[str, tuple[list[str], float, int]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -96,11 +99,13 @@ class TorrentEngine:
         # Removals first: alerts of a torrent whose model is gone (or whose id a new model took) are then
         # dropped with their handle instead of being applied to whatever row has that id now.
         busy = reconcile and self.removals_once()
+        busy = reconcile and self.copies_removed_once() or busy
         busy = self.alerts_once() or busy
         if reconcile:
             busy = self.seeds_once() or busy
             busy = self.downloads_once() or busy
         busy = self.verifications_once() or busy
+        self.web_seeds_once()
         if reconcile:
             busy = self.lookups_once() or busy
         self.stats_once()
@@ -168,6 +173,24 @@ class TorrentEngine:
             self.finishing.discard(key)
             self.unfiled.discard(key)
             log.info("stopped torrent of %s: its model is gone or failed", key)
+        return bool(gone)
+
+    def copies_removed_once(self) -> bool:
+        """Copies of this node asked to go (SPEC §9 DELETE …/copies/<node>): out of the session, files deleted,
+        row removed."""
+        gone = list(ModelCopy.objects.filter(node=self.node_name, status=CopyStatus.REMOVING).select_related("model"))
+        for copy in gone:
+            key = copy.model_id
+            if key in self.verifying:
+                continue  # a check still reads the files: next pass
+            self.p2p.remove(key)
+            self.resume.delete(key)
+            for table in (self.web_bytes, self.connections):
+                table.pop(key, None)
+            self.finishing.discard(key)
+            self.unfiled.discard(key)
+            node_services.copy_removed(copy=copy)
+            log.info("removed the copy of %s on this node and its files in %s", key, copy.path)
         return bool(gone)
 
     def _owns(self, key: str, torrent: Torrent) -> bool:
@@ -264,12 +287,32 @@ class TorrentEngine:
                          downloaded=copy.downloaded_bytes)
             self.web_bytes[key] = copy.web_seed_bytes
             self.connections[key] = {}
+            if torrent.state == node_services.GROUP_COPY:
+                held = self.p2p.web_seeds_hold(key)
+                if held:
+                    self.held_web[key] = (held, self.clock() + self.WEB_SEED_FALLBACK, 0)
             if self.p2p.has_metadata(key):
                 self._accept_metadata(key)  # resumes the torrent once the checks pass
             else:
                 self.p2p.resume(key)  # resume data saved before the metadata came: fetch it again
             busy = True
         return busy
+
+    def web_seeds_once(self) -> None:
+        """A group copy gets the Hub's web seed back once its peers have sent nothing for WEB_SEED_FALLBACK."""
+        now = self.clock()
+        for key, (urls, due, seen) in list(self.held_web.items()):
+            if not self.p2p.has(key) or self.p2p.is_complete(key):
+                del self.held_web[key]
+            elif now >= due:
+                got = self.p2p.stats(key).session_downloaded
+                if got > seen:
+                    self.held_web[key] = (urls, now + self.WEB_SEED_FALLBACK, got)
+                    continue
+                del self.held_web[key]
+                self.p2p.web_seeds_release(key, urls)
+                log.info("%s: no peer sent anything for %.0f s; the Hub's web seed helps now", key,
+                         self.WEB_SEED_FALLBACK)
 
     def _resume_for(self, torrent: Torrent) -> bytes | None:
         data = self.resume.read(torrent.copy.model_id)

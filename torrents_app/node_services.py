@@ -4,11 +4,13 @@ Every function takes the model and the node whose copy it writes (the engine's o
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db import transaction
 from django.db.models import F, QuerySet
 
 from models_app.models import AIModel, CopyStatus, ModelCopy, ModelFile, Source
-from models_app.services import model_notify
+from models_app.services import files_remove, model_notify
 from models_app.states import copy_move, copy_rows
 from torrents_app.completion import Verdict, main_gguf
 from torrents_app.models import Torrent
@@ -17,8 +19,18 @@ from torrents_app.session import TorrentStats
 _FETCHING = (CopyStatus.QUEUED, CopyStatus.DOWNLOADING)
 # The states of a `lookup` row, as the Hub download that waits on it reads them (torrents_app.services).
 LOOKING, FOUND, MISSING, METADATA = "looking", "found", "no record", "metadata"
+# A copy from another node of this group (SPEC §9): peers only, the Hub's web seed only as a fallback.
+GROUP_COPY = "group copy"
 # ... and with libtorrent's states the stats write over them, those of a row still without metadata.
 WAITING = (LOOKING, FOUND, MISSING, "downloading_metadata", "checking_resume_data")
+
+
+def copy_removed(*, copy: ModelCopy) -> None:
+    """A removed copy's files are deleted (its folder when the portal made it) and its row goes."""
+    if copy.path:
+        files_remove(Path(copy.path), list(copy.model.files.values_list("name", flat=True)) or [copy.model.file_name])
+    ModelCopy.objects.filter(pk=copy.pk, status=CopyStatus.REMOVING).delete()
+    model_notify(copy.model)
 
 
 def torrent_rows(*, model_id: str, node: str) -> QuerySet[Torrent]:

@@ -262,6 +262,19 @@ class P2PSession:
         handle.prioritize_files([4] * handle.torrent_file().layout().num_files())
         self.resume(key)
 
+    def web_seeds_hold(self, key: str) -> list[str]:
+        """Take the torrent's web seeds (BEP 19) out for now; returns them for `web_seeds_release`."""
+        handle = self.handles[key]
+        urls = list(handle.url_seeds())
+        for url in urls:
+            handle.remove_url_seed(url)
+        return urls
+
+    def web_seeds_release(self, key: str, urls: list[str]) -> None:
+        handle = self.handles[key]
+        for url in urls:
+            handle.add_url_seed(url)
+
     def reconnect(self, key: str, *, peers: list[tuple[str, int]] = ()) -> None:
         handle = self.handles[key]
         for peer in peers:

@@ -18,8 +18,10 @@ from models_app import placement
 from models_app.models import AIModel, CopyStatus, ModelCopy, Source
 from models_app.selectors import model_get, model_list
 from models_app.services import model_notify, model_unique_id
+from models_app.states import copy_move
 from torrents_app.magnets import Magnet, magnet_parse, peer_text
 from torrents_app.models import Torrent
+from torrents_app.node_services import GROUP_COPY
 from torrents_app.session import torrent_info_hashes
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -51,20 +53,21 @@ def magnet_download_start(*, magnet_uri: str, metadata: dict | None = None, node
 
 
 def _fetch_copy(model: AIModel, place: placement.Place, *, magnet: str, v1: str, v2: str,
-                torrent_file: bytes | None) -> ModelCopy:
+                torrent_file: bytes | None, state: str = "") -> ModelCopy:
     """A queued copy on the place's node that its torrent engine downloads over BitTorrent and verifies."""
     copy = ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model.pk),
                                     status=CopyStatus.QUEUED)
     Torrent.objects.create(copy=copy, info_hash_v1=v1, info_hash_v2=v2, magnet_source=magnet,
-                           torrent_file=torrent_file, desired=Torrent.Desired.DOWNLOAD)
+                           torrent_file=torrent_file, desired=Torrent.Desired.DOWNLOAD, state=state)
     model_notify(model)
     return copy
 
 
 def copy_start(*, model_id: str, node: str) -> AIModel:
     """Make a copy of the model's files on `node` over BitTorrent, from the nodes of this group that seed them,
-    connecting to them directly (and from the Hub's web seed when the torrent has one); the node's torrent
-    engine verifies it against the model's sha256 and then seeds it (SPEC §9)."""
+    connecting to them directly; the Hub's web seed (when the torrent has one) joins only if they send nothing
+    for a while. The node's torrent engine verifies the copy against the model's sha256 and then seeds it
+    (SPEC §9)."""
     model = model_get(model_id=model_id)
     place = placement.download_place(node=node, size=0)
     here = model.copy_on(place.node)
@@ -79,7 +82,7 @@ def copy_start(*, model_id: str, node: str) -> AIModel:
         ModelCopy.objects.filter(model=model, node=place.node).delete()  # a failed copy starts afresh
         magnet = _peers_magnet(model.magnet_uri, endpoints)
         _fetch_copy(model, place, magnet=magnet, v1=torrent.info_hash_v1, v2=torrent.info_hash_v2,
-                    torrent_file=bytes(torrent.torrent_file))
+                    torrent_file=bytes(torrent.torrent_file), state=GROUP_COPY)
     return model_get(model_id=model_id)
 
 
@@ -105,8 +108,9 @@ def _peers_magnet(magnet: str, endpoints: list[str]) -> str:
 
 
 def copy_remove(*, model_id: str, node: str) -> AIModel:
-    """Remove the model's copy on `node`: 409 while it serves there, or when it is the only copy left
-    (delete the model instead)."""
+    """Remove the model's copy on `node`: it turns `removing`, and that node's daemon stops sharing it and
+    deletes its files (when it is back, if it is offline now). 409 while it serves there, or when it is
+    the only copy left (delete the model instead)."""
     model = model_get(model_id=model_id)
     copy = model.copy_on(node)
     if copy is None:
@@ -115,11 +119,15 @@ def copy_remove(*, model_id: str, node: str) -> AIModel:
     if instance is not None and instance.node == node and instance.desired == "serving":
         raise Conflict(f"Model {model_id} is served on node {node}: stop it there before removing that copy.",
                        code="copy_serving", extra={"node": node})
-    if len(model.copy_list()) == 1:
+    if not [other for other in model.copy_list() if other.node != node and other.status != CopyStatus.REMOVING]:
         raise Conflict(f"Node {node} holds the only copy of {model_id}: delete the model instead.",
                        code="last_copy", extra={"node": node})
-    copy.delete()  # its torrent goes with it; that node's engine stops seeding it
-    model_notify(model)
+    with transaction.atomic():
+        # A Hub download job there sees the cancel at its next progress write and stops.
+        copy_move(ModelCopy.objects.filter(pk=copy.pk), CopyStatus.REMOVING, cancel_requested=True, download_rate=0,
+                  upload_rate=0, peers=0, seeds=0)
+        Torrent.objects.filter(copy=copy).update(desired=Torrent.Desired.REMOVE)
+        model_notify(model)
     return model_get(model_id=model_id)
 
 

@@ -75,8 +75,18 @@
     next.querySelectorAll("pre.log").forEach(function (box) { box.scrollTop = kept; });
   }
 
+  // The copies on each machine move while the model's own status stays (a copy to another node).
+  function copiesKey(model) {
+    if (!model.copies || model.copies.length < 2) return "";
+    return model.copies.map(function (c) {
+      return c.node + ":" + c.status + ":" + Math.floor(Number(c.downloadProgress) || 0);
+    }).join(",");
+  }
+
   function patch(root, model) {
-    var changed = root.dataset.status !== model.status;
+    var copies = copiesKey(model);
+    var changed = root.dataset.status !== model.status || (root.dataset.copies || copies) !== copies;
+    root.dataset.copies = copies;
     announce(root, model);
     var progress = Math.max(0, Math.min(100, Number(model.downloadProgress) || 0));
     root.dataset.status = model.status;

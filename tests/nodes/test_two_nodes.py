@@ -184,6 +184,48 @@ def test_a_node_that_stops_cleanly_is_offline_at_once(group):
     group.wait(lambda: group.node("a")["online"], "a back online", 60)
 
 
+def test_a_copy_to_a_comes_from_b_over_bittorrent_and_not_from_the_hub(group, hub, demo_gguf, browser):
+    from playwright.sync_api import expect
+
+    if group.model(MODEL_ID)["status"] != "serving":
+        pytest.skip("needs the model downloaded and served on b by the tests before")
+    group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
+    hub.reset_counters()
+
+    # One click on the model's page.
+    context, tab = _models_page(browser, group)
+    tab.goto(f"/models/{MODEL_ID}/")
+    machines = tab.get_by_role("region", name="Machines")
+    expect(machines.locator('[data-copy-node="b"] .badge')).to_have_text("ready")
+    machines.get_by_label("Copy to").select_option("a")
+    machines.get_by_role("button", name="Copy", exact=True).click()
+    expect(machines.locator('[data-copy-node="a"] .badge')).to_have_text("ready", timeout=120_000)
+    tab.screenshot(path=str(ARTIFACTS / "two-nodes-copy-375.png"), full_page=True)
+    context.close()
+
+    again = group.api("POST", f"/api/ai/models/{MODEL_ID}/copies", json={"node": "a"})
+    assert again.status_code == 202, again.text  # already there: the same model, nothing new
+    assert {c["node"]: c["status"] for c in again.json()["result"]["copies"]} == {"a": "ready", "b": "ready"}
+    copies = group.wait(lambda: (c := {c["node"]: c for c in group.model(MODEL_ID)["copies"]})["a"]["status"]
+                        == "ready" and c, "the copy on a verified", 120)
+    landed = group.nodes["a"].model_dir / MODEL_ID / demo_gguf.name
+    assert landed.read_bytes() == demo_gguf.read_bytes()
+    assert hub.bytes_served == 0  # every byte came from b
+    assert copies["a"]["bytesFrom"]["peers"] >= demo_gguf.stat().st_size and copies["a"]["bytesFrom"]["http"] == 0
+    assert group.node("a")["copies"] == [MODEL_ID] and group.node("b")["copies"] == [MODEL_ID]
+    group.wait(lambda: {c["node"]: c for c in group.model(MODEL_ID)["copies"]}["a"]["seeding"], "a seeding", 30)
+
+    serving = group.api("DELETE", f"/api/ai/models/{MODEL_ID}/copies/b")
+    assert (serving.status_code, serving.json()["error"]["code"]) == (409, "copy_serving")
+    assert "node b" in serving.json()["error"]["message"]
+
+    removed = group.api("DELETE", f"/api/ai/models/{MODEL_ID}/copies/a")
+    assert removed.status_code == 200, removed.text
+    group.wait(lambda: [c["node"] for c in group.model(MODEL_ID)["copies"]] == ["b"], "a's copy gone", 30)
+    assert not landed.exists() and not landed.parent.exists()
+    assert (group.nodes["b"].model_dir / MODEL_ID / demo_gguf.name).is_file()
+
+
 def _web_chat(group: Group, model_id: str, text: str) -> str:
     """Log in as a person does and send one message on the chat page; the streamed text."""
     with httpx.Client(base_url=group.url, timeout=120) as web:
