@@ -3,10 +3,9 @@
 generated GGUF-shaped file.
 
 One portal node seeds each file from its own process; a second node (its own libtorrent session
-and model folder) downloads it by magnet, twice: as a node of the same portal (the group's database
-holds the .torrent, so the download starts with it, as a copy between nodes does) and as another
-portal would (the magnet alone: metadata and, for v2 and hybrid torrents, every piece's hashes come
-from the peer). In the same run a bare libtorrent pair (two processes, no
+and model folder) gets it twice: as a copy between two nodes of the portal (`POST …/copies`: the
+group's .torrent, the seeder as a direct peer) and by magnet as another portal would (the magnet
+alone: metadata and, for v2 and hybrid torrents, every piece's hashes come from the peer). In the same run a bare libtorrent pair (two processes, no
 portal code, TCP, the seeder in seed mode, the leecher given the peer) moves the same torrent, and
 `curl` fetches the same file over HTTP from the fake Hub. Prints MiB/s of each, the ratio portal /
 bare pair (target >= 0.9), the ratio to HTTP, and the CPU time each path spends per GiB.
@@ -160,21 +159,27 @@ def _seed(alpha, path: Path):
 
 def _p2p(beta, seeder: tuple[int, int], source, tmp: Path, *, known: bool = True) -> tuple[float, float, float]:
     """Seconds until every byte is on disk and until the copy is verified and ready; CPU seconds of both
-    nodes until every byte was on disk. `seeder` is the seeding node's (pid, BitTorrent port); not `known`:
-    the download gets the magnet only, as another portal's would."""
+    nodes until every byte was on disk. `seeder` is the seeding node's (pid, BitTorrent port). `known`: a
+    copy between two nodes of the portal (POST …/copies); else the download gets the magnet only, as
+    another portal's would."""
     from django.conf import settings
 
+    from aiportal.nodes import node_heartbeat
     from models_app.models import ModelCopy
     from torrents_app.models import Torrent
-    from torrents_app.services import copy_remove, magnet_download_start
+    from torrents_app.services import copy_remove, copy_start, magnet_download_start
 
     pid, port = seeder
     settings.NODE_NAME, settings.AI_MODEL_DIR = beta.node_name, tmp / "beta-models"
+    for name, p2p_port in (("bench-alpha", port), (beta.node_name, beta.listen_port())):
+        node_heartbeat(name=name, address="127.0.0.1", facts={"p2p_port": p2p_port, "disk_free": 1 << 40,
+                                                               "model_dir": str(tmp / "beta-models")})
     start, cpu = time.monotonic(), _cpu() + _process_cpu(pid)
-    # The same info-hash on another node: a second copy of the model, on beta.
-    copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{port}")
-    on_beta = ModelCopy.objects.filter(model_id=copy.pk, node=beta.node_name)
-    if not known:
+    on_beta = ModelCopy.objects.filter(model_id=source.pk, node=beta.node_name)
+    if known:
+        copy = copy_start(model_id=source.pk, node=beta.node_name)
+    else:  # the same info-hash by magnet: a second copy of the model, on beta, without the group's .torrent
+        copy = magnet_download_start(magnet_uri=f"{source.magnet_uri}&x.pe=127.0.0.1:{port}", node=beta.node_name)
         Torrent.objects.filter(copy__in=on_beta).update(torrent_file=None)
     _run([beta], lambda: beta.p2p.has(copy.pk) and beta.p2p.is_complete(copy.pk))
     on_disk, cpu = time.monotonic() - start, _cpu() + _process_cpu(pid) - cpu
@@ -292,8 +297,8 @@ def _bench(tmp: Path, size_mib: int, rounds: int, fmt: str) -> None:
         print(f"{name}: median portal/bare pair {vs_bare:.2f}x (target >= 0.9x), magnet only/bare pair "
               f"{magnet_vs_bare:.2f}x, portal/HTTP {vs_http:.2f}x; CPU per GiB moved: portal {p2p_cpu:.2f} s, "
               f"magnet only {magnet_cpu:.2f} s, bare pair {bare_cpu:.2f} s, HTTP {http_cpu:.2f} s")
-    print("portal MiB/s: all bytes on disk after the magnet was added (a node of the same portal: the .torrent is")
-    print("known); (ready): after sha256 and GGUF checks too; magnet: the same download as another portal's.")
+    print("portal MiB/s: all bytes on disk after the copy to the second node was asked for (POST …/copies);")
+    print("(ready): after sha256 and GGUF checks too; magnet: the same download by magnet as another portal's.")
     print("P2P CPU: seeder and downloader (libtorrent's SHA-1 and, for v2/hybrid, SHA-256 of every block,")
     print("the copies through both ends); HTTP CPU: the fake Hub's sends and curl's writes, no hashing.")
 

@@ -38,7 +38,8 @@ class ModelTorrentFileApi(APIView):
 
 class ModelCopiesApi(APIView):
     class Input(serializers.Serializer):
-        node = serializers.CharField(max_length=200, help_text="The node that gets a copy of the model's files.")
+        node = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False,
+                                     help_text="The node that gets a copy of the model's files.")
 
     @extend_schema(summary="Copy the model's files to another node, over BitTorrent from the nodes that seed them",
                    request=Input, responses=schema.responses(202, schema.MODEL, errors=[400, 404, 409, 507]))
