@@ -86,6 +86,11 @@ def copy_start(*, model_id: str, node: str) -> AIModel:
     return model_get(model_id=model_id)
 
 
+def seeders_of(*, model: AIModel, exclude: str) -> list[str]:
+    """The online nodes (but `exclude`) that seed the model's files, as address:port."""
+    return [endpoint for _, endpoint in _seeding_copies(model, exclude=exclude)]
+
+
 def _seeding_copies(model: AIModel, *, exclude: str) -> list[tuple[Torrent, str]]:
     """(torrent, address:port) of each online node but `exclude` that seeds the model's files."""
     nodes = {n.name: n for n in Node.objects.exclude(name=exclude) if n.online and n.p2p_port}

@@ -22,6 +22,7 @@ from models_app import gguf_meta
 from models_app.inference import binary, memory, process, transitions
 from models_app.inference.process import ServerProcess, ServerSpec
 from models_app.models import CopyStatus, ServedInstance, ServeState
+from models_app.states import FETCHING
 
 log = logging.getLogger("aiportal.llama")
 
@@ -184,6 +185,8 @@ class LlamaEngine:
             return False
         if instance.next_start_at is not None and self.now() < instance.next_start_at:
             return False
+        if instance.model.copies.filter(node=self.node_name, status__in=FETCHING).exists():
+            return False  # the copy it will serve is still on its way to this node (a serve that made one)
         key = secrets.token_urlsafe(32)  # a new one at every start; only the portal's database holds it
         try:
             spec = self._spec(instance, key)

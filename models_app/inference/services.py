@@ -11,11 +11,13 @@ from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
 from aiportal.models import Node
+from aiportal.nodes import nodes_online
 from models_app import placement
 from models_app.inference import binary, memory, process
 from models_app.models import AIModel, ServedInstance, ServeState, Status
 from models_app.selectors import model_get
 from models_app.services import model_notify
+from torrents_app.sharing import copy_start, seeders_of
 
 CONTEXT_RANGE = (128, 1_048_576)
 THREADS_RANGE = (1, 1024)
@@ -40,16 +42,45 @@ def _default_gpu_layers(node: str) -> int:
     return ALL_LAYERS if process.gpu_offload_available(str(binary.binary_candidate())) else 0
 
 
-def _serve_node(model: AIModel, node: str | None) -> str:
-    """The node that will serve: the one asked for, else the one already serving it, else this machine when it
-    holds a copy, else the first online node that holds one (SPEC §9)."""
-    holders = model.holders
-    instance = model.served
+def _serve_node(model: AIModel, node: str | None, *, context_size: int) -> tuple[str, bool]:
+    """The node that will serve, and whether it needs a copy first (SPEC §9 placement): the one asked for;
+    else the one already serving it; else the first online node holding a copy that has room for it (this
+    machine first); else an online node with room whose copy the holders can send over BitTorrent; else
+    the first holder (whose memory check then says what is missing)."""
     if node is None:
-        online = [name for name in holders if _online(name)]
-        wanted = instance.node if instance is not None and instance.desired == "serving" else None
-        node = next((name for name in (wanted, settings.NODE_NAME, *online) if name in online), None)
-        node = node or (holders[0] if holders else settings.NODE_NAME)
+        node, needs_copy = _serve_place(model, context_size)
+        if needs_copy:
+            placement.node_check(node)
+            return node, True
+    return _serve_on(model, node), False
+
+
+def _serve_place(model: AIModel, context_size: int) -> tuple[str, bool]:
+    holders = [name for name in model.holders if _online(name)]
+    instance = model.served
+    if instance is not None and instance.desired == "serving" and instance.node in holders:
+        return instance.node, False
+    needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
+    holders.sort(key=lambda name: name != settings.NODE_NAME)
+    for name in holders:
+        if _room(model, name, needed):
+            return name, False
+    if holders and seeders_of(model=model, exclude=""):
+        others = [n for n in nodes_online() if n.name not in model.holders and n.p2p_port and n.memory_total]
+        for found in sorted(others, key=lambda n: n.memory_free, reverse=True):
+            if _room(model, found.name, needed):
+                return found.name, True
+    return (holders or model.holders or [settings.NODE_NAME])[0], False
+
+
+def _room(model: AIModel, node: str, needed: int) -> bool:
+    available = placement.memory_available_on(node, others_needed=_others_needed(model, node))
+    return available is None or needed <= available
+
+
+def _serve_on(model: AIModel, node: str) -> str:
+    """`node`, checked: known, online, holding a complete copy whose file is there."""
+    holders = model.holders
     placement.node_check(node)  # 404 unknown, 409 offline
     if node not in holders:
         where = ", ".join(holders) or "no node"
@@ -121,12 +152,12 @@ def serve_estimate(*, model: AIModel) -> dict | None:
     """What serving the model needs (`base` bytes plus `perToken` bytes per context position) and what the
     node that would serve it has `available` (None when unknown), for the serve form to show before it is
     sent; None when it could not be served there now (the serve request then says why)."""
+    instance = getattr(model, "instance", None)
+    context_size = _context_size(instance, None)
     try:
-        node = _serve_node(model, None)
+        node, _ = _serve_node(model, None, context_size=context_size)
     except ApplicationError:
         return None
-    instance = getattr(model, "instance", None)
-    context_size = _options(instance, node, port=None, context_size=None, threads=None, gpu_layers=0)["context_size"]
     return {
         "node": node,
         "base": model.size + memory.OVERHEAD_BYTES,
@@ -144,20 +175,31 @@ def serve_start(*, model_id: str, node: str | None = None, port: int | None = No
     _in_range("gpuLayers", gpu_layers, GPU_LAYERS_RANGE)
     model = model_get(model_id=model_id)
     _servable(model)
-    target = _serve_node(model, node)
+    instance = getattr(model, "instance", None)
+    target, needs_copy = _serve_node(model, node, context_size=_context_size(instance, context_size))
     _check_port(model, target, port)
     _binary_on(target)
-    instance = getattr(model, "instance", None)
     options = _options(instance, target, port=port, context_size=context_size, threads=threads, gpu_layers=gpu_layers)
-    if _already(instance, options):
+    if not needs_copy and _already(instance, options):
         return model
     _check_memory(model, target, options["context_size"])
+    if needs_copy:
+        # The node with room has no copy: it gets one over BitTorrent, and its daemon serves once it is verified.
+        copy_start(model_id=model.pk, node=target)
     with transaction.atomic():
         ServedInstance.objects.update_or_create(
             model=model, defaults={"node": target, "desired": "serving", "error": "",
                                    "restarts": 0, "next_start_at": None, "last_used_at": timezone.now(), **options})
         model_notify(model)
     return model_get(model_id=model_id)
+
+
+def _context_size(instance: ServedInstance | None, given: int | None) -> int:
+    if given is not None:
+        return given
+    if instance is not None and instance.desired == "serving":
+        return instance.context_size
+    return settings.LLAMA_DEFAULT_CTX
 
 
 def _options(instance: ServedInstance | None, node: str, **given) -> dict:

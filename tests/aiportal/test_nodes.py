@@ -149,3 +149,61 @@ def test_chat_with_a_model_served_on_an_offline_node_is_503_naming_the_node(api)
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "model_unavailable" and response.json()["error"]["node"] == "far"
+
+
+def _roomy_node(**facts) -> None:
+    values = {"cpus": 8, "memory_total": 32 * GIB, "memory_free": 24 * GIB, "disk_free": 500 * GIB,
+              "model_dir": "/srv/roomy/models", "llama_version": "0.6.0", "llama_backends": ["cpu"], "gpus": [],
+              "p2p_port": 6882}
+    node_heartbeat(name="roomy", address="10.0.0.8", facts={**values, **facts}, starting=True)
+
+
+def _seeded_on_far(model: AIModel) -> None:
+    from torrents_app.models import Torrent
+
+    Torrent.objects.create(copy=model.copies.get(node="far"), info_hash_v1="ab" * 20, torrent_file=b"d4:infode",
+                           desired=Torrent.Desired.SEED, state="seeding")
+
+
+def test_serving_with_no_node_copies_the_model_first_to_a_node_with_room(api):
+    far_node(memory_free=1 * GIB, p2p_port=6881)  # holds the file but has no room for it
+    _roomy_node()
+    model = far_model()
+    _seeded_on_far(model)
+
+    response = api.post("/api/ai/serve", {"modelId": model.pk}, format="json")
+
+    assert response.status_code == 202, response.json()
+    body = response.json()["result"]
+    assert {c["node"]: c["status"] for c in body["copies"]} == {"far": "ready", "roomy": "queued"}
+    assert (body["instances"][0]["node"], body["status"]) == ("roomy", "starting")
+    from torrents_app.models import Torrent
+
+    fetch = Torrent.objects.get(copy__model=model, copy__node="roomy")
+    assert (fetch.desired, "x.pe=10.0.0.7:6881" in fetch.magnet_source) == ("download", True)
+
+
+def test_serving_with_no_node_stays_where_the_file_is_when_it_fits_there(api):
+    far_node(p2p_port=6881)
+    _roomy_node(memory_free=40 * GIB)
+    model = far_model()
+    _seeded_on_far(model)
+
+    response = api.post("/api/ai/serve", {"modelId": model.pk}, format="json")
+
+    assert response.status_code == 202, response.json()
+    assert [c["node"] for c in response.json()["result"]["copies"]] == ["far"]
+    assert ServedInstance.objects.get(pk=model.pk).node == "far"
+
+
+def test_serving_with_no_node_and_no_room_anywhere_is_507_naming_the_holder(api):
+    far_node(memory_free=1 * GIB, p2p_port=6881)
+    _roomy_node(memory_free=1 * GIB)
+    model = far_model()
+    _seeded_on_far(model)
+
+    response = api.post("/api/ai/serve", {"modelId": model.pk}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (507, "not_enough_memory")
+    assert response.json()["error"]["node"] == "far" and "node far" in response.json()["error"]["message"]
+    assert not ServedInstance.objects.exists() and model.copies.count() == 1

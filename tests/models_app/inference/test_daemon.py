@@ -71,6 +71,23 @@ def test_it_stops_a_model_idle_longer_than_the_keep_alive(api, fake_llama, tiny_
     assert ServedInstance.objects.get(pk="tiny").desired == "stopped"
 
 
+def test_it_waits_for_a_copy_still_on_its_way_and_serves_once_it_is_verified(api, fake_llama, tiny_model, engine):
+    """A serve that made a copy first (SPEC §9): the instance is wanted before its node holds the file."""
+    from models_app.models import ModelCopy
+
+    copy = ModelCopy.objects.get(model=tiny_model)
+    ModelCopy.objects.filter(pk=copy.pk).update(status="downloading")
+    ServedInstance.objects.create(model=tiny_model, node=settings.NODE_NAME, desired="serving")
+    for _ in range(10):
+        engine.step()
+    instance = ServedInstance.objects.get(pk="tiny")
+    assert engine.children == {} and (instance.state, instance.restarts, instance.error) == ("stopped", 0, "")
+    assert AIModel.objects.get(pk="tiny").status == "starting"
+
+    ModelCopy.objects.filter(pk=copy.pk).update(status="ready")
+    drive(engine, lambda: AIModel.objects.get(pk="tiny").status == "serving", what="serving once the copy is ready")
+
+
 def test_it_ignores_rows_of_other_nodes(api, fake_llama, tiny_model, clock):
     api.post("/api/ai/serve", {"modelId": "tiny"}, format="json")
     other = LlamaEngine(node_name="another-node", now=clock)
