@@ -5,9 +5,9 @@ generated GGUF-shaped file.
 One portal node seeds each file from its own process; a second node (its own libtorrent session
 and model folder) gets it twice: as a copy between two nodes of the portal (`POST …/copies`: the
 group's .torrent, the seeder as a direct peer) and by magnet as another portal would (the magnet
-alone: metadata and, for v2 and hybrid torrents, every piece's hashes come from the peer). In the same run a bare libtorrent pair (two processes, no
-portal code, TCP, the seeder in seed mode, the leecher given the peer) moves the same torrent, and
-`curl` fetches the same file over HTTP from the fake Hub. Prints MiB/s of each, the ratio portal /
+alone: metadata and, for v2 and hybrid torrents, every piece's hashes come from the peer). In the same
+run a bare libtorrent pair (two processes, no portal code, TCP, the seeder in seed mode, the leecher
+given the peer) moves the same torrent, and `curl` fetches the same file over HTTP from the fake Hub. Prints MiB/s of each, the ratio portal /
 bare pair (target >= 0.9), the ratio to HTTP, and the CPU time each path spends per GiB.
 
     .venv/bin/python bench/p2p.py [--size-mib 1024] [--rounds 3] [--format hybrid|v1|v2]

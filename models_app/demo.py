@@ -40,8 +40,8 @@ def demo_import(*, wheel: Path) -> AIModel | None:
 
     marker = settings.AI_MODEL_DIR / ".demo-imported"
     # Other models may hold the same bytes (a Hub or magnet copy): the demo is the local import.
-    existing = AIModel.objects.filter(sha256=DEMO_SHA256, copies__node=settings.NODE_NAME, source=Source.LOCAL).order_by(
-        "created_at").first()
+    existing = (AIModel.objects.filter(sha256=DEMO_SHA256, copies__node=settings.NODE_NAME, source=Source.LOCAL)
+                .order_by("created_at").first())
     if existing is not None or marker.exists():
         return existing
     path = demo_extract(wheel=wheel, dest_dir=settings.AI_MODEL_DIR / DEMO_ID)

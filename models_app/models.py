@@ -40,8 +40,8 @@ class Source(models.TextChoices):
 
 
 # How far along a copy is: the model's status is its most advanced copy's.
-_ADVANCE = {CopyStatus.REMOVING: -1, CopyStatus.ERROR: 0, CopyStatus.QUEUED: 1, CopyStatus.DOWNLOADING: 2, CopyStatus.VERIFYING: 3,
-            CopyStatus.READY: 4}
+_ADVANCE = {CopyStatus.REMOVING: -1, CopyStatus.ERROR: 0, CopyStatus.QUEUED: 1, CopyStatus.DOWNLOADING: 2,
+            CopyStatus.VERIFYING: 3, CopyStatus.READY: 4}
 
 
 class AIModel(models.Model):
@@ -74,7 +74,8 @@ class AIModel(models.Model):
 
     # -- its copies (read with `copies.all()`, so a prefetch serves a whole list) ---------------------
     def copy_list(self) -> list[ModelCopy]:
-        return sorted(self.copies.all(), key=lambda c: (-_ADVANCE.get(c.status, 0), c.created_at or 0, c.node))
+        """Most advanced first; of equals, the oldest."""
+        return sorted(self.copies.all(), key=lambda c: (-_ADVANCE.get(c.status, 0), c.pk or 0))
 
     def copy_on(self, node: str) -> ModelCopy | None:
         return next((c for c in self.copies.all() if c.node == node), None)

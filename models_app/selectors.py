@@ -11,7 +11,6 @@ from models_app.models import AIModel, CopyStatus, ModelCopy, ServedInstance, Se
 OFFLINE = "offline"  # a copy or instance whose node stopped heartbeating (SPEC §9)
 
 
-
 def model_list() -> QuerySet[AIModel]:
     return AIModel.objects.select_related("instance").prefetch_related("copies").order_by("-created_at")
 

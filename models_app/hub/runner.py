@@ -53,8 +53,8 @@ def _claim(model_id: str) -> tuple[ModelCopy | None, str]:
             return None, "nothing to download"
         if swarm_running(model_id=model_id):
             return None, "downloading from the swarm"
-        others = ModelCopy.objects.filter(node=settings.NODE_NAME, status__in=(CopyStatus.DOWNLOADING, CopyStatus.VERIFYING),
-                                          model__source=copy.model.source).exclude(pk=copy.pk)
+        others = ModelCopy.objects.filter(node=settings.NODE_NAME, model__source=copy.model.source,
+                                          status__in=(CopyStatus.DOWNLOADING, CopyStatus.VERIFYING)).exclude(pk=copy.pk)
         if sum(1 for pk in others.values_list("model_id", flat=True) if locks.model_lock_held(pk)) \
                 >= settings.DOWNLOAD_CONCURRENCY:
             return None, "waiting for a slot"
