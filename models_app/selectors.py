@@ -1,6 +1,7 @@
 """Read side of AI models: look-ups and the model object of SPEC §4."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from aiportal.errors import NotFound
@@ -155,7 +156,24 @@ def node_to_dict(node: Node, *, copies: list[str], serving: list[str]) -> dict:
 
 
 def transfer_history(*, model_id: str) -> list[dict]:
-    """The model's transfer samples of the last hour, oldest first (the node daemon prunes older ones)."""
+    """The model's transfer samples of the last hour, oldest first (the node daemons prune older ones). Each
+    node samples its own copy every heartbeat; with copies on several nodes, the samples of one heartbeat
+    period are summed into one point."""
     model_get(model_id=model_id)
-    rows = TransferSample.objects.filter(model_id=model_id).values_list("at", "download_rate", "upload_rate", "peers")
-    return [{"at": at.isoformat(), "downloadRate": down, "uploadRate": up, "peers": peers} for at, down, up, peers in rows]
+    rows = TransferSample.objects.filter(model_id=model_id).values_list("at", "node", "download_rate", "upload_rate",
+                                                                         "peers")
+    period = max(float(settings.NODE_HEARTBEAT_SECONDS), 1.0)
+    points: list[dict] = []
+    seen: set[str] = set()
+    for at, node, down, up, peers in rows:
+        if points and node not in seen and at.timestamp() - points[-1]["_start"] < period:
+            point = points[-1]  # another node's sample of the same moment
+        else:
+            point = {"_start": at.timestamp(), "at": at.isoformat(), "downloadRate": 0, "uploadRate": 0, "peers": 0}
+            points.append(point)
+            seen = set()
+        seen.add(node)
+        point["downloadRate"] += down
+        point["uploadRate"] += up
+        point["peers"] += peers
+    return [{key: value for key, value in point.items() if key != "_start"} for point in points]

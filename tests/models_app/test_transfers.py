@@ -39,3 +39,18 @@ def test_the_history_of_an_unknown_model_is_a_clear_404(api, anon_api):
     response = api.get("/api/ai/models/nope/transfers")
     assert (response.status_code, response.json()["error"]["code"]) == (404, "model_not_found")
     assert anon_api.get("/api/ai/models/nope/transfers").status_code in (401, 403)
+
+
+def test_the_history_of_a_model_on_two_nodes_sums_each_moment(api):
+    from models_app.models import ModelCopy
+
+    model = _model("shared", "a", upload_rate=1_000, peers=1)
+    ModelCopy.objects.create(model=model, node="b", status="downloading", download_rate=4_000, peers=2)
+    start = timezone.now() - timedelta(minutes=5)
+    for minute in range(3):
+        transfer_samples_record(node="a", now=start + timedelta(minutes=minute))
+        transfer_samples_record(node="b", now=start + timedelta(minutes=minute, seconds=1))  # its own heartbeat
+
+    samples = api.get("/api/ai/models/shared/transfers").json()["result"]
+
+    assert [(s["downloadRate"], s["uploadRate"], s["peers"]) for s in samples] == [(4_000, 1_000, 3)] * 3
