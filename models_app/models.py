@@ -264,6 +264,19 @@ class ServedInstance(models.Model):
         return server_url(self.host or "127.0.0.1", self.port) if self.port else ""
 
 
+class FileRemoval(models.Model):
+    """Files a node's daemon is to delete: those of a copy on that node whose model was deleted with its
+    files from another machine (only that node can reach its disk)."""
+
+    node = models.CharField(max_length=200, db_index=True)
+    folder = models.CharField(max_length=1000)
+    names = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.folder}"
+
+
 class TransferSample(models.Model):
     """A copy's transfer rates and peers at one moment; its node daemon writes one every heartbeat
     while something moves, and keeps the last hour (the model page draws them)."""

@@ -15,7 +15,7 @@ from aiportal import events
 from aiportal.errors import ApplicationError, Conflict
 from models_app import gguf_meta
 from models_app.hashing import sha256_file
-from models_app.models import AIModel, CopyStatus, ModelCopy, ModelFile, Source, TransferSample
+from models_app.models import AIModel, CopyStatus, FileRemoval, ModelCopy, ModelFile, Source, TransferSample
 from models_app.selectors import model_get, model_list, model_to_dict
 from models_app.signals import model_ready
 
@@ -111,17 +111,31 @@ def model_on_ready(*, model: AIModel, node: str) -> None:
 
 
 def model_delete(*, model_id: str, delete_files: bool = False) -> None:
-    """Remove the model with every copy (and this node's files when asked); the node daemons stop serving
-    and seeding it."""
+    """Remove the model with every copy (and their files when asked: this node's at once, another node's by
+    its daemon); the node daemons stop serving and seeding it."""
     model = model_get(model_id=model_id)
     here = model.copy_on(settings.NODE_NAME)
     folder = Path(here.path) if here is not None and here.path else None
     names = list(model.files.values_list("name", flat=True)) or [model.file_name]
     with transaction.atomic():
+        if delete_files:
+            FileRemoval.objects.bulk_create([
+                FileRemoval(node=copy.node, folder=copy.path, names=names)
+                for copy in model.copy_list() if copy.node != settings.NODE_NAME and copy.path])
         model.delete()
         transaction.on_commit(lambda: _push(model_id))
         if delete_files and folder is not None:
             transaction.on_commit(lambda: files_remove(folder, names))
+
+
+def file_removals_run(*, node: str) -> int:
+    """Delete the files other machines asked this node to delete (see FileRemoval); returns how many sets."""
+    done = 0
+    for removal in FileRemoval.objects.filter(node=node):
+        files_remove(Path(removal.folder), list(removal.names))
+        removal.delete()
+        done += 1
+    return done
 
 
 def files_remove(folder: Path, names: list[str]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from models_app.models import CopyStatus, ModelCopy
+from models_app.services import file_removals_run
 from torrents_app import completion, node_services, swarm
 from torrents_app.creation import torrent_from_resume
 from torrents_app.magnets import advertised_peers, magnet_build, magnet_peer_endpoints
@@ -100,6 +101,7 @@ class TorrentEngine:
         # dropped with their handle instead of being applied to whatever row has that id now.
         busy = reconcile and self.removals_once()
         busy = reconcile and self.copies_removed_once() or busy
+        busy = reconcile and bool(file_removals_run(node=self.node_name)) or busy
         busy = self.alerts_once() or busy
         if reconcile:
             busy = self.seeds_once() or busy

@@ -114,3 +114,21 @@ def test_a_copy_that_serves_stays(api, seeded, alpha, beta):
     assert (response.status_code, response.json()["error"]["code"]) == (409, "copy_serving")
     assert "stop it there" in response.json()["error"]["message"]
     assert status_on(seeded, "beta") == Status.READY
+
+
+def test_a_model_deleted_with_its_files_loses_them_on_every_node(api, settings, tmp_path, seeded, alpha, beta,
+                                                                 django_capture_on_commit_callbacks):
+    api.post(f"/api/ai/models/{seeded.pk}/copies", {"node": "beta"}, format="json")
+    pump([alpha, beta], lambda: status_on(seeded, "beta") == Status.READY)
+    here, there = Path(copy_on(seeded, "alpha").path), Path(copy_on(seeded, "beta").path)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/api/ai/models/{seeded.pk}?deleteFiles=true")
+
+    assert response.status_code == 200
+    assert not here.exists()  # this machine's at once
+    settings.AI_MODEL_DIR = tmp_path / "beta-models"  # as beta's daemon sees it
+    pump([beta], lambda: not there.exists() and not beta.p2p.has(seeded.pk))
+    from models_app.models import FileRemoval
+
+    assert not FileRemoval.objects.exists()
