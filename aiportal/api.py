@@ -37,10 +37,12 @@ def model_id_field() -> serializers.RegexField:
                                   error_messages={"invalid": "A model id has only letters, digits, '.', '_' and '-'."})
 
 
-def node_field(help_text: str) -> serializers.CharField:
-    """An optional node name (NODE_NAME of a node daemon, SPEC §9)."""
-    return serializers.CharField(required=False, allow_null=True, min_length=1, max_length=200, help_text=help_text,
-                                 error_messages={"blank": "node must be a node name (see GET /api/ai/nodes)."})
+def node_field(help_text: str, *, required: bool = False) -> serializers.RegexField:
+    """A node name (NODE_NAME of a node daemon, SPEC §9): any text without NUL, optional unless `required`."""
+    return serializers.RegexField(r"^[^\x00]+$", required=required, allow_null=not required, max_length=200,
+                                  trim_whitespace=False, help_text=help_text,
+                                  error_messages={"blank": "node must be a node name (see GET /api/ai/nodes).",
+                                                  "invalid": "A node name has no null characters."})
 
 
 def error_body(code: str, message: str, **extra) -> dict:

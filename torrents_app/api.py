@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aiportal import schema
-from aiportal.api import StrictBooleanField
+from aiportal.api import StrictBooleanField, node_field
 from models_app.selectors import model_to_dict
 from torrents_app import sharing
 
@@ -38,8 +38,7 @@ class ModelTorrentFileApi(APIView):
 
 class ModelCopiesApi(APIView):
     class Input(serializers.Serializer):
-        node = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False,
-                                     help_text="The node that gets a copy of the model's files.")
+        node = node_field("The node that gets a copy of the model's files.", required=True)
 
     @extend_schema(summary="Copy the model's files to another node, over BitTorrent from the nodes that seed them",
                    request=Input, responses=schema.responses(202, schema.MODEL, errors=[400, 404, 409, 507]))

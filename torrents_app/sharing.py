@@ -19,7 +19,7 @@ from models_app.models import AIModel, CopyStatus, ModelCopy, Source
 from models_app.selectors import model_get, model_list
 from models_app.services import model_notify, model_unique_id
 from models_app.states import copy_move
-from torrents_app.magnets import Magnet, magnet_parse, peer_text
+from torrents_app.magnets import Magnet, magnet_build, magnet_parse, peer_text
 from torrents_app.models import Torrent
 from torrents_app.node_services import GROUP_COPY
 from torrents_app.session import torrent_info_hashes
@@ -80,7 +80,9 @@ def copy_start(*, model_id: str, node: str) -> AIModel:
     torrent, endpoints = holders[0][0], [endpoint for _, endpoint in holders]
     with transaction.atomic():
         ModelCopy.objects.filter(model=model, node=place.node).delete()  # a failed copy starts afresh
-        magnet = _peers_magnet(model.magnet_uri, endpoints)
+        # The seeders as direct peers; the rest (files, web seeds) is in the group's .torrent.
+        magnet = magnet_build(info_hash_v1=torrent.info_hash_v1, info_hash_v2=torrent.info_hash_v2,
+                              name=model.file_name, size=model.size, peers=endpoints)
         _fetch_copy(model, place, magnet=magnet, v1=torrent.info_hash_v1, v2=torrent.info_hash_v2,
                     torrent_file=bytes(torrent.torrent_file), state=GROUP_COPY)
     return model_get(model_id=model_id)
@@ -104,12 +106,6 @@ def _no_seeder(model: AIModel) -> str:
         return f"Model {model.id} has no complete copy on any node to copy from."
     return (f"No online node seeds {model.id} (it is on {', '.join(model.holders)}): resume its seeding there, "
             "or check that the node's daemon runs with BitTorrent on.")
-
-
-def _peers_magnet(magnet: str, endpoints: list[str]) -> str:
-    """The model's magnet with its own x.pe peers replaced by the seeding nodes'."""
-    kept = [part for part in magnet.split("&") if not part.startswith("x.pe=")]
-    return "&".join(kept) + "".join(f"&x.pe={endpoint}" for endpoint in endpoints)
 
 
 def copy_remove(*, model_id: str, node: str) -> AIModel:
