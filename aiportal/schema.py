@@ -83,6 +83,7 @@ class ErrorEnvelope(serializers.Serializer):
 
 
 class ModelServer(serializers.Serializer):
+    node = serializers.CharField(help_text="The node it runs on (the first of several, see `instances`).")
     port = serializers.IntegerField()
     url = serializers.CharField()
     contextSize = serializers.IntegerField()

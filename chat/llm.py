@@ -5,8 +5,11 @@ Every front door (REST, OpenAI-compatible API, web chat, Telegram) chats through
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
-from aiportal.nodes import node_offline
+from aiportal.nodes import node_offline, nodes_by_name
 from models_app.models import ServeState, Status
 from models_app.selectors import model_get
 
@@ -38,35 +41,89 @@ class ChatResult:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A llama-server that serves the model: where it is and the key it wants."""
+    """A llama-server that serves the model: where it is, the key it wants, and the request's place in its
+    count of requests in flight (`lease`)."""
 
     model_id: str
     url: str
     key: str
     node: str
+    instance_id: int = 0
+    lease: int = 0
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
 
 
+class InFlight:
+    """Requests this process has in flight per instance, for routing to the least busy one (SPEC §9).
+
+    A request takes a lease when its instance is chosen and gives it back when it is done
+    (`request_done`). A lease never given back (a stream no one read) stops counting after
+    `EXPIRE` seconds, the longest an answer may take."""
+
+    EXPIRE = 600.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases: dict[int, tuple[int, float]] = {}  # lease -> (instance id, taken at)
+        self._picked: dict[int, float] = {}  # instance id -> when it was last chosen
+        self._next = itertools.count(1)
+
+    def take(self, instance_ids: list[int]) -> tuple[int, int]:
+        """The instance with the fewest requests in flight (of equals, the one chosen longest ago), and a lease."""
+        with self._lock:
+            now = time.monotonic()
+            self._leases = {k: v for k, v in self._leases.items() if now - v[1] < self.EXPIRE}
+            busy = {i: 0 for i in instance_ids}
+            for instance_id, _ in self._leases.values():
+                if instance_id in busy:
+                    busy[instance_id] += 1
+            chosen = min(instance_ids, key=lambda i: (busy[i], self._picked.get(i, 0.0)))
+            self._picked[chosen] = now
+            lease = next(self._next)
+            self._leases[lease] = (chosen, now)
+            return chosen, lease
+
+    def give_back(self, lease: int) -> None:
+        with self._lock:
+            self._leases.pop(lease, None)
+
+    def count(self, instance_id: int) -> int:
+        with self._lock:
+            return sum(1 for i, _ in self._leases.values() if i == instance_id)
+
+
+in_flight = InFlight()
+
+
 def model_endpoint(*, model_id: str) -> Endpoint:
-    """The llama-server of a serving model; 404 unknown, 409 not serving, 503 its node is offline."""
+    """A llama-server that serves the model, the least busy when several do (SPEC §9 routing); 404 unknown,
+    409 not serving, 503 when the nodes that serve it are offline."""
     model = model_get(model_id=model_id)
-    instance = getattr(model, "instance", None)
-    if instance is not None and instance.desired == "serving" and node_offline(instance.node):
-        raise Unavailable(f"Model {model_id} is served on node {instance.node}, which is offline (no heartbeat); "
-                          f"it answers again when that node's daemon is back.", code="model_unavailable",
-                          extra={"node": instance.node})
-    if model.status != Status.SERVING or instance is None or instance.state != ServeState.SERVING or not instance.port:
-        reason = f" ({instance.error.splitlines()[0]})" if model.serve_failed and instance.error else ""
+    wanted = [i for i in model.instance_list() if i.desired == "serving"]
+    nodes = nodes_by_name()
+    up = [i for i in wanted if i.state == ServeState.SERVING and i.port and not node_offline(i.node, nodes)]
+    if not up:
+        gone = [i.node for i in wanted if node_offline(i.node, nodes)]
+        if gone:
+            where = ", ".join(gone)
+            raise Unavailable(f"Model {model_id} is served on node {where}, which is offline (no heartbeat); "
+                              f"it answers again when that node's daemon is back.", code="model_unavailable",
+                              extra={"node": gone[0], "nodes": gone})
+        failed = model.served
+        reason = f" ({failed.error.splitlines()[0]})" if model.serve_failed and failed.error else ""
         raise Conflict(f"Model {model_id} is {model.status}{reason}, not serving: serve it first.",
                        code="model_not_serving")
+    chosen, lease = in_flight.take([i.pk for i in up])
+    instance = next(i for i in up if i.pk == chosen)
     if instance.last_used_at is None or instance.last_used_at < timezone.now() - TOUCH_EVERY:
         from models_app.inference.services import serve_touch
 
-        serve_touch(model_id=model_id)  # the keep-alive clock, written at most every few seconds
-    return Endpoint(model_id=model_id, url=instance.url, key=instance.api_key, node=instance.node)
+        serve_touch(instance_id=instance.pk)  # the keep-alive clock, written at most every few seconds
+    return Endpoint(model_id=model_id, url=instance.url, key=instance.api_key, node=instance.node,
+                    instance_id=instance.pk, lease=lease)
 
 
 def chat_body(*, model_id: str, messages: list[dict], max_tokens: int, temperature: float, stream: bool) -> dict:
@@ -81,7 +138,7 @@ def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512,
     try:
         data = _post_json(endpoint, "/v1/chat/completions", body)
     finally:
-        request_done(model_id, generated(data))
+        request_done(endpoint, generated(data))
     try:
         usage = data.get("usage") or {}
         return ChatResult(content=data["choices"][0]["message"]["content"] or "",
@@ -124,14 +181,16 @@ def _stream_deltas(endpoint: Endpoint, path: str, body: dict) -> Iterator[str]:
     except httpx.HTTPError as exc:
         raise upstream_down(model_id, exc) from None
     finally:
-        request_done(model_id, tally.count)
+        request_done(endpoint, tally.count)
 
 
-def request_done(model_id: str, tokens: int = 0) -> None:
-    """A request ended, having generated `tokens`: the keep-alive clock runs from here."""
+def request_done(endpoint: Endpoint, tokens: int = 0) -> None:
+    """A request ended, having generated `tokens`: it is no longer in flight, and the keep-alive clock of
+    its instance runs from here."""
     from models_app.inference.services import serve_touch
 
-    serve_touch(model_id=model_id, generated=tokens)
+    in_flight.give_back(endpoint.lease)
+    serve_touch(instance_id=endpoint.instance_id, generated=tokens)
 
 
 def generated(data: dict) -> int:
@@ -206,7 +265,11 @@ def _sse_delta(model_id: str, line: str, tally: Tally) -> str:
 
 
 def count_tokens(*, model_id: str, text: str) -> int:
-    data = _post_json(model_endpoint(model_id=model_id), "/tokenize", {"content": text})
+    endpoint = model_endpoint(model_id=model_id)
+    try:
+        data = _post_json(endpoint, "/tokenize", {"content": text})
+    finally:
+        in_flight.give_back(endpoint.lease)
     try:
         return len(data["tokens"])
     except (KeyError, TypeError):
@@ -285,16 +348,21 @@ async def openai_open(*, endpoint: Endpoint, body: dict, path: str = "/v1/chat/c
             response = await client.send(request, stream=True)
         except httpx.RemoteProtocolError:  # a keep-alive connection closed as we sent (see _send)
             response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise upstream_down(model_id, exc) from None
+    except BaseException as exc:  # a cancelled request too: it is not in flight any more
+        in_flight.give_back(endpoint.lease)
+        if isinstance(exc, httpx.HTTPError):
+            raise upstream_down(model_id, exc) from None
+        raise
     if response.status_code >= 400:
+        in_flight.give_back(endpoint.lease)
         await response.aread()
         await response.aclose()
         _raise_for_status(model_id, response)
     return response
 
 
-async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
+async def openai_json(*, endpoint: Endpoint, response: httpx.Response) -> dict:
+    model_id = endpoint.model_id
     data = {}
     try:
         try:
@@ -311,28 +379,30 @@ async def openai_json(*, model_id: str, response: httpx.Response) -> dict:
             raise upstream_unreadable(model_id)
         return data
     finally:
-        await sync_to_async(request_done)(model_id, generated(data))  # 0 for anything not llama-server's
+        await sync_to_async(request_done)(endpoint, generated(data))  # 0 for anything not llama-server's
 
 
-async def openai_relay(*, model_id: str, response: httpx.Response):
+async def openai_relay(*, endpoint: Endpoint, response: httpx.Response):
     """The server-sent events exactly as llama-server writes them, chunk by chunk; an error event on a break."""
+    model_id = endpoint.model_id
     tally = Tally()
     try:
         async for chunk in response.aiter_raw():
             tally.feed(chunk)
             yield chunk
             if tally.predicted is not None:
-                await _account(model_id, tally)
+                await _account(endpoint, tally)
     except httpx.HTTPError as exc:
         error = {"error": {"message": upstream_down(model_id, exc).message, "type": "server_error", "code": "llama_server_down"}}
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
-        await _account(model_id, tally)
+        await _account(endpoint, tally)
         await response.aclose()
 
 
-async def openai_lines(*, model_id: str, response: httpx.Response):
+async def openai_lines(*, endpoint: Endpoint, response: httpx.Response):
     """The lines of llama-server's server-sent events; a break is an Upstream error. Closes the response."""
+    model_id = endpoint.model_id
     tally = Tally()
     try:
         async for line in response.aiter_lines():
@@ -340,19 +410,19 @@ async def openai_lines(*, model_id: str, response: httpx.Response):
                 tally.feed(line.encode())
             yield line
             if tally.predicted is not None:
-                await _account(model_id, tally)
+                await _account(endpoint, tally)
     except httpx.HTTPError as exc:
         raise upstream_down(model_id, exc) from None
     finally:
-        await _account(model_id, tally)
+        await _account(endpoint, tally)
         await response.aclose()
 
 
-async def _account(model_id: str, tally: Tally) -> None:
+async def _account(endpoint: Endpoint, tally: Tally) -> None:
     """A stream's request_done, once: right after its last event (the one naming its tokens) went out, else
     when it ends; shielded from the cancellation that a client's hang-up brings (the client may hang up as
     soon as it has that last event)."""
     if tally.accounted:
         return
     tally.accounted = True
-    await asyncio.shield(sync_to_async(request_done)(model_id, tally.count))
+    await asyncio.shield(sync_to_async(request_done)(endpoint, tally.count))

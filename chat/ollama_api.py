@@ -144,8 +144,8 @@ def _tags() -> dict:
 def _running() -> dict:
     keep = settings.LLAMA_KEEP_ALIVE_SECONDS
     rows = []
-    for model in model_list().filter(instance__state=ServeState.SERVING):
-        instance = model.instance
+    for model in model_list().filter(instances__state=ServeState.SERVING).distinct():
+        instance = model.served  # a serving one comes first
         expires = FOREVER
         if keep and instance.last_used_at:
             expires = (instance.last_used_at + timedelta(seconds=keep)).isoformat()
@@ -163,7 +163,7 @@ def _show(name: str) -> dict:
             f"{arch}.context_length": gguf.get("contextLength"), f"{arch}.embedding_length": gguf.get("embeddingLength"),
             f"{arch}.block_count": gguf.get("blockCount"), f"{arch}.attention.head_count": gguf.get("headCount"),
             f"{arch}.attention.head_count_kv": gguf.get("headCountKv")}
-    instance = getattr(model, "instance", None)
+    instance = model.served
     parameters = f"num_ctx {instance.context_size}" if instance is not None else ""
     return {"modelfile": f"# Served by aiportal (model {model.id})\nFROM {model.file_name or model.name}\n",
             "parameters": parameters, "template": "", "license": "", "details": _details(model),
@@ -328,7 +328,7 @@ class _Turn:
         """Ollama's lines for llama-server's streamed answer: deltas, then one `done` line with the figures."""
         reason, timings, usage, calls = "stop", {}, {}, {}
         try:
-            async for raw in llm.openai_lines(model_id=self.model_id, response=self.response):
+            async for raw in llm.openai_lines(endpoint=self.endpoint, response=self.response):
                 if not raw.startswith("data:") or raw[5:].strip() == "[DONE]":
                     continue
                 try:
@@ -441,7 +441,7 @@ async def _embeddings(body: dict, key: str) -> tuple[list[list[float]], dict]:
     started = time.perf_counter_ns()
     model_id, endpoint, texts, load_ns = await sync_to_async(_embed_prepare, thread_sensitive=False)(body, key)
     response = await llm.openai_open(endpoint=endpoint, path="/v1/embeddings", body={"model": model_id, "input": texts})
-    data = await llm.openai_json(model_id=model_id, response=response)
+    data = await llm.openai_json(endpoint=endpoint, response=response)
     try:
         vectors = [row["embedding"] for row in sorted(data["data"], key=lambda row: row["index"])]
     except (KeyError, TypeError):

@@ -132,8 +132,8 @@ async def _relay(request: HttpRequest, *, kind: str, path: str) -> HttpResponse:
         body, endpoint = await sync_to_async(_authorized_request, thread_sensitive=False)(request, kind)
         upstream = await llm.openai_open(endpoint=endpoint, body=body, path=path)
         if body.get("stream") and kind != "embedding":
-            return _event_stream(llm.openai_relay(model_id=body["model"], response=upstream))
-        return JsonResponse(await llm.openai_json(model_id=body["model"], response=upstream))
+            return _event_stream(llm.openai_relay(endpoint=endpoint, response=upstream))
+        return JsonResponse(await llm.openai_json(endpoint=endpoint, response=upstream))
     except AuthenticationFailed as exc:
         return openai_error(str(exc.detail), status=401, code="invalid_api_key")
     except ApplicationError as exc:

@@ -36,7 +36,7 @@ def session_is_idle(session: ChatSession, *, now: datetime | None = None) -> boo
 
 def session_context_size(session: ChatSession) -> int:
     """The context the model is served with (the portal default when it is not served)."""
-    instance = getattr(session.model, "instance", None) if session.model_id else None
+    instance = session.model.served if session.model_id else None
     return instance.context_size if instance is not None else settings.LLAMA_DEFAULT_CTX
 
 

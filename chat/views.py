@@ -101,7 +101,7 @@ def _own_session(request: HttpRequest, session_id: int) -> ChatSession:
 
 
 def _page(request: HttpRequest, session: ChatSession | None, model_id: str) -> HttpResponse:
-    served = [model for model in model_list().filter(instance__state=ServeState.SERVING)
+    served = [model for model in model_list().filter(instances__state=ServeState.SERVING).distinct()
               if model.status == Status.SERVING]
     query = request.GET.get("q", "").strip()[:SEARCH_MAX]
     context = {

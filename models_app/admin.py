@@ -28,7 +28,7 @@ class AIModelAdmin(admin.ModelAdmin):
     inlines = [ModelCopyInline, ModelFileInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("copies").select_related("instance")
+        return super().get_queryset(request).prefetch_related("copies", "instances")
 
     @admin.display(description="nodes")
     def nodes(self, model: AIModel) -> str:

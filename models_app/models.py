@@ -91,9 +91,23 @@ class AIModel(models.Model):
         """Nodes holding a complete, verified copy."""
         return [c.node for c in self.copy_list() if c.status == CopyStatus.READY]
 
+    # -- its instances (read with `instances.all()`, likewise) ----------------------------------------
+    def instance_list(self) -> list[ServedInstance]:
+        """The most useful first: serving, then wanted, then going, then failed, then stopped; of equals, by node."""
+        return sorted(self.instances.all(), key=lambda i: (_instance_rank(i), i.node))
+
+    def instance_on(self, node: str) -> ServedInstance | None:
+        return next((i for i in self.instances.all() if i.node == node), None)
+
+    @property
+    def served(self) -> ServedInstance | None:
+        """The instance the seed-era fields describe (`status`, `server`, a serve `error`)."""
+        found = self.instance_list()
+        return found[0] if found else None
+
     @property
     def status(self) -> str:
-        """`serving` while its instance serves, `starting` while one is wanted and not up yet, `stopping` while
+        """`serving` while an instance serves, `starting` while one is wanted and not up yet, `stopping` while
         one goes; otherwise (a failed instance too: the file is fine) the most advanced copy's status."""
         instance = self.served
         if instance is not None and instance.state != ServeState.ERROR:
@@ -110,12 +124,8 @@ class AIModel(models.Model):
         if lead is None:
             return "No node holds this model's file any more."
         if lead.status != CopyStatus.ERROR and self.serve_failed:
-            return self.instance.error
+            return self.served.error
         return lead.error
-
-    @property
-    def served(self) -> ServedInstance | None:
-        return getattr(self, "instance", None)
 
     @property
     def is_available(self) -> bool:
@@ -222,15 +232,25 @@ class ServeState(models.TextChoices):
     ERROR = "error"
 
 
+_INSTANCE_RANK = {ServeState.SERVING: 0, ServeState.STARTING: 1, ServeState.STOPPING: 2, ServeState.ERROR: 3,
+                  ServeState.STOPPED: 4}
+
+
+def _instance_rank(instance: ServedInstance) -> tuple[int, int]:
+    """Serving and wanted first (a wanted one that is still stopped is about to start)."""
+    return (0 if instance.desired == "serving" else 1, _INSTANCE_RANK.get(instance.state, 5))
+
+
 # In the model object, a copy or instance on a node that stopped heartbeating is `offline` (SPEC §9).
 COPY_STATUSES = [*CopyStatus.values, "offline"]
 INSTANCE_STATUSES = [*ServeState.values, "offline"]
 
 
 class ServedInstance(models.Model):
-    """A llama-server for one model: the desired state written by services, the actual one by the node."""
+    """A llama-server for a model on one node: the desired state written by services, the actual one by that
+    node's daemon (moves in `models_app.states.INSTANCE_MOVES`)."""
 
-    model = models.OneToOneField(AIModel, on_delete=models.CASCADE, related_name="instance", primary_key=True)
+    model = models.ForeignKey(AIModel, on_delete=models.CASCADE, related_name="instances")
     node = models.CharField(max_length=200, db_index=True)
     desired = models.CharField(max_length=20, choices=[("serving", "serving"), ("stopped", "stopped")], default="serving")
     state = models.CharField(max_length=20, choices=ServeState.choices, default=ServeState.STOPPED)
@@ -250,12 +270,16 @@ class ServedInstance(models.Model):
     next_start_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # Tokens generated for the portal's front doors since the model was first served (GET /metrics).
+    # Tokens generated for the portal's front doors since the model was first served here (GET /metrics).
     tokens_generated = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        ordering = ["model", "node"]
+        constraints = [models.UniqueConstraint(fields=["model", "node"], name="one_instance_per_node")]
+
     def __str__(self) -> str:
-        return f"{self.model_id} ({self.state})"
+        return f"{self.model_id}@{self.node} ({self.state})"
 
     @property
     def url(self) -> str:

@@ -13,7 +13,7 @@ OFFLINE = "offline"  # a copy or instance whose node stopped heartbeating (SPEC 
 
 
 def model_list() -> QuerySet[AIModel]:
-    return AIModel.objects.select_related("instance").prefetch_related("copies").order_by("-created_at")
+    return AIModel.objects.prefetch_related("copies", "instances").order_by("-created_at")
 
 
 def model_get(*, model_id: str) -> AIModel:
@@ -23,11 +23,13 @@ def model_get(*, model_id: str) -> AIModel:
         raise NotFound(f"No model with id {model_id!r}.", code="model_not_found") from None
 
 
-def model_server(model: AIModel) -> dict | None:
-    instance = getattr(model, "instance", None)
+def model_server(model: AIModel, nodes: dict[str, Node] | None = None) -> dict | None:
+    """The seed-era `server` of the model object: its most useful instance, while it runs on a node that is up."""
+    instance = next((i for i in model.instance_list() if not node_offline(i.node, nodes)), None)
     if instance is None or instance.state not in {ServeState.STARTING, ServeState.SERVING} or not instance.port:
         return None
     return {
+        "node": instance.node,
         "port": instance.port,
         "url": instance.url,
         "contextSize": instance.context_size,
@@ -83,7 +85,6 @@ def model_instance(instance: ServedInstance, nodes: dict[str, Node] | None = Non
 def model_to_dict(model: AIModel, nodes: dict[str, Node] | None = None) -> dict:
     """The model object; `nodes` (name → Node) saves a query per model when many are listed."""
     nodes = nodes_by_name() if nodes is None else nodes
-    instance = getattr(model, "instance", None)
     return {
         "id": model.id,
         "name": model.name,
@@ -101,9 +102,9 @@ def model_to_dict(model: AIModel, nodes: dict[str, Node] | None = None) -> dict:
         "infoHash": model.info_hash,
         "seeding": model.seeding,
         "error": model.error,
-        "server": None if instance is not None and node_offline(instance.node, nodes) else model_server(model),
+        "server": model_server(model, nodes),
         "copies": [model_copy(copy, nodes) for copy in model.copy_list()],
-        "instances": [model_instance(instance, nodes)] if instance is not None else [],
+        "instances": [model_instance(instance, nodes) for instance in model.instance_list()],
         "gguf": _public_gguf(model.gguf),
         "createdAt": model.created_at.isoformat(),
         "updatedAt": model.updated_at.isoformat(),
@@ -128,7 +129,7 @@ def node_list() -> list[dict]:
     for model_id, node in ModelCopy.objects.filter(status=CopyStatus.READY).values_list("model_id", "node"):
         copies.setdefault(node, []).append(model_id)
     serving: dict[str, list[str]] = {}
-    for model_id, node in ServedInstance.objects.filter(state=ServeState.SERVING).values_list("pk", "node"):
+    for model_id, node in ServedInstance.objects.filter(state=ServeState.SERVING).values_list("model_id", "node"):
         serving.setdefault(node, []).append(model_id)
     return [node_to_dict(node, copies=sorted(copies.get(node.name, [])), serving=sorted(serving.get(node.name, [])))
             for node in Node.objects.order_by("name")]

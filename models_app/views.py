@@ -95,7 +95,7 @@ def model_serve_view(request: HttpRequest, model_id: str) -> HttpResponse:
 
     options = {key: value for key, value in form.cleaned_data.items() if value is not None}
     try:
-        serve_start(model_id=model_id, **options)
+        serve_start(model_id=model_id, node=_node_field(request), **options)
     except ApplicationError as exc:
         return _back(request, model_id, error=_serve_error(exc, form, request), serve_form=form, status=exc.status)
     return redirect(_next_url(request, model_id))
@@ -115,7 +115,12 @@ def _serve_error(exc: ApplicationError, form: ServeForm, request: HttpRequest) -
 def model_stop_view(request: HttpRequest, model_id: str) -> HttpResponse:
     from models_app.inference.services import serve_stop
 
-    return _act(request, model_id, lambda: serve_stop(model_id=model_id))
+    return _act(request, model_id, lambda: serve_stop(model_id=model_id, node=_node_field(request)))
+
+
+def _node_field(request: HttpRequest) -> str | None:
+    """The machine a Serve or Stop button of the Machines card names; none: the portal picks, or all."""
+    return request.POST.get("node") or None
 
 
 @login_required
@@ -199,12 +204,14 @@ def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **co
     from models_app.inference.services import serve_estimate
 
     model = _get(model_id)
-    instance = getattr(model, "instance", None)
+    instance = model.served
     nodes = selectors.node_list()
     held = {c.node for c in model.copies.all()}
+    m = selectors.model_to_dict(model)
     context = {
-        "m": selectors.model_to_dict(model),
+        "m": m,
         "several_nodes": len(nodes) > 1 or len(held) > 1,
+        "machines": _machines(m, online={n["name"] for n in nodes if n["online"]}),
         # Where a copy can go now: online nodes without one (SPEC §9 copies).
         "copy_targets": [n["name"] for n in nodes if n["online"] and n["name"] not in held],
         "files": list(model.files.all()),
@@ -217,6 +224,19 @@ def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **co
         **context,
     }
     return render(request, "models/detail.html", context, status=status)
+
+
+def _machines(m: dict, *, online: set[str]) -> list[dict]:
+    """Each machine's copy with its server there, and whether a Serve or a Stop button fits (SPEC §9)."""
+    servers = {i["node"]: i for i in m["instances"]}
+    rows = []
+    for copy in m["copies"]:
+        server = servers.get(copy["node"])
+        wanted = server is not None and server["desired"] == "serving"
+        rows.append({"copy": copy, "server": server,
+                     "can_serve": copy["status"] == "ready" and copy["node"] in online and not wanted,
+                     "can_stop": wanted or server is not None and server["status"] == "error"})
+    return rows
 
 
 def _get(model_id: str):

@@ -64,7 +64,7 @@ def model_block(model: AIModel) -> str:
 def model_state(model: AIModel) -> str:
     if model.status in {Status.QUEUED, Status.DOWNLOADING}:
         return f"{model.status} {progress_line(model)}"
-    instance = getattr(model, "instance", None)
+    instance = model.served
     if model.status == Status.SERVING and instance is not None and instance.port:
         return f"serving (port {instance.port}, context {instance.context_size})"
     return str(model.status)

@@ -116,8 +116,8 @@ def copy_remove(*, model_id: str, node: str) -> AIModel:
     copy = model.copy_on(node)
     if copy is None:
         raise NotFound(f"Model {model_id} has no copy on node {node}.", code="copy_not_found", extra={"node": node})
-    instance = model.served
-    if instance is not None and instance.node == node and instance.desired == "serving":
+    instance = model.instance_on(node)
+    if instance is not None and instance.desired == "serving":
         raise Conflict(f"Model {model_id} is served on node {node}: stop it there before removing that copy.",
                        code="copy_serving", extra={"node": node})
     if not [other for other in model.copy_list() if other.node != node and other.status != CopyStatus.REMOVING]:

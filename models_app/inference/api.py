@@ -23,7 +23,7 @@ def bounded(name: str, bounds: tuple[int, int]) -> serializers.IntegerField:
 class ServeApi(APIView):
     class StartInput(serializers.Serializer):
         modelId = model_id_field()
-        node = node_field("The node to serve on; default: the node that holds the model's file.")
+        node = node_field("The node to serve on; default: an online node that holds a copy and has room (SPEC §9).")
         port = bounded("port", (1024, 65535))
         contextSize = bounded("contextSize", services.CONTEXT_RANGE)
         threads = bounded("threads", services.THREADS_RANGE)
@@ -31,6 +31,7 @@ class ServeApi(APIView):
 
     class StopInput(serializers.Serializer):
         modelId = model_id_field()
+        node = node_field("Stop it only on this node; default: on every node that serves it.")
 
     @extend_schema(summary="Serve a model with llama-server (status goes starting → serving)", request=StartInput,
                    responses=schema.responses(202, schema.MODEL, errors=[400, 404, 409, 503, 507]))
@@ -47,7 +48,7 @@ class ServeApi(APIView):
     def delete(self, request):
         params = self.StopInput(data=request.query_params)
         params.is_valid(raise_exception=True)
-        model = services.serve_stop(model_id=params.validated_data["modelId"])
+        model = services.serve_stop(model_id=params.validated_data["modelId"], node=params.validated_data.get("node"))
         return Response(selectors.model_to_dict(model))
 
 

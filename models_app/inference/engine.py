@@ -50,8 +50,8 @@ class LlamaEngine:
     def start(self) -> None:
         """Kill servers an earlier daemon left behind; the wanted ones start again on the next pass."""
         for instance in ServedInstance.objects.filter(node=self.node_name, pid__isnull=False):
-            if process.pid_runs_llama_server(instance.pid, instance.pk):
-                log.info("killing llama-server %s left by an earlier daemon (pid %s)", instance.pk, instance.pid)
+            if process.pid_runs_llama_server(instance.pid, instance.model_id):
+                log.info("killing llama-server %s left by an earlier daemon (pid %s)", instance.model_id, instance.pid)
                 process.pid_kill(instance.pid)
         transitions.mark_node_down(self.node_name, now=self.now())
 
@@ -72,14 +72,15 @@ class LlamaEngine:
 
     def reconcile_once(self) -> bool:
         busy = self._finish_stops()
-        rows = {i.pk: i for i in ServedInstance.objects.filter(node=self.node_name).select_related("model")}
+        # One instance per model on a node: this node's children are keyed by model id.
+        rows = {i.model_id: i for i in ServedInstance.objects.filter(node=self.node_name).select_related("model")}
         busy = self._stop_unwanted(rows) or busy
         for instance in rows.values():
             if instance.desired == "serving":
                 busy = self._reconcile_serving(instance) or busy
-            elif instance.pk not in self.stopping and instance.state in {ServeState.STARTING, ServeState.SERVING,
-                                                                           ServeState.STOPPING}:
-                transitions.mark_stopped(instance.pk, now=self.now())
+            elif instance.model_id not in self.stopping and instance.state in {
+                    ServeState.STARTING, ServeState.SERVING, ServeState.STOPPING}:
+                transitions.mark_stopped(instance.model_id, node=self.node_name, now=self.now())
                 busy = True
         self._expire_idle(rows)
         return busy
@@ -112,7 +113,7 @@ class LlamaEngine:
             child.kill()
             del self.stopping[model_id]
             if record:
-                transitions.mark_stopped(model_id, now=self.now())
+                transitions.mark_stopped(model_id, node=self.node_name, now=self.now())
             done = True
         return done
 
@@ -131,20 +132,20 @@ class LlamaEngine:
             last = instance.last_used_at or instance.started_at
             if instance.desired != "serving" or instance.state != ServeState.SERVING or not last or last >= cutoff:
                 continue
-            child = self.children.get(instance.pk)
+            child = self.children.get(instance.model_id)
             if child is not None and process.server_busy(child.spec.url, instance.api_key):
                 # A request is still being answered (a long stream): the idle clock starts after it.
                 transitions.mark_used(instance, now=self.now())
                 continue
             from models_app.inference.services import serve_stop
 
-            log.info("%s idle since %s: stopping (keep-alive %ss)", instance.pk, last, keep)
-            serve_stop(model_id=instance.pk)
+            log.info("%s idle since %s: stopping (keep-alive %ss)", instance.model_id, last, keep)
+            serve_stop(model_id=instance.model_id, node=self.node_name)
 
     # serving
 
     def _reconcile_serving(self, instance: ServedInstance) -> bool:
-        child = self.children.get(instance.pk)
+        child = self.children.get(instance.model_id)
         if child is None:
             return self._maybe_spawn(instance)
         code = child.exit_code()
@@ -162,18 +163,18 @@ class LlamaEngine:
 
     def _hung(self, instance: ServedInstance, child: ServerProcess) -> bool:
         """Probe a serving child's /health now and then; after a few misses in a row, kill it and restart it."""
-        due, misses = self.probes.get(instance.pk, (0.0, 0))
+        due, misses = self.probes.get(instance.model_id, (0.0, 0))
         if time.monotonic() < due:
             return False
         self._rotate(child.spec.log_path)
         answered = process.server_health(child.spec.url, timeout=HEALTH_TIMEOUT) == 200
         misses = 0 if answered else misses + 1
-        self.probes[instance.pk] = (time.monotonic() + self.health_every, misses)
+        self.probes[instance.model_id] = (time.monotonic() + self.health_every, misses)
         if misses < self.health_misses:
             return False
-        del self.children[instance.pk], self.probes[instance.pk]
+        del self.children[instance.model_id], self.probes[instance.model_id]
         child.kill()
-        log.warning("llama-server for %s stopped answering /health; killed it", instance.pk)
+        log.warning("llama-server for %s stopped answering /health; killed it", instance.model_id)
         message = (f"llama-server stopped answering: /health got no answer within {HEALTH_TIMEOUT:.0f} s, {misses} "
                    f"times in a row, {self.health_every:.0f} s apart, so it was killed and will be started again. "
                    f"Last lines of {child.spec.log_path}:\n{process.log_tail(child.spec.log_path)}")
@@ -181,7 +182,7 @@ class LlamaEngine:
         return True
 
     def _maybe_spawn(self, instance: ServedInstance) -> bool:
-        if instance.pk in self.stopping:
+        if instance.model_id in self.stopping:
             return False
         if instance.next_start_at is not None and self.now() < instance.next_start_at:
             return False
@@ -199,10 +200,12 @@ class LlamaEngine:
             transitions.mark_failed(instance, message=f"llama-server could not start: {exc}", retry=True,
                                     now=self.now())
             return True
-        log.info("started llama-server for %s on port %s (pid %s)", instance.pk, spec.port, child.pid)
-        self.children[instance.pk] = child
-        transitions.mark_starting(instance, port=spec.port, host=spec.host, api_key=key, pid=child.pid,
-                                  log_path=str(spec.log_path), now=self.now())
+        if not transitions.mark_starting(instance, port=spec.port, host=spec.host, api_key=key, pid=child.pid,
+                                         log_path=str(spec.log_path), now=self.now()):
+            child.kill()  # the row moved meanwhile (a stop, another daemon's write): the next pass sees how
+            return True
+        log.info("started llama-server for %s on port %s (pid %s)", instance.model_id, spec.port, child.pid)
+        self.children[instance.model_id] = child
         return True
 
     def _spec(self, instance: ServedInstance, key: str) -> ServerSpec:
@@ -253,13 +256,13 @@ class LlamaEngine:
         process.log_rotate(path, max_bytes=settings.LOG_MAX_BYTES, keep=settings.LOG_BACKUPS)
 
     def _on_exit(self, instance: ServedInstance, child: ServerProcess, code: int) -> None:
-        del self.children[instance.pk]
-        self.probes.pop(instance.pk, None)
+        del self.children[instance.model_id]
+        self.probes.pop(instance.model_id, None)
         phase = "while loading the model" if instance.state == ServeState.STARTING else "while serving"
         tail = process.log_tail(child.spec.log_path)
         message = (f"llama-server {process.exit_description(code)} {phase}. {process.exit_advice(code)}"
                    f"Last lines of {child.spec.log_path}:\n{tail}")
-        log.warning("llama-server for %s exited with code %s", instance.pk, code)
+        log.warning("llama-server for %s exited with code %s", instance.model_id, code)
         transitions.mark_failed(instance, message=message, retry=True, now=self.now())
 
 

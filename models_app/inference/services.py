@@ -17,6 +17,7 @@ from models_app.inference import binary, memory, process
 from models_app.models import AIModel, ServedInstance, ServeState, Status
 from models_app.selectors import model_get
 from models_app.services import model_notify
+from models_app.states import instance_move
 from torrents_app.sharing import copy_start, seeders_of
 
 CONTEXT_RANGE = (128, 1_048_576)
@@ -57,9 +58,9 @@ def _serve_node(model: AIModel, node: str | None, *, context_size: int) -> tuple
 
 def _serve_place(model: AIModel, context_size: int) -> tuple[str, bool]:
     holders = [name for name in model.holders if _online(name)]
-    instance = model.served
-    if instance is not None and instance.desired == "serving" and instance.node in holders:
-        return instance.node, False
+    for instance in model.instance_list():
+        if instance.desired == "serving" and instance.node in holders:
+            return instance.node, False
     needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
     holders.sort(key=lambda name: name != settings.NODE_NAME)
     for name in holders:
@@ -124,11 +125,11 @@ def _check_port(model: AIModel, node: str, port: int | None) -> None:
     if not 1024 <= port <= 65535:
         raise ApplicationError(f"port must be between 1024 and 65535, not {port}.", code="invalid_input",
                                extra={"field": "port"})
-    mine = getattr(model, "instance", None)
+    mine = model.instance_on(node)
     if mine is not None and mine.port == port and mine.state in {ServeState.STARTING, ServeState.SERVING}:
         return
     taken = ServedInstance.objects.filter(Q(port=port) | Q(requested_port=port), desired="serving",
-                                          node=node).exclude(pk=model.pk)
+                                          node=node).exclude(model=model)
     # Another machine's ports are its daemon's to check when it starts the server (an error there comes back).
     if taken.exists() or node == settings.NODE_NAME and not process.port_is_free(port, settings.NODE_ADDRESS):
         raise Conflict(f"Port {port} is in use on node {node}; pick another port or leave it empty.",
@@ -137,7 +138,7 @@ def _check_port(model: AIModel, node: str, port: int | None) -> None:
 
 def _others_needed(model: AIModel, node: str) -> int:
     """Memory the node's other wanted servers take."""
-    others = ServedInstance.objects.filter(desired="serving", node=node).exclude(pk=model.pk).select_related("model")
+    others = ServedInstance.objects.filter(desired="serving", node=node).exclude(model=model).select_related("model")
     return sum(memory.memory_needed(file_size=i.model.size, meta=i.model.gguf, context_size=i.context_size)
                for i in others)
 
@@ -152,8 +153,7 @@ def serve_estimate(*, model: AIModel) -> dict | None:
     """What serving the model needs (`base` bytes plus `perToken` bytes per context position) and what the
     node that would serve it has `available` (None when unknown), for the serve form to show before it is
     sent; None when it could not be served there now (the serve request then says why)."""
-    instance = getattr(model, "instance", None)
-    context_size = _context_size(instance, None)
+    context_size = _context_size(model.served, None)
     try:
         node, _ = _serve_node(model, None, context_size=context_size)
     except ApplicationError:
@@ -175,12 +175,14 @@ def serve_start(*, model_id: str, node: str | None = None, port: int | None = No
     _in_range("gpuLayers", gpu_layers, GPU_LAYERS_RANGE)
     model = model_get(model_id=model_id)
     _servable(model)
-    instance = getattr(model, "instance", None)
-    target, needs_copy = _serve_node(model, node, context_size=_context_size(instance, context_size))
+    target, needs_copy = _serve_node(model, node, context_size=_context_size(model.served, context_size))
+    # Each node serving the model has its own instance; options left out follow the one already there, else
+    # the model's other instance (the same model served alike everywhere), else the defaults.
+    instance = model.instance_on(target) or model.served
     _check_port(model, target, port)
     _binary_on(target)
     options = _options(instance, target, port=port, context_size=context_size, threads=threads, gpu_layers=gpu_layers)
-    if not needs_copy and _already(instance, options):
+    if not needs_copy and _already(model.instance_on(target), options):
         return model
     _check_memory(model, target, options["context_size"])
     if needs_copy:
@@ -188,7 +190,7 @@ def serve_start(*, model_id: str, node: str | None = None, port: int | None = No
         copy_start(model_id=model.pk, node=target)
     with transaction.atomic():
         ServedInstance.objects.update_or_create(
-            model=model, defaults={"node": target, "desired": "serving", "error": "",
+            model=model, node=target, defaults={"desired": "serving", "error": "",
                                    "restarts": 0, "next_start_at": None, "last_used_at": timezone.now(), **options})
         model_notify(model)
     return model_get(model_id=model_id)
@@ -225,51 +227,58 @@ def _already(instance: ServedInstance | None, options: dict) -> bool:
         options["requested_port"] in (None, instance.requested_port, instance.port))
 
 
-def serve_stop(*, model_id: str) -> AIModel:
-    """Ask the node to stop serving; stopping a model that is not served is fine."""
+def serve_stop(*, model_id: str, node: str | None = None) -> AIModel:
+    """Ask the model's nodes (or only `node`) to stop serving it; stopping what is not served is fine."""
     model = model_get(model_id=model_id)
-    instance = getattr(model, "instance", None)
-    if instance is None or instance.desired == "stopped" and instance.state != ServeState.ERROR:
+    rows = ServedInstance.objects.filter(model=model)
+    if node is not None:
+        rows = rows.filter(node=node)
+    going = rows.filter(Q(desired="serving") | Q(state=ServeState.ERROR))
+    if not going.exists():
         return model
     with transaction.atomic():
-        ServedInstance.objects.filter(pk=model.pk).update(desired="stopped", next_start_at=None)
+        going.update(desired="stopped", next_start_at=None)
         # A failed server has no process left: stopping it also clears its error (the page's "Clear error").
-        ServedInstance.objects.filter(pk=model.pk, state=ServeState.ERROR).update(state=ServeState.STOPPED, error="")
+        instance_move(rows.filter(state=ServeState.ERROR), ServeState.STOPPED, error="")
         model_notify(model)
     return model_get(model_id=model_id)
 
 
-def serve_touch(*, model_id: str, generated: int = 0) -> None:
-    """Mark the model used now (the keep-alive clock), adding the tokens a request generated."""
+def serve_touch(*, instance_id: int, generated: int = 0) -> None:
+    """Mark an instance used now (its keep-alive clock), adding the tokens a request generated."""
     fields = {"last_used_at": timezone.now()}
     if generated:
         fields["tokens_generated"] = F("tokens_generated") + generated
-    ServedInstance.objects.filter(pk=model_id).update(**fields)
+    ServedInstance.objects.filter(pk=instance_id).update(**fields)
 
 
-def serve_wait(*, model_id: str, timeout: float) -> AIModel:
-    """Block until the model serves; raise when it fails to start or takes longer than `timeout` seconds."""
+def serve_wait(*, model_id: str, timeout: float, node: str | None = None) -> AIModel:
+    """Block until an instance of the model (on `node`, when given) serves; raise when they failed to start,
+    none is wanted, or it takes longer than `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         model = model_get(model_id=model_id)
-        instance = getattr(model, "instance", None)
-        if model.status == Status.SERVING and instance is not None and instance.state == ServeState.SERVING:
+        instances = [i for i in model.instance_list() if node is None or i.node == node]
+        wanted = [i for i in instances if i.desired == "serving"]
+        if any(i.state == ServeState.SERVING for i in wanted):
             return model
-        if instance is not None and instance.state == ServeState.ERROR and instance.error:
-            raise Upstream(f"Model {model_id} failed to start: {instance.error}", code="serve_failed")
-        if instance is None or instance.desired != "serving":
+        failed = [i for i in instances if i.state == ServeState.ERROR and i.error]
+        if failed and all(i.state == ServeState.ERROR for i in wanted):
+            raise Upstream(f"Model {model_id} failed to start: {failed[0].error}", code="serve_failed",
+                           extra={"node": failed[0].node})
+        if not wanted:
             raise Conflict(f"Model {model_id!r} is not being served.", code="model_not_serving")
         if time.monotonic() >= deadline:
-            raise Unavailable(f"Model {model_id} did not start within {timeout:.0f} seconds "
-                              "(is the node daemon `manage.py runnode` running?).", code="serve_timeout")
+            where = ", ".join(i.node for i in wanted)
+            raise Unavailable(f"Model {model_id} did not start within {timeout:.0f} seconds on node {where} "
+                              "(is that node's daemon `manage.py runnode` running?).", code="serve_timeout")
         time.sleep(0.1)
 
 
 def serve_ensure(*, model_id: str, timeout: float = 120.0) -> AIModel:
     """The model, serving: started on demand when it is ready but not served (like Ollama)."""
     model = model_get(model_id=model_id)
-    instance = getattr(model, "instance", None)
-    # Already wanted (perhaps with someone's own options, or restarting after a crash): just wait.
-    if instance is None or instance.desired != "serving":
+    # Already wanted somewhere (perhaps with someone's own options, or restarting after a crash): just wait.
+    if not any(i.desired == "serving" for i in model.instances.all()):
         serve_start(model_id=model_id)
     return serve_wait(model_id=model_id, timeout=timeout)

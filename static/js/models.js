@@ -75,12 +75,14 @@
     next.querySelectorAll("pre.log").forEach(function (box) { box.scrollTop = kept; });
   }
 
-  // The copies on each machine move while the model's own status stays (a copy to another node).
+  // The copies and servers on each machine move while the model's own status stays (a copy to another
+  // node, a second machine serving it).
   function copiesKey(model) {
-    if (!model.copies || model.copies.length < 2) return "";
-    return model.copies.map(function (c) {
+    var copies = model.copies || [], instances = model.instances || [];
+    if (copies.length < 2 && instances.length < 2) return "";
+    return copies.map(function (c) {
       return c.node + ":" + c.status + ":" + Math.floor(Number(c.downloadProgress) || 0);
-    }).join(",");
+    }).concat(instances.map(function (i) { return i.node + "=" + i.status + ":" + i.desired; })).join(",");
   }
 
   function patch(root, model) {

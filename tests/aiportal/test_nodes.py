@@ -95,7 +95,7 @@ def test_serving_on_another_node_is_written_for_that_node(api):
     response = api.post("/api/ai/serve", {"modelId": "far-model", "node": "far"}, format="json")
 
     assert response.status_code == 202, response.json()
-    instance = ServedInstance.objects.get(pk="far-model")
+    instance = ServedInstance.objects.get(model_id="far-model")
     assert (instance.node, instance.desired) == ("far", "serving")
     assert instance.gpu_layers == 999  # a node whose llama-server lists a GPU offloads by default
 
@@ -193,7 +193,7 @@ def test_serving_with_no_node_stays_where_the_file_is_when_it_fits_there(api):
 
     assert response.status_code == 202, response.json()
     assert [c["node"] for c in response.json()["result"]["copies"]] == ["far"]
-    assert ServedInstance.objects.get(pk=model.pk).node == "far"
+    assert ServedInstance.objects.get(model_id=model.pk).node == "far"
 
 
 def test_serving_with_no_node_and_no_room_anywhere_is_507_naming_the_holder(api):

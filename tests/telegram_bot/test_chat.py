@@ -99,7 +99,7 @@ async def test_it_starts_afresh_after_the_timeout_and_clears_on_request(webhook,
 async def test_it_says_so_when_llama_server_dies_mid_answer(webhook, telegram, demo, settings):
     settings.TELEGRAM_MAX_TOKENS = 400
     await sync_to_async(session_for_telegram)(chat_id=MEMBER, user_id=MEMBER, model_id=DEMO_ID)
-    pid = (await sync_to_async(ServedInstance.objects.get)(pk=DEMO_ID)).pid
+    pid = (await sync_to_async(ServedInstance.objects.get)(model_id=DEMO_ID)).pid
 
     response = await webhook.post(message("Write a very long story about a dragon and a knight.", user_id=MEMBER))
     assert response.status_code == 200

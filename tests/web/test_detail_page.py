@@ -68,7 +68,7 @@ def test_it_shows_a_crash_report_once_with_its_lines(web, crashed):
 def test_it_leaves_a_crashs_last_lines_to_the_server_log_when_there_is_one(web, crashed, tmp_path):
     log = tmp_path / "llama-tiny.log"
     log.write_text("build: 1 (abc)\nload_model: loading tensors\nerror: out of memory\n")
-    ServedInstance.objects.filter(pk="tiny").update(log_path=str(log))
+    ServedInstance.objects.filter(model_id="tiny").update(log_path=str(log))
     page = web.get("/models/tiny/").content.decode()
     assert page.count("error: out of memory") == 1
     assert re.search(r'<pre class="log"[^>]*>build: 1 \(abc\)\nload_model: loading tensors\nerror: out of memory</pre>', page)

@@ -38,7 +38,7 @@ def test_it_shows_a_serve_option_out_of_range_next_to_its_field_and_serves_nothi
     page = response.content.decode()
     assert response.status_code == 400
     assert 'id="id_context_size-error"' in page and "greater than or equal to 128" in page
-    assert not ServedInstance.objects.filter(pk="tiny").exists()
+    assert not ServedInstance.objects.filter(model_id="tiny").exists()
     assert AIModel.objects.get(pk="tiny").status == "ready"
 
 

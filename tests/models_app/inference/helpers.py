@@ -44,7 +44,7 @@ def serve_failed(model_id: str) -> bool:
     """Its llama-server died or could not start (the model itself stays ready)."""
     from models_app.models import ServedInstance
 
-    return ServedInstance.objects.filter(pk=model_id, state="error").exists()
+    return ServedInstance.objects.filter(model_id=model_id, state="error").exists()
 
 
 def drive(engine, probe, *, what: str, timeout: float = 30.0):

@@ -11,7 +11,7 @@ from tests.factories import model_make
 
 def assert_nothing_served(model_id: str = "tiny") -> None:
     assert AIModel.objects.get(pk=model_id).status == "ready"
-    assert not ServedInstance.objects.filter(pk=model_id).exists()
+    assert not ServedInstance.objects.filter(model_id=model_id).exists()
 
 
 def test_it_answers_404_for_an_unknown_model(api, fake_llama, tiny_model):

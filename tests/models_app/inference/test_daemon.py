@@ -28,7 +28,7 @@ def test_it_brings_serving_models_back_when_the_daemon_restarts(api, fake_llama,
     again.start()
     try:
         drive(again, lambda: AIModel.objects.get(pk="tiny").status == "serving", what="served again")
-        assert again.children["tiny"].pid == ServedInstance.objects.get(pk="tiny").pid
+        assert again.children["tiny"].pid == ServedInstance.objects.get(model_id="tiny").pid
     finally:
         again.stop()
 
@@ -68,7 +68,7 @@ def test_it_stops_a_model_idle_longer_than_the_keep_alive(api, fake_llama, tiny_
     assert AIModel.objects.get(pk="tiny").status == "serving"
     clock.advance(101)
     drive(engine, lambda: AIModel.objects.get(pk="tiny").status == "ready", what="idle model stopped")
-    assert ServedInstance.objects.get(pk="tiny").desired == "stopped"
+    assert ServedInstance.objects.get(model_id="tiny").desired == "stopped"
 
 
 def test_it_waits_for_a_copy_still_on_its_way_and_serves_once_it_is_verified(api, fake_llama, tiny_model, engine):
@@ -80,7 +80,7 @@ def test_it_waits_for_a_copy_still_on_its_way_and_serves_once_it_is_verified(api
     ServedInstance.objects.create(model=tiny_model, node=settings.NODE_NAME, desired="serving")
     for _ in range(10):
         engine.step()
-    instance = ServedInstance.objects.get(pk="tiny")
+    instance = ServedInstance.objects.get(model_id="tiny")
     assert engine.children == {} and (instance.state, instance.restarts, instance.error) == ("stopped", 0, "")
     assert AIModel.objects.get(pk="tiny").status == "starting"
 
@@ -113,7 +113,7 @@ def test_it_never_stops_a_model_for_idleness_while_it_streams_an_answer(api, fak
     answer.start()
     while answer.is_alive():
         engine.step()
-        assert ServedInstance.objects.get(pk="tiny").desired == "serving"
+        assert ServedInstance.objects.get(model_id="tiny").desired == "serving"
         time.sleep(0.05)
     assert len(pieces) == 28
     engine.step()
@@ -130,7 +130,7 @@ def test_it_restarts_a_llama_server_that_stops_answering(api, fake_llama, tiny_m
         hung = engine.children["tiny"]
 
         drive(engine, lambda: serve_failed("tiny"), what="the hang noticed")
-        instance = ServedInstance.objects.get(pk="tiny")
+        instance = ServedInstance.objects.get(model_id="tiny")
         assert instance.error.startswith("llama-server stopped answering: /health got no answer within 2 s, 3 times")
         assert (instance.desired, hung.exit_code() is not None) == ("serving", True)
         clock.advance(1.1)

@@ -48,7 +48,7 @@ def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, t
     ]
     # The key file is the instance's own key, for this user's eyes only.
     key_file = settings.RUN_DIR / "keys" / "llama-tiny.key"
-    assert key_file.read_text().strip() == ServedInstance.objects.get(pk="tiny").api_key != ""
+    assert key_file.read_text().strip() == ServedInstance.objects.get(model_id="tiny").api_key != ""
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 
@@ -104,7 +104,7 @@ def test_it_restarts_a_crashed_server_after_a_backoff(api, fake_llama, tiny_mode
     clock.advance(1.1)
     drive(engine, lambda: status_of("tiny") == "serving", what="restarted")
     assert engine.children["tiny"].pid != first_pid
-    assert ServedInstance.objects.get(pk="tiny").restarts == 1
+    assert ServedInstance.objects.get(model_id="tiny").restarts == 1
 
 
 def test_it_gives_up_after_five_crashes_in_a_row(api, fake_llama, tiny_model, engine, clock, monkeypatch):
@@ -115,9 +115,9 @@ def test_it_gives_up_after_five_crashes_in_a_row(api, fake_llama, tiny_model, en
         drive(engine, lambda: "tiny" not in engine.children and serve_failed("tiny"), what="crash")
         clock.advance(61)
         engine.step()
-    model = AIModel.objects.select_related("instance").get(pk="tiny")
+    model = AIModel.objects.get(pk="tiny")
     assert "Gave up after 5 restarts" in model.error
-    assert model.instance.desired == "stopped"
+    assert model.served.desired == "stopped"
     assert "tiny" not in engine.children
 
 
@@ -182,7 +182,7 @@ def test_it_waits_for_a_starting_model_on_demand_without_changing_its_options(ap
     with pytest.raises(Unavailable, match="did not start within 0 seconds"):
         serve_ensure(model_id="tiny", timeout=0)
     drive(engine, lambda: status_of("tiny") == "serving", what="serving")
-    assert serve_ensure(model_id="tiny", timeout=5).instance.context_size == 512
+    assert serve_ensure(model_id="tiny", timeout=5).served.context_size == 512
 
 
 def test_it_keeps_a_served_model_running_when_serve_is_asked_again_without_options(api, fake_llama, tiny_model,
