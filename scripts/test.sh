@@ -43,7 +43,9 @@ echo "== tests on SQLite"
 # The tests that exercise the data model and the API, again on PostgreSQL (SPEC §3: several nodes
 # share one PostgreSQL). Engines and browsers add nothing database-specific, so they run once.
 PG_TESTS=(tests/aiportal tests/models_app/test_import_model.py tests/models_app/hub/test_download_api.py
-          tests/models_app/inference/test_bad_input.py tests/torrents_app/test_api.py tests/telegram_bot/test_webhook.py)
+          tests/models_app/inference/test_bad_input.py tests/torrents_app/test_api.py tests/telegram_bot/test_webhook.py
+          tests/models_app/test_migration_copies.py tests/models_app/test_migration_instances.py
+          tests/chat/test_routing.py tests/torrents_app/test_copies.py)
 echo "== database tests on PostgreSQL"
 DATABASE_URL="$AIPORTAL_TEST_PG_URL" "$PY" -m pytest -m "not sqlite_only" -q -p no:cacheprovider "${PG_TESTS[@]}" || status=$?
 exit $status

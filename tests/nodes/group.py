@@ -113,11 +113,17 @@ class Group:
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, f"{self.url}{path}", headers=self.headers, timeout=120, **kwargs)
 
-    def instance_key(self, model_id: str) -> str:
-        """The API key of the model's llama-server (only the group's database holds it)."""
+    def instance_key(self, model_id: str, node: str) -> str:
+        """The API key of the model's llama-server on `node` (only the group's database holds it)."""
         with sqlite3.connect(self.workdir / "db.sqlite3") as db:
-            return db.execute("SELECT api_key FROM models_app_servedinstance WHERE model_id = ?",
-                              (model_id,)).fetchone()[0]
+            return db.execute("SELECT api_key FROM models_app_servedinstance WHERE model_id = ? AND node = ?",
+                              (model_id, node)).fetchone()[0]
+
+    def tokens_by_node(self, model_id: str) -> dict[str, int]:
+        """Tokens each node's instance of the model generated for the portal (what answered where)."""
+        with sqlite3.connect(self.workdir / "db.sqlite3") as db:
+            return dict(db.execute("SELECT node, tokens_generated FROM models_app_servedinstance WHERE model_id = ?",
+                                   (model_id,)).fetchall())
 
     def model(self, model_id: str) -> dict:
         return self.api("GET", f"/api/ai/models/{model_id}").json()["result"]

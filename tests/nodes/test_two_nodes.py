@@ -196,10 +196,10 @@ def test_a_copy_to_a_comes_from_b_over_bittorrent_and_not_from_the_hub(group, hu
     context, tab = _models_page(browser, group)
     tab.goto(f"/models/{MODEL_ID}/")
     machines = tab.get_by_role("region", name="Machines")
-    expect(machines.locator('[data-copy-node="b"] .badge')).to_have_text("ready")
+    expect(machines.locator('[data-copy-node="b"] .copy-status')).to_have_text("ready")
     machines.get_by_label("Copy to").select_option("a")
     machines.get_by_role("button", name="Copy", exact=True).click()
-    expect(machines.locator('[data-copy-node="a"] .badge')).to_have_text("ready", timeout=120_000)
+    expect(machines.locator('[data-copy-node="a"] .copy-status')).to_have_text("ready", timeout=120_000)
     tab.screenshot(path=str(ARTIFACTS / "two-nodes-copy-375.png"), full_page=True)
     context.close()
 
@@ -244,3 +244,68 @@ def _web_chat(group: Group, model_id: str, text: str) -> str:
                 assert "code" not in data, data  # an error event
                 deltas.append(data.get("delta", ""))
         return "".join(deltas)
+
+
+def _chat(group: Group) -> str:
+    answer = group.api("POST", "/api/ai/chat", json={"modelId": MODEL_ID, "messages": PARIS, "maxTokens": 8})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"]["content"]
+
+
+def test_served_on_both_nodes_requests_share_them_and_go_to_a_while_b_is_away(group, browser):
+    from playwright.sync_api import expect
+
+    if group.model(MODEL_ID)["status"] != "serving":
+        pytest.skip("needs the model served on b by the tests before")
+    group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
+    copied = group.api("POST", f"/api/ai/models/{MODEL_ID}/copies", json={"node": "a"})
+    assert copied.status_code == 202, copied.text
+    group.wait(lambda: {c["node"]: c["status"] for c in group.model(MODEL_ID)["copies"]}.get("a") == "ready",
+               "a copy on a", 120)
+
+    # Serve it on a too, from a's line of the Machines card; b keeps serving.
+    context, tab = _models_page(browser, group)
+    tab.goto(f"/models/{MODEL_ID}/")
+    on_a = tab.get_by_role("region", name="Machines").locator('[data-copy-node="a"]')
+    on_a.get_by_role("button", name="Serve on a").click()
+    expect(on_a.locator(".server-state .badge")).to_have_text("serving", timeout=90_000)
+    expect(on_a.get_by_role("button", name="Stop serving on a")).to_be_visible()
+    tab.screenshot(path=str(ARTIFACTS / "two-nodes-served-twice-375.png"), full_page=True)
+    context.close()
+    instances = {i["node"]: i for i in group.model(MODEL_ID)["instances"]}
+    assert {node: i["status"] for node, i in instances.items()} == {"a": "serving", "b": "serving"}
+    assert group.node("a")["serving"] == [MODEL_ID] and group.node("b")["serving"] == [MODEL_ID]
+
+    # One request at a time: each goes to the instance chosen longest ago, so both answer.
+    before = group.tokens_by_node(MODEL_ID)
+    for _ in range(4):
+        assert _chat(group).strip()
+    after = group.tokens_by_node(MODEL_ID)
+    assert after["a"] > before["a"] and after["b"] > before["b"], (before, after)
+
+    # b loses power: a answers every door; b's instance shows offline.
+    group.nodes["b"].kill("daemon")
+    group.wait(lambda: {i["node"]: i["status"] for i in group.model(MODEL_ID)["instances"]}["b"] == "offline",
+               "b's instance offline", 20)
+    model = group.model(MODEL_ID)
+    assert model["status"] == "serving" and model["server"]["node"] == "a"
+    before = group.tokens_by_node(MODEL_ID)
+    assert _chat(group).strip()
+    client = openai.OpenAI(base_url=f"{group.url}/v1", api_key=TOKEN, max_retries=0)
+    stream = client.chat.completions.create(model=MODEL_ID, messages=PARIS, max_tokens=8, stream=True)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices).strip()
+    assert _web_chat(group, MODEL_ID, "What is the capital of France?").strip()
+    after = group.tokens_by_node(MODEL_ID)
+    assert after["a"] > before["a"] and after["b"] == before["b"], (before, after)
+
+    # b comes back and serves again; stopping on a leaves b serving.
+    group.nodes["b"].spawn("daemon")
+    group.wait(lambda: {i["node"]: i["status"] for i in group.model(MODEL_ID)["instances"]}["b"] == "serving",
+               "b serving again", 90)
+    stopped = group.api("DELETE", f"/api/ai/serve?modelId={MODEL_ID}&node=a")
+    assert stopped.status_code == 200, stopped.text
+    group.wait(lambda: {i["node"]: i["status"] for i in group.model(MODEL_ID)["instances"]}["a"] == "stopped",
+               "a stopped", 30)
+    assert group.model(MODEL_ID)["status"] == "serving" and _chat(group).strip()
+    removed = group.api("DELETE", f"/api/ai/models/{MODEL_ID}/copies/a")
+    assert removed.status_code == 200, removed.text
