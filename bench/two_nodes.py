@@ -39,7 +39,7 @@ def main() -> int:
             group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID, "node": "b", "threads": THREADS})
             server = group.wait(lambda: (m := group.model(MODEL_ID))["status"] == "serving" and m["server"],
                                 "serving on b", 120)
-            key = group.instance_key(MODEL_ID)
+            key = group.instance_key(MODEL_ID, "b")
             print(f"model served on node b at {server['url']}; daphne at {group.url}")
             ok = report(measure(group.url, server["url"], key, token=TOKEN, model=MODEL_ID),
                         portal_label="daphne → node b")

@@ -17,6 +17,7 @@ from models_app.selectors import model_list
 from models_app.services import model_id_base, model_notify, model_unique_id
 from models_app.states import copy_move, copy_rows
 from torrents_app.services import swarm_running
+from torrents_app.sharing import copy_start, seeders_of
 
 log = logging.getLogger(__name__)
 ACTIVE = (CopyStatus.DOWNLOADING, CopyStatus.VERIFYING)
@@ -93,7 +94,13 @@ def _again(model: AIModel, node: str) -> AIModel:
 
 
 def _add_copy(model: AIModel, place: placement.Place, *, seeding: bool) -> AIModel:
-    """The model's file, asked for on one more node: its download job there tries the group's copies first."""
+    """The model's file, asked for on one more node: a copy over BitTorrent from the group's nodes that seed
+    it, as `POST …/copies` makes (the Hub only if they send nothing); else the Hub download job there."""
+    if seeders_of(model=model, exclude=place.node):
+        copy_start(model_id=model.pk, node=place.node)
+        if not seeding:
+            ModelCopy.objects.filter(model=model, node=place.node).update(seeding=False)
+        return model_list().get(pk=model.pk)
     with transaction.atomic():
         ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model.pk), seeding=seeding)
         model_notify(model)

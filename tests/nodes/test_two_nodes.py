@@ -1,6 +1,8 @@
 """Two nodes, one portal (SPEC §9), with the real llama-server, q2 clusters and node daemons: a download
 placed on node b lands in b's folder, b serves it behind its own key on b's address, every front door
-of daphne reaches it, and when b vanishes the answer is 503 naming b until b is back."""
+of daphne reaches it, and when b vanishes the answer is 503 naming b until b is back; a copy or a second
+download of the file on a comes from b, not the Hub; served on both, requests share them and go to a while b
+is away."""
 from __future__ import annotations
 
 import json
@@ -309,3 +311,21 @@ def test_served_on_both_nodes_requests_share_them_and_go_to_a_while_b_is_away(gr
     assert group.model(MODEL_ID)["status"] == "serving" and _chat(group).strip()
     removed = group.api("DELETE", f"/api/ai/models/{MODEL_ID}/copies/a")
     assert removed.status_code == 200, removed.text
+
+
+def test_the_same_hub_file_downloaded_on_a_comes_from_b_not_from_the_hub(group, hub, demo_gguf):
+    if not group.model(MODEL_ID)["copies"]:
+        pytest.skip("needs the model on b, as the tests before leave it")
+    group.wait(lambda: [c["node"] for c in group.model(MODEL_ID)["copies"]] == ["b"], "the model on b only", 30)
+    group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
+    hub.reset_counters()
+
+    started = group.api("POST", "/api/ai/download", json={"url": REPO, "node": "a"})
+
+    assert started.status_code == 202, started.text
+    assert started.json()["result"]["id"] == MODEL_ID  # the same model, one more copy
+    copies = group.wait(lambda: (c := {c["node"]: c for c in group.model(MODEL_ID)["copies"]}).get("a", {})
+                        .get("status") == "ready" and c, "the copy on a verified", 120)
+    assert (group.nodes["a"].model_dir / MODEL_ID / demo_gguf.name).read_bytes() == demo_gguf.read_bytes()
+    assert hub.bytes_served == 0, hub.bytes_served  # the Hub answered the repo's listing, no file bytes
+    assert copies["a"]["bytesFrom"]["peers"] >= demo_gguf.stat().st_size
