@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
 from aiportal.nodes import node_offline, nodes_by_name
-from models_app.models import ServeState, Status
+from models_app.models import ServeState
+from models_app.inference.services import serve_touch
 from models_app.selectors import model_get
 
 TOUCH_EVERY = timedelta(seconds=5)
@@ -119,8 +120,6 @@ def model_endpoint(*, model_id: str) -> Endpoint:
     chosen, lease = in_flight.take([i.pk for i in up])
     instance = next(i for i in up if i.pk == chosen)
     if instance.last_used_at is None or instance.last_used_at < timezone.now() - TOUCH_EVERY:
-        from models_app.inference.services import serve_touch
-
         serve_touch(instance_id=instance.pk)  # the keep-alive clock, written at most every few seconds
     return Endpoint(model_id=model_id, url=instance.url, key=instance.api_key, node=instance.node,
                     instance_id=instance.pk, lease=lease)
@@ -187,8 +186,6 @@ def _stream_deltas(endpoint: Endpoint, path: str, body: dict) -> Iterator[str]:
 def request_done(endpoint: Endpoint, tokens: int = 0) -> None:
     """A request ended, having generated `tokens`: it is no longer in flight, and the keep-alive clock of
     its instance runs from here."""
-    from models_app.inference.services import serve_touch
-
     in_flight.give_back(endpoint.lease)
     serve_touch(instance_id=endpoint.instance_id, generated=tokens)
 

@@ -16,7 +16,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict
-from chat import history
+from chat import history, llm
 from chat.models import TITLE_CHARS, ChatMessage, ChatSession
 from chat.selectors import (
     session_active_telegram,
@@ -94,8 +94,6 @@ def session_send(*, session: ChatSession, text: str, max_tokens: int = 512, temp
     answer is complete. Checks (message, model, context) raise here, before anything streams. When
     the model fails mid-answer the error propagates and the history stays as it was.
     """
-    from chat import llm
-
     text = _clean(text)
     if session.model_id is None:
         raise Conflict("This chat has no model (it was removed). Pick a model to start a new chat.",

@@ -17,6 +17,9 @@ from django.views.decorators.http import require_GET, require_POST
 from aiportal.errors import ApplicationError, NotFound
 from models_app import selectors, services
 from models_app.forms import AddModelForm, DeleteForm, ServeForm
+from models_app.hub.refs import hub_ref_names_file
+from models_app.hub.services import download_start, repo_gguf_files
+from models_app.inference.services import serve_estimate, serve_start, serve_stop
 from torrents_app.models import Torrent
 from torrents_app.sharing import copy_remove, copy_start, magnet_download_start, torrent_file_get, torrent_set_seeding
 
@@ -59,8 +62,6 @@ def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
 
 def _add_from_hub(request: HttpRequest, form: AddModelForm) -> HttpResponse:
     """A repo with several GGUF files asks which one first; a file link or a single file starts at once."""
-    from models_app.hub.refs import hub_ref_names_file
-    from models_app.hub.services import download_start, repo_gguf_files
 
     data = form.cleaned_data
     file_name = data["file_name"] or None
@@ -91,8 +92,6 @@ def model_serve_view(request: HttpRequest, model_id: str) -> HttpResponse:
     form = ServeForm(request.POST)
     if not form.is_valid():
         return _back(request, model_id, error=None, serve_form=form, status=400)
-    from models_app.inference.services import serve_start
-
     options = {key: value for key, value in form.cleaned_data.items() if value is not None}
     try:
         serve_start(model_id=model_id, node=_node_field(request), **options)
@@ -113,8 +112,6 @@ def _serve_error(exc: ApplicationError, form: ServeForm, request: HttpRequest) -
 @login_required
 @require_POST
 def model_stop_view(request: HttpRequest, model_id: str) -> HttpResponse:
-    from models_app.inference.services import serve_stop
-
     return _act(request, model_id, lambda: serve_stop(model_id=model_id, node=_node_field(request)))
 
 
@@ -201,8 +198,6 @@ def _list_page(request: HttpRequest, *, status: int = 200, **context) -> HttpRes
 
 
 def _detail_page(request: HttpRequest, model_id: str, *, status: int = 200, **context) -> HttpResponse:
-    from models_app.inference.services import serve_estimate
-
     model = _get(model_id)
     instance = model.served
     nodes = selectors.node_list()

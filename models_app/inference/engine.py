@@ -20,6 +20,7 @@ from django.utils import timezone
 from aiportal.errors import ApplicationError
 from models_app import gguf_meta
 from models_app.inference import binary, memory, process, transitions
+from models_app.inference.services import serve_stop
 from models_app.inference.process import ServerProcess, ServerSpec
 from models_app.models import CopyStatus, ServedInstance, ServeState
 from models_app.states import FETCHING
@@ -137,8 +138,6 @@ class LlamaEngine:
                 # A request is still being answered (a long stream): the idle clock starts after it.
                 transitions.mark_used(instance, now=self.now())
                 continue
-            from models_app.inference.services import serve_stop
-
             log.info("%s idle since %s: stopping (keep-alive %ss)", instance.model_id, last, keep)
             serve_stop(model_id=instance.model_id, node=self.node_name)
 

@@ -14,7 +14,7 @@ from aiportal.models import Node
 from aiportal.nodes import nodes_online
 from models_app import placement
 from models_app.inference import binary, memory, process
-from models_app.models import AIModel, ServedInstance, ServeState, Status
+from models_app.models import AIModel, ServedInstance, ServeState
 from models_app.selectors import model_get
 from models_app.services import model_notify
 from models_app.states import instance_move
