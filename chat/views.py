@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from aiportal.errors import ApplicationError
 from chat.models import ChatSession
 from chat.selectors import session_search, session_turns
+from chat.services import session_clear, session_for_web_user, session_send
 from models_app.models import ServeState, Status
 from models_app.selectors import model_list
 
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 @login_required
 @require_GET
 def chat_view(request: HttpRequest) -> HttpResponse:
-    from chat.services import session_for_web_user
-
     wanted = request.GET.get("model", "")
     session = None if request.GET.get("new") else session_for_web_user(user=request.user)
     if session is not None and wanted and session.model_id != wanted:
@@ -57,8 +56,6 @@ def chat_session_view(request: HttpRequest, session_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def chat_send_view(request: HttpRequest) -> HttpResponse:
-    from chat.services import session_for_web_user, session_send
-
     model_id, text = request.POST.get("model", ""), request.POST.get("message", "")
     try:
         session = _session_for_send(request, model_id)
@@ -76,8 +73,6 @@ def chat_send_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def chat_clear_view(request: HttpRequest, session_id: int) -> HttpResponse:
-    from chat.services import session_clear
-
     session_clear(session=_own_session(request, session_id))
     return redirect("chat")
 
