@@ -1,7 +1,9 @@
 """What the bot says, as plain text: help, model descriptions, download progress."""
 from __future__ import annotations
 
-from models_app.models import AIModel, Status
+from django.conf import settings
+
+from models_app.models import AIModel, ServeState, Status
 
 GREETING = (
     "Hello! I am this group's AI model portal.\n"
@@ -66,7 +68,9 @@ def model_state(model: AIModel) -> str:
         return f"{model.status} {progress_line(model)}"
     instance = model.served
     if model.status == Status.SERVING and instance is not None and instance.port:
-        return f"serving (port {instance.port}, context {instance.context_size})"
+        nodes = [i.node for i in model.instance_list() if i.state == ServeState.SERVING]
+        where = f" on {', '.join(nodes)}" if nodes != [settings.NODE_NAME] else ""  # one machine: as always
+        return f"serving{where} (port {instance.port}, context {instance.context_size})"
     return str(model.status)
 
 
