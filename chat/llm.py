@@ -49,8 +49,8 @@ class Endpoint:
     url: str
     key: str
     node: str
-    instance_id: int = 0
-    lease: int = 0
+    instance_id: int
+    lease: int
 
     @property
     def headers(self) -> dict[str, str]:
