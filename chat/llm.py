@@ -10,7 +10,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from contextlib import aclosing
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -147,40 +148,47 @@ def chat_complete(*, model_id: str, messages: list[dict], max_tokens: int = 512,
         raise upstream_unreadable(model_id) from None
 
 
-def chat_stream(*, model_id: str, messages: list[dict], max_tokens: int = 512, temperature: float = 0.7) -> Iterator[str]:
-    """Text deltas as the model generates them."""
+def chat_stream(*, model_id: str, messages: list[dict], max_tokens: int = 512,
+                temperature: float = 0.7) -> AsyncIterator[str]:
+    """Text deltas as the model generates them: the portal's one chat stream, on the event loop, over the
+    same pass-through as the OpenAI and Ollama doors (`openai_open`, `openai_lines`). The instance is
+    chosen now, so "not serving" and "offline" raise here, before anything streams."""
     endpoint = model_endpoint(model_id=model_id)
-    body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True)
-    return _stream_deltas(endpoint, "/v1/chat/completions", body)
+    body = chat_body(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=temperature,
+                     stream=True)
+    return _deltas(endpoint, body)
 
 
-def _send(request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+async def _deltas(endpoint: Endpoint, body: dict) -> AsyncIterator[str]:
+    try:
+        response = await openai_open(endpoint=endpoint, body=body)
+    except BaseException:
+        await asyncio.shield(sync_to_async(request_done)(endpoint))  # the keep-alive clock, the lease
+        raise
+    async with aclosing(openai_lines(endpoint=endpoint, response=response)) as lines:
+        async for line in lines:
+            event = _sse_event(endpoint.model_id, line)
+            if event is None:
+                continue
+            if isinstance(event.get("error"), dict):  # llama-server's own error event mid-stream
+                raise Upstream(f"llama-server for {endpoint.model_id} failed: {upstream_message(line[5:].encode())}",
+                               code="llama_server_error")
+            try:
+                choices = event.get("choices") or [{}]
+                delta = (choices[0].get("delta") or {}).get("content") or ""
+            except (AttributeError, IndexError):
+                raise upstream_unreadable(endpoint.model_id) from None
+            if delta:
+                yield delta
+
+
+def _send(request: httpx.Request) -> httpx.Response:
     # llama-server closes idle keep-alive connections after 5 s; a request racing that close never
     # reached it and is safe to send once more on a fresh connection.
     try:
-        return _client.send(request, stream=stream)
+        return _client.send(request)
     except httpx.RemoteProtocolError:
-        return _client.send(request, stream=stream)
-
-
-def _stream_deltas(endpoint: Endpoint, path: str, body: dict) -> Iterator[str]:
-    model_id = endpoint.model_id
-    tally = Tally()
-    try:
-        response = _send(_client.build_request("POST", endpoint.url + path, json=body, headers=endpoint.headers),
-                         stream=True)
-        try:
-            _raise_for_status(model_id, response)
-            for line in response.iter_lines():
-                delta = _sse_delta(model_id, line, tally)
-                if delta:
-                    yield delta
-        finally:
-            response.close()
-    except httpx.HTTPError as exc:
-        raise upstream_down(model_id, exc) from None
-    finally:
-        request_done(endpoint, tally.count)
+        return _client.send(request)
 
 
 def request_done(endpoint: Endpoint, tokens: int = 0) -> None:
@@ -226,13 +234,6 @@ class Tally:
                 self.predicted = int(found[-1])
         self._tail = window[-32:]  # a name or number split between chunks is whole in the next window
 
-    def event(self, event: dict) -> None:
-        """One parsed event."""
-        self.events += 1
-        timings = event.get("timings")
-        if isinstance(timings, dict) and isinstance(timings.get("predicted_n"), int):
-            self.predicted = timings["predicted_n"]
-
 
 def _sse_event(model_id: str, line: str) -> dict | None:
     if not line.startswith("data:"):
@@ -247,18 +248,6 @@ def _sse_event(model_id: str, line: str) -> dict | None:
     if not isinstance(event, dict):
         raise upstream_unreadable(model_id)
     return event
-
-
-def _sse_delta(model_id: str, line: str, tally: Tally) -> str:
-    event = _sse_event(model_id, line)
-    if event is None:
-        return ""
-    tally.event(event)
-    try:
-        choices = event.get("choices") or [{}]
-        return (choices[0].get("delta") or {}).get("content") or ""
-    except (AttributeError, IndexError):
-        raise upstream_unreadable(model_id) from None
 
 
 def count_tokens(*, model_id: str, text: str) -> int:

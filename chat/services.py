@@ -9,8 +9,12 @@ is complete.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from asgiref.sync import async_to_sync, sync_to_async
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -86,8 +90,8 @@ def _archive(session: ChatSession) -> ChatSession:
 
 
 def session_send(*, session: ChatSession, text: str, max_tokens: int = 512, temperature: float = 0.7,
-                 replace_last: bool = False) -> Iterator[str]:
-    """Send `text` with the conversation so far; returns the reply as a stream of text deltas.
+                 replace_last: bool = False) -> AsyncIterator[str]:
+    """Send `text` with the conversation so far; returns the reply as an async stream of text deltas.
 
     `replace_last` asks again in place of the last question and its answer (regenerate, or an edited
     question): the model sees the conversation before them, and they are replaced only once the new
@@ -115,8 +119,13 @@ def session_send(*, session: ChatSession, text: str, max_tokens: int = 512, temp
 
 
 def session_ask(*, session: ChatSession, text: str, max_tokens: int = 512, temperature: float = 0.7) -> str:
-    """The whole reply at once (same history rules as `session_send`)."""
-    return "".join(session_send(session=session, text=text, max_tokens=max_tokens, temperature=temperature))
+    """The whole reply at once (same history rules as `session_send`), for code that is not async."""
+    return async_to_sync(_joined)(session_send(session=session, text=text, max_tokens=max_tokens,
+                                               temperature=temperature))
+
+
+async def _joined(deltas: AsyncIterator[str]) -> str:
+    return "".join([delta async for delta in deltas])
 
 
 def session_clear(*, session: ChatSession) -> None:
@@ -127,22 +136,27 @@ def session_clear(*, session: ChatSession) -> None:
         session.save(update_fields=["active"])
 
 
-def _stream(session: ChatSession, text: str, text_tokens: int, deltas: Iterator[str],
-            replaced: list[int]) -> Iterator[str]:
+async def _stream(session: ChatSession, text: str, text_tokens: int, deltas: AsyncIterator[str],
+                  replaced: list[int]) -> AsyncIterator[str]:
     parts: list[str] = []
     try:
-        for delta in deltas:
-            yield delta
-            parts.append(delta)  # kept once the reader comes back for more: it has taken this one
-    except GeneratorExit:
-        # The reader stopped early (a closed page): keep what the person saw, if the session still exists.
+        async with aclosing(deltas):  # a reader that stops also stops llama-server's answer
+            async for delta in deltas:
+                parts.append(delta)  # handed to the reader: kept even if it stops right after taking it
+                yield delta
+    except (GeneratorExit, asyncio.CancelledError):
+        # The reader stopped early (a closed page, Stop): keep what it was given, if the session still exists.
         if parts:
-            try:
-                _save_turns(session, text, text_tokens, "".join(parts) + CUT_OFF_MARK, replaced)
-            except DatabaseError as exc:
-                log.warning("chat session %s: partial answer not saved: %s", session.pk, exc)
+            await asyncio.shield(sync_to_async(_save_partial)(session, text, text_tokens, "".join(parts), replaced))
         raise
-    _save_turns(session, text, text_tokens, "".join(parts), replaced)
+    await sync_to_async(_save_turns)(session, text, text_tokens, "".join(parts), replaced)
+
+
+def _save_partial(session: ChatSession, text: str, text_tokens: int, answer: str, replaced: list[int]) -> None:
+    try:
+        _save_turns(session, text, text_tokens, answer + CUT_OFF_MARK, replaced)
+    except DatabaseError as exc:
+        log.warning("chat session %s: partial answer not saved: %s", session.pk, exc)
 
 
 def _save_turns(session: ChatSession, text: str, text_tokens: int, answer: str, replaced: list[int]) -> None:

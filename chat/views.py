@@ -6,14 +6,12 @@ The answer streams as server-sent events over a POST (read by fetch in static/js
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from django.contrib.auth.decorators import login_required
-from django.db import connections
 from django.http import (
     Http404,
     HttpRequest,
@@ -116,61 +114,19 @@ def _event(data: dict, event: str | None = None) -> bytes:
     return f"{head}data: {json.dumps(data)}\n\n".encode()
 
 
-async def _sse(session_id: int, deltas: Iterator[str]) -> AsyncIterator[bytes]:
-    """Relay the blocking delta iterator from a worker thread, so one slow answer blocks no one else.
-
-    In lockstep: the thread asks for the next delta only once the previous one went out to the page,
-    so an answer cut off by the page (Stop, leaving) is saved as far as the page received it.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    stop, sent = threading.Event(), threading.Event()
-    thread = threading.Thread(target=_pump, args=(deltas, loop, queue, stop, sent), daemon=True,
-                              name=f"chat-{session_id}")
-    thread.start()
+async def _sse(session_id: int, deltas: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    """The answer as server-sent events, on the event loop; an answer cut off by the page (Stop, leaving)
+    is saved as far as it was handed to the page (chat.services._stream)."""
     yield _event({"id": session_id}, "session")
-    try:
-        while (item := await queue.get()) is not None:
-            yield item
-            sent.set()  # asked for more: the server has taken the last piece for the page
-    finally:
-        stop.set()
-
-
-def _pump(deltas: Iterator[str], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event,
-          sent: threading.Event) -> None:
-    def put(item: bytes | None) -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    try:
-        for delta in deltas:
-            sent.clear()
-            if stop.is_set():
-                break
-            put(_event({"delta": delta}))
-            # A delta the page took is kept even when the page stops right after: the loop goes on, and
-            # asking for the next delta is what records this one (chat.services._stream).
-            if not _wait_sent(sent, stop, loop):
-                break
-        put(_event({}, "done"))
-    except ApplicationError as exc:
-        put(_event({"code": exc.code, "message": exc.message}, "error"))
-    except Exception:  # the page must learn the answer ended, whatever broke
-        log.exception("web chat stream failed")
-        put(_event({"code": "chat_failed", "message": "The model stopped answering. Try again."}, "error"))
-    finally:
-        close = getattr(deltas, "close", None)
-        if close is not None:
-            close()
-        connections.close_all()
-        put(None)
-
-
-def _wait_sent(sent: threading.Event, stop: threading.Event, loop: asyncio.AbstractEventLoop) -> bool:
-    """True once the page's side took the last delta; False when it stopped first (or the server shut down
-    its event loop)."""
-    while not sent.wait(timeout=0.1):
-        if stop.is_set() or loop.is_closed():
-            return sent.is_set()
-    return True
+    async with aclosing(deltas):
+        try:
+            async for delta in deltas:
+                yield _event({"delta": delta})
+        except ApplicationError as exc:
+            yield _event({"code": exc.code, "message": exc.message}, "error")
+            return
+        except Exception:  # the page must learn the answer ended, whatever broke
+            log.exception("web chat stream failed")
+            yield _event({"code": "chat_failed", "message": "The model stopped answering. Try again."}, "error")
+            return
+    yield _event({}, "done")

@@ -112,7 +112,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     interval = EDIT_INTERVAL_PRIVATE if chat.type == ChatType.PRIVATE else EDIT_INTERVAL_GROUP
     try:
-        await stream_to_chat(context.bot, chat.id, lambda: deltas, interval=interval)
+        await stream_to_chat(context.bot, chat.id, deltas, interval=interval)
     except ApplicationError as exc:
         log.warning("answer of %s broke off: %s", session.model_id, exc.message)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 
 from telegram.constants import ChatAction
 from telegram.constants import ParseMode
@@ -117,16 +117,20 @@ class StreamingReply:
         return message.message_id
 
 
-async def stream_to_chat(bot, chat_id: int, produce: Callable[[], Iterator[str]], *, interval: float) -> str:
-    """Run the blocking generator `produce()` in a thread and show its text as it grows.
+async def stream_to_chat(bot, chat_id: int, deltas: AsyncIterator[str], *, interval: float) -> str:
+    """Show the text of `deltas` (the portal's chat stream) as it grows, edits paced by `interval`.
 
-    Returns the whole text; an error of the generator is shown under what was said and re-raised.
+    Returns the whole text; an error of the stream is shown under what was said and re-raised.
     """
-    loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
-    threading.Thread(target=_pump, args=(produce, queue, loop), daemon=True, name="telegram-answer").start()
+    pump = asyncio.create_task(_pump(deltas, queue), name="telegram-answer")
     reply = StreamingReply(bot, chat_id, interval=interval, drafts=chat_id > 0)  # users' ids are positive
-    text, error = await _consume(bot, chat_id, queue, reply)
+    try:
+        text, error = await _consume(bot, chat_id, queue, reply)
+    finally:
+        if not pump.done():
+            pump.cancel()  # this handler was cancelled: the answer stops too
+        await asyncio.gather(pump, return_exceptions=True)
     if error is not None:
         text = f"{text}\n\n⚠️ {_reason(error)}" if text.strip() else f"⚠️ {_reason(error)}"
     await reply.finish(text if text.strip() else "(The model gave an empty answer.)")
@@ -154,17 +158,15 @@ async def _consume(bot, chat_id: int, queue: asyncio.Queue, reply: StreamingRepl
         await reply.show(text)
 
 
-def _pump(produce: Callable[[], Iterator[str]], queue: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
-    from django.db import connections
-
+async def _pump(deltas: AsyncIterator[str], queue: asyncio.Queue) -> None:
+    """The stream into the queue, so that edits and typing notices keep their own pace."""
     try:
-        for delta in produce():
-            loop.call_soon_threadsafe(queue.put_nowait, delta)
-        loop.call_soon_threadsafe(queue.put_nowait, _DONE)
-    except Exception as exc:  # handed to the event loop, which shows it
-        loop.call_soon_threadsafe(queue.put_nowait, exc)
-    finally:
-        connections.close_all()  # this thread's connections only; it ends here
+        async with aclosing(deltas):
+            async for delta in deltas:
+                queue.put_nowait(delta)
+        queue.put_nowait(_DONE)
+    except Exception as exc:  # handed to the consumer, which shows it
+        queue.put_nowait(exc)
 
 
 def _reason(error: Exception) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -20,6 +21,7 @@ from chat.services import (
 )
 from models_app.inference.services import serve_stop
 from tests.chat.conftest import CONTEXT
+from tests.streams import stream_read
 
 pytestmark = pytest.mark.django_db
 QUESTION = "What is the capital of France?"
@@ -43,7 +45,7 @@ def _long_turns(session: ChatSession, n: int) -> None:
 def test_it_streams_a_reply_and_saves_both_turns(served_demo, user):
     session = session_for_web_user(user=user, model_id=served_demo)
 
-    deltas = list(session_send(session=session, text=f"  {QUESTION}  ", max_tokens=24, temperature=0))
+    deltas = stream_read(session_send(session=session, text=f"  {QUESTION}  ", max_tokens=24, temperature=0))
 
     assert len(deltas) > 3
     assert "Paris" in "".join(deltas)
@@ -219,9 +221,14 @@ def test_asking_again_replaces_the_last_exchange_once_the_new_answer_is_complete
     before = _turns(session)
 
     stream = session_send(session=session, text="What is the capital of Italy?", max_tokens=8, replace_last=True)
-    next(stream)
-    assert _turns(session) == before  # nothing replaced while the answer is still coming
-    answer = "".join(stream)
+
+    async def read():
+        first = await anext(stream)
+        midway = await sync_to_async(_turns)(session)
+        return first + "".join([delta async for delta in stream]), midway
+
+    answer, midway = async_to_sync(read)()
+    assert midway == before  # nothing replaced while the answer was still coming
 
     turns = _turns(session)
     assert len(turns) == 4 and turns[:2] == before[:2]

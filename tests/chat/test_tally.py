@@ -1,4 +1,6 @@
 """The token count of a relayed stream, from llama-server's `predicted_n`, however the bytes are split."""
+import json
+
 from chat.llm import Tally
 
 STREAM = (b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
@@ -25,6 +27,6 @@ def test_it_counts_one_token_per_event_for_a_stream_cut_before_its_end():
 def test_it_ignores_timings_that_are_not_llama_servers():
     tally = Tally()
     for event in ({"choices": [{"delta": {"content": "a"}}]}, {"timings": "soon"}, {"timings": {"predicted_n": "9"}}):
-        tally.event(event)
+        tally.feed(f"data: {json.dumps(event)}\n\n".encode())
 
     assert tally.count == 3  # one per event, as no usable predicted_n came

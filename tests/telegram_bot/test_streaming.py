@@ -13,10 +13,16 @@ async def _bot():
     return (await application_get()).bot
 
 
+async def _stream(pieces):
+    """The pieces as the portal's chat stream gives them."""
+    for piece in pieces:
+        yield piece
+
+
 async def test_in_a_group_it_streams_into_one_message_with_throttled_edits(telegram):
     pieces = ["Paris", " is", " the", " capital", " of", " France", "."]
 
-    text = await stream_to_chat(await _bot(), GROUP, lambda: iter(pieces), interval=3600)
+    text = await stream_to_chat(await _bot(), GROUP, _stream(pieces), interval=3600)
 
     assert text == "Paris is the capital of France."
     assert [c.method for c in telegram.calls_of("sendMessage", "editMessageText")] == ["sendMessage", "editMessageText"]
@@ -29,7 +35,7 @@ async def test_in_a_group_it_streams_into_one_message_with_throttled_edits(teleg
 async def test_in_a_private_chat_the_answer_grows_as_a_draft_and_is_sent_once(telegram):
     pieces = ["Paris", " is", " the", " capital", " of", " France", "."]
 
-    text = await stream_to_chat(await _bot(), MEMBER, lambda: iter(pieces), interval=0)
+    text = await stream_to_chat(await _bot(), MEMBER, _stream(pieces), interval=0)
 
     drafts = telegram.calls_of("sendMessageDraft")
     assert len(drafts) >= 2 and drafts[0].params["text"] == "Paris"
@@ -41,7 +47,7 @@ async def test_in_a_private_chat_the_answer_grows_as_a_draft_and_is_sent_once(te
 async def test_where_drafts_are_refused_it_edits_a_message_instead(telegram):
     telegram.fail("sendMessageDraft", code=400, description="Bad Request: method is not available")
 
-    await stream_to_chat(await _bot(), MEMBER, lambda: iter(["Paris", " is", " lovely", "."]), interval=0)
+    await stream_to_chat(await _bot(), MEMBER, _stream(["Paris", " is", " lovely", "."]), interval=0)
 
     assert len(telegram.calls_of("sendMessageDraft")) == 1  # asked once, then edits
     assert telegram.calls_of("editMessageText")
@@ -51,7 +57,7 @@ async def test_where_drafts_are_refused_it_edits_a_message_instead(telegram):
 async def test_a_long_private_answer_sends_each_finished_message_once_while_the_rest_is_a_draft(telegram):
     pieces = [f"Sentence number {n} of a very long answer. " for n in range(400)]
 
-    await stream_to_chat(await _bot(), MEMBER, lambda: iter(pieces), interval=0)
+    await stream_to_chat(await _bot(), MEMBER, _stream(pieces), interval=0)
 
     shown = telegram.texts(MEMBER)
     assert len(shown) == 5 and " ".join(shown).split() == "".join(pieces).split()
@@ -62,7 +68,7 @@ async def test_a_long_private_answer_sends_each_finished_message_once_while_the_
 async def test_it_continues_an_answer_past_4096_characters_in_new_messages(telegram):
     pieces = [f"Sentence number {n} of a very long answer. " for n in range(400)]
 
-    await stream_to_chat(await _bot(), MEMBER, lambda: iter(pieces), interval=0)
+    await stream_to_chat(await _bot(), MEMBER, _stream(pieces), interval=0)
 
     shown = telegram.texts(MEMBER)
     assert len(shown) == 5
@@ -72,14 +78,14 @@ async def test_it_continues_an_answer_past_4096_characters_in_new_messages(teleg
 
 
 async def test_it_shows_a_failure_under_what_was_said(telegram):
-    def broken():
+    async def broken():
         yield "Paris"
         yield " is"
         raise Upstream("llama-server for demo is not answering (did it crash? see the model's error): "
                        "RemoteProtocolError: peer closed connection", code="llama_server_down")
 
     with pytest.raises(Upstream):
-        await stream_to_chat(await _bot(), MEMBER, broken, interval=3600)
+        await stream_to_chat(await _bot(), MEMBER, broken(), interval=3600)
 
     assert telegram.texts(MEMBER) == [
         "Paris is\n\n⚠️ The model stopped answering: llama-server for demo is not answering (did it crash? see the "
@@ -87,7 +93,7 @@ async def test_it_shows_a_failure_under_what_was_said(telegram):
 
 
 async def test_it_says_when_the_answer_is_empty(telegram):
-    await stream_to_chat(await _bot(), MEMBER, lambda: iter([]), interval=0)
+    await stream_to_chat(await _bot(), MEMBER, _stream([]), interval=0)
 
     assert telegram.texts(MEMBER) == ["(The model gave an empty answer.)"]
 
@@ -101,7 +107,7 @@ async def test_it_waits_out_a_flood_limit_on_the_last_edit(telegram, monkeypatch
     monkeypatch.setattr(send, "sleep", no_wait)
     telegram.fail("editMessageText", code=429, retry_after=3)
 
-    await stream_to_chat(await _bot(), GROUP, lambda: iter(["Paris", " is", " lovely."]), interval=3600)
+    await stream_to_chat(await _bot(), GROUP, _stream(["Paris", " is", " lovely."]), interval=3600)
 
     assert waits == [3.0]
     assert telegram.texts(GROUP) == ["Paris is lovely."]
@@ -116,7 +122,7 @@ def _chunks(text: str, size: int = 9) -> list[str]:
 
 
 async def test_the_finished_answer_shows_its_markdown_formatted(telegram):
-    text = await stream_to_chat(await _bot(), MEMBER, lambda: iter(_chunks(MARKDOWN)), interval=0)
+    text = await stream_to_chat(await _bot(), MEMBER, _stream(_chunks(MARKDOWN)), interval=0)
 
     assert text == MARKDOWN
     (message,) = telegram.messages(MEMBER)
@@ -133,7 +139,7 @@ async def test_the_finished_answer_shows_its_markdown_formatted(telegram):
 async def test_an_answer_telegram_cannot_format_arrives_as_plain_text(telegram):
     telegram.refuse_entities = True
 
-    await stream_to_chat(await _bot(), MEMBER, lambda: iter(_chunks(MARKDOWN)), interval=0)
+    await stream_to_chat(await _bot(), MEMBER, _stream(_chunks(MARKDOWN)), interval=0)
 
     assert telegram.texts(MEMBER) == [MARKDOWN]
     assert [c.params.get("parse_mode") for c in telegram.calls_of("sendMessage")][-2:] == ["HTML", None]
@@ -144,7 +150,7 @@ async def test_a_long_formatted_answer_is_split_without_breaking_a_code_block_or
     answer = f"Here is the script.\n\n```python\n{code}\n```\n\n" + " ".join(f"**point {n}**" for n in range(400))
     assert len(answer) > 9000
 
-    await stream_to_chat(await _bot(), MEMBER, lambda: iter(_chunks(answer, 500)), interval=0)
+    await stream_to_chat(await _bot(), MEMBER, _stream(_chunks(answer, 500)), interval=0)
 
     messages = telegram.messages(MEMBER)  # each one parsed as Telegram would, or the fake refused it
     assert len(messages) >= 3 and all(len(m["text"]) <= send.MAX_TEXT for m in messages)

@@ -6,6 +6,7 @@ from aiportal.errors import Upstream
 from chat import llm
 from models_app.models import AIModel
 from tests.models_app.inference.helpers import drive, serve_failed
+from tests.streams import stream_read
 
 QUESTION = {"modelId": "tiny", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 
@@ -28,7 +29,7 @@ def test_it_answers_a_chat_with_content_and_usage(api, fake_llama, tiny_model, e
 def test_it_streams_text_deltas_and_counts_tokens(fake_llama, tiny_model, engine, api):
     serve(api, engine)
 
-    deltas = list(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"], max_tokens=16, temperature=0))
+    deltas = stream_read(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"], max_tokens=16, temperature=0))
 
     assert deltas == ["Paris", " is", " the", " capital", " of", " France", "."]
     assert llm.count_tokens(model_id="tiny", text="one two three") == 3
@@ -65,7 +66,7 @@ def test_it_raises_upstream_from_a_stream_whose_server_died(fake_llama, tiny_mod
     serve(api, engine)
 
     with pytest.raises(Upstream, match="llama-server for tiny is not answering"):
-        list(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"]))
+        stream_read(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"]))
 
 
 def test_it_raises_upstream_when_the_server_dies_in_the_middle_of_a_stream(fake_llama, tiny_model, engine, api,
@@ -75,6 +76,6 @@ def test_it_raises_upstream_when_the_server_dies_in_the_middle_of_a_stream(fake_
     received = []
 
     with pytest.raises(Upstream, match="llama-server for tiny is not answering"):
-        received.extend(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"]))
+        stream_read(llm.chat_stream(model_id="tiny", messages=QUESTION["messages"]), into=received)
 
     assert received == ["Paris", " is", " the"]

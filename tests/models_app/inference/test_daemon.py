@@ -10,6 +10,7 @@ from chat.llm import chat_stream
 from models_app.inference.engine import LlamaEngine
 from models_app.models import AIModel, ServedInstance
 from tests.models_app.inference.helpers import drive, serve_failed
+from tests.streams import stream_read
 
 
 def serve(api, engine) -> None:
@@ -107,8 +108,8 @@ def test_it_never_stops_a_model_for_idleness_while_it_streams_an_answer(api, fak
     settings.LLAMA_KEEP_ALIVE_SECONDS = 1
     serve(api, engine)
     pieces: list[str] = []
-    answer = threading.Thread(target=lambda: pieces.extend(
-        chat_stream(model_id="tiny", messages=[{"role": "user", "content": "Capital of France?"}])))
+    answer = threading.Thread(target=lambda: stream_read(
+        chat_stream(model_id="tiny", messages=[{"role": "user", "content": "Capital of France?"}]), into=pieces))
 
     answer.start()
     while answer.is_alive():
