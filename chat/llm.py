@@ -10,8 +10,8 @@ import json
 import re
 import threading
 import time
-from contextlib import aclosing
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
 from aiportal.nodes import node_offline, nodes_by_name
-from models_app.models import ServeState
 from models_app.inference.services import serve_touch
+from models_app.models import ServeState
 from models_app.selectors import model_get
 
 TOUCH_EVERY = timedelta(seconds=5)
