@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from asgiref.sync import async_to_sync, sync_to_async
-
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 

@@ -62,7 +62,6 @@ def _add(request: HttpRequest, form: AddModelForm) -> HttpResponse:
 
 def _add_from_hub(request: HttpRequest, form: AddModelForm) -> HttpResponse:
     """A repo with several GGUF files asks which one first; a file link or a single file starts at once."""
-
     data = form.cleaned_data
     file_name = data["file_name"] or None
     if file_name is None and not hub_ref_names_file(data["source"], endpoint=settings.HF_ENDPOINT):
