@@ -3,23 +3,16 @@ copy on its node (and keeps its instance and torrent), and nothing a person sees
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.models_app.migrating import migrate, migrate_to_latest
 
 BEFORE = [("models_app", "0006_transfersample"), ("torrents_app", "0003_alter_torrent_desired")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.fixture
 def old_apps(transactional_db):
-    yield _migrate(BEFORE)
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    yield migrate(BEFORE)
+    migrate_to_latest()
 
 
 def test_every_model_becomes_one_copy_on_its_node_with_its_figures_torrent_and_instance(old_apps):
@@ -42,7 +35,7 @@ def test_every_model_becomes_one_copy_on_its_node_with_its_figures_torrent_and_i
                            task_id="t-1")
     TransferSample.objects.create(model=served, at="2026-12-03T10:00:00Z", upload_rate=5)
 
-    new = _migrate([("models_app", "0009_copy_removing"), ("torrents_app", "0004_torrent_per_copy")])
+    new = migrate([("models_app", "0009_copy_removing"), ("torrents_app", "0004_torrent_per_copy")])
 
     ModelCopy = new.get_model("models_app", "ModelCopy")
     NewTorrent = new.get_model("torrents_app", "Torrent")
@@ -68,7 +61,7 @@ def test_the_summary_of_the_migrated_rows_is_what_the_model_object_said_before(o
                                    path="/m/served", downloaded_bytes=100, uploaded_bytes=250)
     ServedInstance.objects.create(model=model, node="a", desired="serving", state="serving", port=8100)
 
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     from models_app.selectors import model_get, model_to_dict
 

@@ -4,24 +4,18 @@ node, and going back keeps one instance per model."""
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
+from django.db import IntegrityError, transaction
+
+from tests.models_app.migrating import migrate, migrate_to_latest
 
 BEFORE = [("models_app", "0010_file_removal")]
 AFTER = [("models_app", "0011_instance_per_node")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.fixture
 def old_apps(transactional_db):
-    yield _migrate(BEFORE)
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    yield migrate(BEFORE)
+    migrate_to_latest()
 
 
 def test_each_instance_keeps_its_node_and_fields_and_a_second_node_may_serve(old_apps):
@@ -34,7 +28,7 @@ def test_each_instance_keeps_its_node_and_fields_and_a_second_node_may_serve(old
     Old.objects.create(model=crashed, node="b", desired="stopped", state="error", error="exited with code -4")
     AIModel.objects.create(id="idle", name="idle", source="local")
 
-    new = _migrate(AFTER)
+    new = migrate(AFTER)
 
     Instance = new.get_model("models_app", "ServedInstance")
     rows = {(i.model_id, i.node): i for i in Instance.objects.all()}
@@ -47,7 +41,7 @@ def test_each_instance_keeps_its_node_and_fields_and_a_second_node_may_serve(old
     with pytest.raises(IntegrityError), transaction.atomic():
         Instance.objects.create(model_id="served", node="a")  # one instance per model and node
 
-    back = _migrate(BEFORE)
+    back = migrate(BEFORE)
 
     rows = {i.model_id: i for i in back.get_model("models_app", "ServedInstance").objects.all()}
     assert set(rows) == {"served", "crashed"}
