@@ -8,7 +8,7 @@ from django.db import transaction
 
 from models_app.models import AIModel, ServedInstance, ServeState
 from models_app.services import model_notify
-from models_app.states import instance_move
+from models_app.states import instance_move, instance_rows
 
 MAX_RESTARTS = 5
 
@@ -73,8 +73,8 @@ def mark_stopped(model_id: str, *, node: str, now: datetime) -> None:
     """The process is gone; the instance is stopped unless it failed (then it keeps its error), and the
     next pass starts it again when it is still wanted."""
     with transaction.atomic():
-        instance_move(ServedInstance.objects.filter(model_id=model_id, node=node), ServeState.STOPPED, pid=None,
-                      port=None, started_at=None, updated_at=now)
+        instance_move(instance_rows(model_id=model_id, node=node), ServeState.STOPPED, pid=None, port=None,
+                      started_at=None, updated_at=now)
         _changed(model_id)
 
 
