@@ -218,6 +218,9 @@ P2P_RESUME_SAVE_SECONDS = envint("P2P_RESUME_SAVE_SECONDS", 30, minimum=1)
 # A Hub download first asks the group and the DHT whether peers have the file (SPEC §8), for at most
 # this many seconds; 0 turns the swarm off and every Hub file comes over HTTP.
 P2P_SWARM_WAIT = float(env("P2P_SWARM_WAIT", "6"))
+# A Hub download that waits for another portal (or node) fetching the same file gives up on it, and
+# fetches from the Hub itself, when that fetch has made no progress for this many seconds.
+P2P_SWARM_STALL = float(env("P2P_SWARM_STALL", "30"))
 P2P_TORRENT_FORMAT = env("P2P_TORRENT_FORMAT", "hybrid").lower()
 if P2P_TORRENT_FORMAT not in {"hybrid", "v1", "v2"}:
     raise ConfigError(f"P2P_TORRENT_FORMAT={P2P_TORRENT_FORMAT!r} must be hybrid, v1 or v2")

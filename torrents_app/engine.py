@@ -19,6 +19,7 @@ from django.conf import settings
 from models_app.models import CopyStatus, ModelCopy
 from models_app.services import file_removals_run
 from torrents_app import completion, node_services, swarm
+from torrents_app.claims import Claims
 from torrents_app.creation import torrent_from_resume
 from torrents_app.magnets import advertised_peers, magnet_build, magnet_peer_endpoints
 from torrents_app.models import Torrent
@@ -61,6 +62,7 @@ class TorrentEngine:
         self.resume = ResumeStore(torrent_dir or settings.AI_TORRENT_DIR)
         self.clock = clock
         self.p2p: P2PSession | None = None
+        self.claims: Claims | None = None
         self.finishing: set[str] = set()
         self.verifying: dict[str, Future] = {}
         self.saving: set[str] = set()
@@ -85,6 +87,7 @@ class TorrentEngine:
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         self.p2p = P2PSession(self.config)
+        self.claims = Claims(p2p=self.p2p, node_name=self.node_name, clock=self.clock, named_dht=bool(self.p2p.dht_nodes))
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
         self.next_resume = self.clock() + self.resume_every
         log.info("torrent engine %s listening on port %s", self.node_name, self.p2p.listen_port())
@@ -289,7 +292,7 @@ class TorrentEngine:
                          downloaded=copy.downloaded_bytes)
             self.web_bytes[key] = copy.web_seed_bytes
             self.connections[key] = {}
-            if torrent.state == node_services.GROUP_COPY:
+            if torrent.state in node_services.PEERS_FIRST:
                 held = self.p2p.web_seeds_hold(key)
                 if held:
                     self.held_web[key] = (held, self.clock() + self.WEB_SEED_FALLBACK, 0)
@@ -370,15 +373,19 @@ class TorrentEngine:
         self.published = {key: when for key, when in self.published.items() if key in seeding}
 
     def lookups_once(self) -> bool:
-        """Ask the DHT for the sha256 record of each download waiting for one (SPEC §8)."""
-        rows = list(self._rows().filter(desired=Torrent.Desired.LOOKUP, state=node_services.LOOKING,
-                                        copy__status__in=FETCHING)
-                    .values_list("copy__model_id", "copy__model__sha256"))
-        waiting = {key for key, _ in rows}
+        """Ask the DHT for the sha256 record of each download waiting for one (SPEC §8): once for a new
+        one, again and again for one that waits on another portal's fetch (`claims`)."""
+        rows = list(self._rows().filter(desired=Torrent.Desired.LOOKUP, copy__status__in=FETCHING,
+                                        state__in=(node_services.LOOKING, node_services.AWAITING))
+                    .values_list("copy__model_id", "copy__model__sha256", "state"))
+        waiting = {key for key, _, _ in rows}
         # A download that stopped waiting (or went on over HTTP) is asked for afresh when it comes back.
         self.lookups = {salt: key for salt, key in self.lookups.items() if key in waiting}
+        if self.config.dht:
+            due = self.claims.once({key: sha256 for key, sha256, state in rows if state == node_services.AWAITING})
+            rows = [row for row in rows if row[2] == node_services.LOOKING or row[0] in due]
         asked = False
-        for key, sha256 in rows:
+        for key, sha256, _ in rows:
             if not self.config.dht or not swarm.is_sha256(sha256):
                 node_services.torrent_record_missing(model_id=key, node=self.node_name, reason="DHT is off (P2P_DHT)" if not self.config.dht
                                                      else "no sha256 to look up")
@@ -416,6 +423,9 @@ class TorrentEngine:
 
     def on_dht_mutable_item_alert(self, key: str, alert) -> None:
         salt, value, authoritative = alert_record(alert)
+        if swarm.is_claim_salt(salt):
+            self.claims.on_item(salt, value, authoritative)
+            return
         model_id = self.lookups.get(salt)
         if model_id is None:
             return
@@ -427,9 +437,14 @@ class TorrentEngine:
             node_services.torrent_record_found(model_id=model_id, node=self.node_name, v1=hashes[0], v2=hashes[1])
         elif authoritative:
             del self.lookups[salt]
-            node_services.torrent_record_missing(model_id=model_id, node=self.node_name, reason="no record in the DHT")
+            if node_services.torrent_rows(model_id=model_id, node=self.node_name).filter(
+                    state=node_services.LOOKING).exists():
+                self.claims.begin(model_id, salt.hex())  # no record: is another portal fetching it already?
 
     def on_dht_put_alert(self, key: str, alert) -> None:
+        if swarm.is_claim_salt(bytes(alert.salt)):
+            self.claims.on_put(bytes(alert.salt), alert.num_success)
+            return
         model_id = self.publishing.pop(bytes(alert.salt), None)
         if model_id is None:
             return

@@ -19,10 +19,14 @@ from torrents_app.session import TorrentStats
 _FETCHING = (CopyStatus.QUEUED, CopyStatus.DOWNLOADING)
 # The states of a `lookup` row, as the Hub download that waits on it reads them (torrents_app.services).
 LOOKING, FOUND, MISSING, METADATA = "looking", "found", "no record", "metadata"
-# A copy from another node of this group (SPEC §9): peers only, the Hub's web seed only as a fallback.
-GROUP_COPY = "group copy"
+# Waiting for the record of a file that another portal is fetching from the Hub (torrents_app.claims).
+AWAITING = "awaiting a fetcher"
+# A copy from another node of this group (SPEC §9), or found after waiting for its fetcher: from peers
+# only, the Hub's web seed only as a fallback (the peers have it all; the Hub served it once already).
+GROUP_COPY, FOUND_LATE = "group copy", "found late"
+PEERS_FIRST = (GROUP_COPY, FOUND_LATE)
 # ... and with libtorrent's states the stats write over them, those of a row still without metadata.
-WAITING = (LOOKING, FOUND, MISSING, "downloading_metadata", "checking_resume_data")
+WAITING = (LOOKING, AWAITING, FOUND, FOUND_LATE, MISSING, "downloading_metadata", "checking_resume_data")
 
 
 def copy_removed(*, copy: ModelCopy) -> None:
@@ -155,12 +159,14 @@ def torrent_verified(*, model_id: str, node: str, verdict: Verdict, magnet_uri: 
 
 def torrent_record_found(*, model_id: str, node: str, v1: str, v2: str) -> None:
     """The DHT names a torrent of the file: download it by magnet, from peers and the Hub's web seed at once."""
-    waiting = torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP, state=LOOKING)
+    waiting = torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP,
+                                                                state__in=(LOOKING, AWAITING))
     torrent = waiting.first()
     if torrent is None:
         return  # the download stopped waiting, or went on over HTTP
-    changed = waiting.update(info_hash_v1=v1, info_hash_v2=v2, desired=Torrent.Desired.DOWNLOAD, state=FOUND,
-                             magnet_source=swarm_magnet(torrent.magnet_source, v1=v1, v2=v2))
+    state = FOUND_LATE if torrent.state == AWAITING else FOUND
+    changed = waiting.update(info_hash_v1=v1, info_hash_v2=v2, desired=Torrent.Desired.DOWNLOAD, state=state,
+                             magnet_source=swarm_magnet(torrent.magnet_source, v1=v1, v2=v2), error="")
     if changed:
         AIModel.objects.filter(pk=model_id).update(info_hash=v1, info_hash_v2=v2)
 
@@ -174,5 +180,12 @@ def swarm_magnet(template: str, *, v1: str, v2: str) -> str:
 
 
 def torrent_record_missing(*, model_id: str, node: str, reason: str) -> None:
-    torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP, state=LOOKING).update(
-        state=MISSING, error=reason)
+    torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP,
+                                                      state__in=(LOOKING, AWAITING)).update(state=MISSING, error=reason)
+
+
+def torrent_await(*, model_id: str, node: str, reason: str) -> None:
+    """Another portal fetches the file from the Hub: this download waits for its record (`reason` says how far
+    that fetch is, for whoever looks at the row)."""
+    torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP,
+                                                      state__in=(LOOKING, AWAITING)).update(state=AWAITING, error=reason)

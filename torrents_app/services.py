@@ -11,11 +11,21 @@ from django.db import transaction
 
 from aiportal.models import Node
 from models_app.models import AIModel, CopyStatus, ModelCopy, Source
+from models_app.states import FETCHING
 from models_app.services import model_notify
 from torrents_app import creation
 from torrents_app.magnets import advertised_peers, magnet_build, peer_text
 from torrents_app.models import Torrent
-from torrents_app.node_services import FOUND, LOOKING, MISSING, WAITING, swarm_magnet, torrent_rows
+from torrents_app.node_services import (
+    AWAITING,
+    FOUND,
+    FOUND_LATE,
+    LOOKING,
+    MISSING,
+    WAITING,
+    swarm_magnet,
+    torrent_rows,
+)
 from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in this module)
     copy_remove,
     copy_start,
@@ -78,12 +88,15 @@ def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) 
     model = copy.model
     web_seed = _web_seed(model, model.file_name, single=True)
     template = magnet_build(name=model.file_name, size=model.size, web_seeds=[web_seed])
+    waited = _group_fetch_wait(copy, poll=poll)
+    if waited is None:
+        return False  # cancelled while it waited: the caller finds out and cleans up
     peer = _group_copy(model, node)
     if peer is not None:
         v1, v2, endpoint = peer
         magnet = swarm_magnet(magnet_with_peers(template, [endpoint]), v1=v1, v2=v2)
         values = {"info_hash_v1": v1, "info_hash_v2": v2, "magnet_source": magnet, "desired": Torrent.Desired.DOWNLOAD,
-                  "state": FOUND, "torrent_file": known_torrent(v1=v1, v2=v2)}
+                  "state": FOUND_LATE if waited else FOUND, "torrent_file": known_torrent(v1=v1, v2=v2)}
         log.info("%s: node at %s of this group seeds the same sha256; fetching it from there", model_id, endpoint)
     else:
         values = {"magnet_source": template, "desired": Torrent.Desired.LOOKUP, "state": LOOKING}
@@ -98,12 +111,63 @@ def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) 
             return state is not None  # metadata came: the node daemon downloads and verifies it
         if state == MISSING:
             break
+        if state == AWAITING:
+            # Another portal fetches it from the Hub: the node daemon watches that fetch's progress and
+            # gives up on it when it stalls; this job waits as long as the daemon and the copy are there.
+            if not _still_wanted(copy):
+                break
+            deadline = time.monotonic() + wait  # the record it waits for: its metadata has `wait` to come
         pause(poll)
+    last = rows.values_list("state", "error").first()
     withdrawn, _ = rows.filter(state__in=WAITING).delete()
     if withdrawn and not Torrent.objects.filter(copy__model_id=model_id).exists():
         AIModel.objects.filter(pk=model_id).update(info_hash="", info_hash_v2="")
-        log.info("%s: no peer sent the file's metadata within %.0f s; downloading it from the Hub", model_id, wait)
+    if withdrawn:
+        why = last[1] if last and last[0] == MISSING and last[1] else \
+            f"no peer sent the file's metadata within {wait:.0f} s"
+        log.info("%s: %s; downloading it from the Hub", model_id, why)
     return not withdrawn
+
+
+def _still_wanted(copy: ModelCopy) -> bool:
+    """The copy is still asked for, and its node's daemon (that does the waiting) still beats."""
+    node = Node.objects.filter(name=copy.node).first()
+    wanted = ModelCopy.objects.filter(pk=copy.pk, cancel_requested=False).exists()
+    return wanted and node is not None and node.online
+
+
+def _group_fetch_wait(copy: ModelCopy, *, poll: float) -> bool | None:
+    """When another online node of this group started fetching the same file first, wait until it seeds it
+    (True), or until its fetch stops making progress for P2P_SWARM_STALL seconds (False, as when there is
+    none); None when this copy was cancelled meanwhile."""
+    stall, waited = float(settings.P2P_SWARM_STALL), False
+    seen, since = None, time.monotonic()
+    while True:
+        fetcher = _group_fetcher(copy)
+        if fetcher is None or seeders(sha256=copy.model.sha256, exclude=copy.node):
+            return waited
+        if not ModelCopy.objects.filter(pk=copy.pk, cancel_requested=False).exists():
+            return None
+        progress = (fetcher.node, fetcher.status, fetcher.downloaded_bytes)
+        if progress != seen or fetcher.status == CopyStatus.VERIFYING:
+            if not waited:
+                log.info("%s: node %s of this group is fetching the same file; waiting for it", copy.model_id,
+                         fetcher.node)
+            seen, since, waited = progress, time.monotonic(), True
+        elif time.monotonic() - since > stall:
+            log.info("%s: node %s made no progress for %.0f s; fetching it from the Hub too", copy.model_id,
+                     fetcher.node, stall)
+            return False
+        pause(poll)
+
+
+def _group_fetcher(copy: ModelCopy) -> ModelCopy | None:
+    """The copy of these bytes that an online node of this group was asked for first, when it is not this
+    one: the group's fetcher, whose seed the others wait for (whichever job looks first, each finds the same)."""
+    online = [node.name for node in Node.objects.all() if node.online or node.name == copy.node]
+    first = (ModelCopy.objects.filter(model__sha256=copy.model.sha256, node__in=online, status__in=FETCHING)
+             .order_by("created_at", "pk").first())
+    return first if first is not None and first.pk != copy.pk else None
 
 
 def swarm_running(*, model_id: str) -> bool:

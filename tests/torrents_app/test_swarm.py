@@ -10,14 +10,14 @@ from aiportal.nodes import node_heartbeat
 from models_app.hub import client
 from models_app.hub.runner import download_run
 from models_app.hub.services import download_start
-from models_app.models import Status
-from models_app.services import model_import_local
+from models_app.models import AIModel, Status
+from models_app.services import model_delete, model_import_local
 from tests.fakes.fake_hub import FakeHub
 from tests.torrents_app.ggufgen import make_gguf
 from tests.torrents_app.helpers import pump, refreshed, status_on
 from tests.torrents_app.test_discovery import _free_port
+from torrents_app import node_services, swarm
 from torrents_app import services as torrent_services
-from torrents_app import swarm
 from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
 from torrents_app.session import SessionConfig
@@ -200,3 +200,78 @@ def test_a_new_model_under_a_deleted_ones_id_never_inherits_its_torrent(settings
     for _ in range(20):
         alpha.step()
     assert refreshed(new).status == Status.DOWNLOADING and refreshed(new).error == ""
+
+
+def _claim_stored(monkeypatch, engine, *, salt: bytes, value: bytes):
+    """A probe for pump(): put `value` under the claim salt from `engine` until a DHT node took it."""
+    put = {"out": False, "stored": False}
+
+    def on_put(got: bytes, reached: int) -> None:
+        if got == salt:
+            put.update(out=False, stored=reached > 0)
+
+    monkeypatch.setattr(engine.claims, "on_put", on_put)
+
+    def stored() -> bool:
+        if not put["out"] and not put["stored"]:
+            put["out"] = True
+            engine.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY, salt=salt, value=value)
+        return put["stored"]
+
+    return stored
+
+
+def test_a_download_waiting_on_a_fetch_that_stalls_fetches_from_the_hub_itself(settings, monkeypatch, hub, small_gguf,
+                                                                              dht_pair, caplog):
+    """A portal claimed the fetch and died: its claim stays in the DHT with a count that never moves."""
+    alpha, beta = dht_pair
+    settings.P2P_SWARM_STALL = 3
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    size = small_gguf.stat().st_size
+    sha256 = torrent_services.creation.file_hashes(small_gguf, piece_size=MIB).sha256
+    dead = swarm.claim_value(claimant="de" * 8, done=12345, total=size)
+    pump([alpha, beta], _claim_stored(monkeypatch, alpha, salt=swarm.claim_salt(sha256), value=dead), timeout=30)
+    _heartbeat(settings, beta)
+    caplog.set_level("INFO", logger="aiportal.torrents")
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result == "ready"
+    assert f"another portal is fetching it from the Hub (12345 of {size} bytes)" in caplog.text
+    assert "made no progress for 3 s; fetching it too" in caplog.text
+    assert "this node fetches it from the Hub for the swarm" in caplog.text  # its claim replaced the dead one
+    model = refreshed(model)
+    assert (model.status, model.sha256, model.http_bytes, model.peer_bytes) == (Status.READY, sha256, size, 0)
+    assert hub.bytes_served >= size
+
+
+def test_a_download_deleted_while_it_waits_on_another_portal_leaves_nothing(settings, monkeypatch, hub, small_gguf,
+                                                                           dht_pair):
+    alpha, beta = dht_pair
+    settings.P2P_SWARM_STALL = 600
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    sha256 = torrent_services.creation.file_hashes(small_gguf, piece_size=MIB).sha256
+    alive = swarm.claim_value(claimant="ab" * 8, done=1, total=small_gguf.stat().st_size)
+    pump([alpha, beta], _claim_stored(monkeypatch, alpha, salt=swarm.claim_salt(sha256), value=alive), timeout=30)
+    _heartbeat(settings, beta)
+
+    def delete_when_waiting(**kwargs) -> None:
+        real_await(**kwargs)
+        model_delete(model_id=kwargs["model_id"], delete_files=True)  # the person gives up on it
+
+    real_await = node_services.torrent_await
+    monkeypatch.setattr(node_services, "torrent_await", delete_when_waiting)
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result in {"cancelled", "from the swarm"}
+    assert not AIModel.objects.filter(pk=model.pk).exists() and not Torrent.objects.exists()
+    assert hub.bytes_served == 0
+    assert not (settings.AI_MODEL_DIR / model.pk).exists() or not any((settings.AI_MODEL_DIR / model.pk).iterdir())
+
+
+def test_claims_are_ours_only_when_well_formed():
+    sha256 = "ab" * 32
+    salt = swarm.claim_salt(sha256)
+    assert swarm.is_claim_salt(salt) and not swarm.is_claim_salt(swarm.record_salt(sha256))
+    value = swarm.claim_value(claimant="0123456789abcdef", done=5, total=10, beat=3)
+    assert swarm.claim_parse(value) == ("0123456789abcdef", 5, 10, 3)
+    for bad in (b"", b"aiportal1-fetch x 1 2 0", b"aiportal1-fetch 0123456789abcdef -1 2 0",
+                swarm.record_value(info_hash_v1="ab" * 20, info_hash_v2=""), value + b" 3"):
+        assert swarm.claim_parse(bad) is None, bad

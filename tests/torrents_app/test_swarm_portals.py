@@ -96,3 +96,22 @@ def test_a_portal_downloads_a_hub_file_mostly_from_another_portal_that_seeds_it(
     assert "the DHT names a torrent of its sha256" in b.log.read_text()
     # a sees b among its peers' uploads: the bytes really went from a to b.
     wait_for(lambda: _model(a)["uploadedBytes"] >= size / 2, what="a's upload count", timeout=30)
+
+
+def test_two_portals_that_start_the_same_hub_file_at_once_cost_the_hub_one_copy(portals, hub, swarm_file):
+    """Neither seeds it yet: one claims the fetch in the DHT and downloads it over HTTP, the other waits for
+    its sha256 record and takes the file from it."""
+    a, b = portals
+    size = swarm_file.stat().st_size
+    for portal in (a, b):
+        _api(portal, "POST", "/api/ai/download", {"url": f"{hub.url}/{REPO}"})
+    done = wait_for(lambda: (_ready(a), _ready(b)) if _ready(a) and _ready(b) else None,
+                    what="both downloads, verified and seeded", timeout=180)
+    assert done[0]["sha256"] == done[1]["sha256"] == hub.repo(REPO).files[swarm_file.name].sha256
+    fetcher, waiter = sorted(done, key=lambda model: -model["bytesFrom"]["http"])
+    assert fetcher["bytesFrom"]["http"] == size and waiter["bytesFrom"]["http"] == 0, (fetcher, waiter)
+    assert waiter["bytesFrom"]["peers"] >= size / 2, waiter["bytesFrom"]
+    assert hub.bytes_served < 1.5 * size, f"the Hub sent {hub.bytes_served} bytes for a file of {size}"
+    logs = a.log.read_text() + b.log.read_text()
+    assert "this node fetches it from the Hub for the swarm" in logs
+    assert "another portal is fetching it from the Hub" in logs
