@@ -111,6 +111,8 @@ class ModelCopy(serializers.Serializer):
     bytesFrom = BytesFrom(help_text="Where this copy's downloaded bytes came from.")
     seeding = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True, help_text="Why the file could not be fetched or checked.")
+    note = serializers.CharField(allow_blank=True, help_text="What a download that moves no bytes yet waits for: "
+                                 "another node or portal fetching the same file from the Hub.")
 
 
 class ModelInstance(serializers.Serializer):
@@ -194,6 +196,7 @@ class ModelObject(serializers.Serializer):
     infoHash = serializers.CharField(allow_blank=True)
     seeding = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True)
+    note = serializers.CharField(allow_blank=True, help_text="The most advanced copy's `note`.")
     server = ModelServer(allow_null=True, help_text="The llama-server while starting or serving, else null.")
     copies = ModelCopy(many=True, help_text="The model's file on each node that holds it.")
     instances = ModelInstance(many=True, help_text="The model's llama-server on each node asked to serve it.")

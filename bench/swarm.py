@@ -46,7 +46,7 @@ def _node(base: str, name: str, port: int, others: list[int], hub_url: str, wait
         "DJANGO_SETTINGS_MODULE": "aiportal.settings", "DATABASE_URL": f"sqlite:///{base / 'db.sqlite3'}",
         "AIPORTAL_CHANNEL_LAYER": "memory", "AIPORTAL_RUN_DIR": str(base / "run"),
         "AI_MODEL_DIR": str(base / "models"), "AI_TORRENT_DIR": str(base / "torrents"), "NODE_NAME": name,
-        "HF_ENDPOINT": hub_url, "P2P_SWARM_WAIT": str(wait), "LOG_LEVEL": "WARNING",
+        "HF_ENDPOINT": hub_url, "P2P_SWARM_WAIT": str(wait), "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     })
     # The bench runs each download job itself (below): the queued copy stays in this node's own database.
     os.environ.pop("REDIS_URL", None)
@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--hub-mibps", type=float, default=20.0, help="the Hub's total upload U")
     parser.add_argument("--node-mibps", type=float, default=20.0, help="each node's upload u")
+    parser.add_argument("--only", choices=["http", "at-once", "one-had-it"], action="append",
+                        help="run only these scenarios (default: all three)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from tests.fakes.fake_hub import FakeHub
@@ -155,11 +157,10 @@ def main() -> None:
         t_min = max(size / big_u, n * size / (big_u + n * u))
         print(f"{n} nodes, {size / MIB:.0f} MiB file, Hub uplink U = {args.hub_mibps:g} MiB/s, node uplink "
               f"u = {args.node_mibps:g} MiB/s, T_min = {t_min:.1f} s; {os.cpu_count()} CPUs shared by all")
-        runs = [
-            _scenario("HTTP only", tmp=tmp, hub=hub, n=n, size=size, wait=0, upload=int(u), seeded_first=False),
-            _scenario("P2P, at once", tmp=tmp, hub=hub, n=n, size=size, wait=6, upload=int(u), seeded_first=False),
-            _scenario("P2P, one had it", tmp=tmp, hub=hub, n=n, size=size, wait=6, upload=int(u), seeded_first=True),
-        ]
+        scenarios = {"http": ("HTTP only", 0, False), "at-once": ("P2P, at once", 6, False),
+                     "one-had-it": ("P2P, one had it", 6, True)}
+        runs = [_scenario(label, tmp=tmp, hub=hub, n=n, size=size, wait=wait, upload=int(u), seeded_first=first)
+                for key, (label, wait, first) in scenarios.items() if not args.only or key in args.only]
     finally:
         hub.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -144,6 +144,11 @@ class AIModel(models.Model):
         return any(c.seeding and c.status == CopyStatus.READY for c in self.copies.all())
 
     @property
+    def note(self) -> str:
+        lead = self.lead
+        return lead.note if lead is not None else ""
+
+    @property
     def download_progress(self) -> float:
         lead = self.lead
         return lead.download_progress if lead is not None else 0.0
@@ -176,6 +181,8 @@ class ModelCopy(models.Model):
     path = models.CharField(max_length=1000, blank=True, help_text="Absolute folder holding the model's files")
     status = models.CharField(max_length=20, choices=CopyStatus.choices, default=CopyStatus.QUEUED, db_index=True)
     error = models.TextField(blank=True)
+    # What a download that moves no bytes yet waits for (another node or portal fetching the same file).
+    note = models.CharField(max_length=300, blank=True)
     # Transfer figures (HF download or BitTorrent), written by whoever moves the bytes.
     download_progress = models.FloatField(default=0)
     download_rate = models.BigIntegerField(default=0)

@@ -63,6 +63,7 @@ def model_copy(copy: ModelCopy, nodes: dict[str, Node] | None = None) -> dict:
         # The wish (`ModelCopy.seeding`) holds only for a copy whose files are complete.
         "seeding": copy.seeding and copy.status == CopyStatus.READY,
         "error": copy.error,
+        "note": copy.note,
     }
 
 
@@ -102,6 +103,7 @@ def model_to_dict(model: AIModel, nodes: dict[str, Node] | None = None) -> dict:
         "infoHash": model.info_hash,
         "seeding": model.seeding,
         "error": model.error,
+        "note": model.note,
         "server": model_server(model, nodes),
         "copies": [model_copy(copy, nodes) for copy in model.copy_list()],
         "instances": [model_instance(instance, nodes) for instance in model.instance_list()],

@@ -161,15 +161,13 @@ class Claims:
         now = self.clock()
         self.watching[model_id] = Watch(sha256=salt[:32].hex(), seen=_sign_of_life(claim), since=now,
                                         next_ask=now + self.ask_every)
-        node_services.torrent_await(model_id=model_id, node=self.node_name,
-                                    reason=f"waiting for another portal's Hub download ({done} of {total} bytes)")
+        node_services.torrent_await(model_id=model_id, node=self.node_name, done=done, total=total)
 
     def _progress(self, model_id: str, watch: Watch, claim: tuple[str, int, int, int]) -> None:
         _, done, total, _ = claim
         if _sign_of_life(claim) != watch.seen:
             watch.seen, watch.since = _sign_of_life(claim), self.clock()
-            node_services.torrent_await(model_id=model_id, node=self.node_name,
-                                        reason=f"waiting for another portal's Hub download ({done} of {total} bytes)")
+            node_services.torrent_await(model_id=model_id, node=self.node_name, done=done, total=total)
 
     def _put(self, held: Held, *, done: int, model_id: str) -> None:
         total = ModelCopy.objects.filter(model_id=model_id, node=self.node_name).values_list(

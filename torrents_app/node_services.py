@@ -184,8 +184,16 @@ def torrent_record_missing(*, model_id: str, node: str, reason: str) -> None:
                                                       state__in=(LOOKING, AWAITING)).update(state=MISSING, error=reason)
 
 
-def torrent_await(*, model_id: str, node: str, reason: str) -> None:
-    """Another portal fetches the file from the Hub: this download waits for its record (`reason` says how far
-    that fetch is, for whoever looks at the row)."""
-    torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP,
-                                                      state__in=(LOOKING, AWAITING)).update(state=AWAITING, error=reason)
+def torrent_await(*, model_id: str, node: str, done: int, total: int) -> None:
+    """Another portal fetches the file from the Hub (`done` of `total` bytes so far): this download waits for
+    its record, and its copy says so."""
+    note = f"Waiting for another portal, which is downloading it from the Hub ({fetch_percent(done, total)})"
+    waiting = torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP,
+                                                                state__in=(LOOKING, AWAITING))
+    if waiting.update(state=AWAITING, error=note):
+        copy_rows(model_id=model_id, node=node).update(note=note)
+        model_notify(AIModel(pk=model_id))
+
+
+def fetch_percent(done: int, total: int) -> str:
+    return f"{100 * done / total:.0f}%" if total else f"{done} bytes"

@@ -23,6 +23,7 @@ from torrents_app.node_services import (
     LOOKING,
     MISSING,
     WAITING,
+    fetch_percent,
     swarm_magnet,
     torrent_rows,
 )
@@ -79,7 +80,19 @@ def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) 
     seed, so peers and the Hub serve it together, and the node daemon verifies the result against the
     Hub's sha256 as it does every download. When no peer has sent the torrent's metadata within `wait`
     seconds the row is withdrawn and the caller downloads over HTTP; nothing was written to disk.
+
+    When nobody has the file yet but another node of this group, or another portal (its claim in the
+    DHT, see `claims`), is fetching it from the Hub, the download waits for that one to seed it, for as
+    long as it makes progress (P2P_SWARM_STALL); the copy's `note` says what it waits for.
     """
+    try:
+        return _swarm_fetch(model_id=model_id, wait=wait, poll=poll)
+    finally:  # whatever it waited for, it waits no more
+        if ModelCopy.objects.filter(model_id=model_id, node=settings.NODE_NAME).exclude(note="").update(note=""):
+            model_notify(AIModel(pk=model_id))
+
+
+def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
     wait = settings.P2P_SWARM_WAIT if wait is None else wait
     node = settings.NODE_NAME
     copy = ModelCopy.objects.select_related("model").filter(model_id=model_id, node=node).first()
@@ -153,6 +166,12 @@ def _group_fetch_wait(copy: ModelCopy, *, poll: float) -> bool | None:
             if not waited:
                 log.info("%s: node %s of this group is fetching the same file; waiting for it", copy.model_id,
                          fetcher.node)
+            if progress != seen:
+                how_far = "checking it" if fetcher.status == CopyStatus.VERIFYING else \
+                    fetch_percent(fetcher.downloaded_bytes, copy.model.size)
+                ModelCopy.objects.filter(pk=copy.pk).update(
+                    note=f"Waiting for node {fetcher.node}, which is downloading it from the Hub ({how_far})")
+                model_notify(copy.model)
             seen, since, waited = progress, time.monotonic(), True
         elif time.monotonic() - since > stall:
             log.info("%s: node %s made no progress for %.0f s; fetching it from the Hub too", copy.model_id,

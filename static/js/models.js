@@ -81,7 +81,7 @@
     var copies = model.copies || [], instances = model.instances || [];
     if (copies.length < 2 && instances.length < 2) return "";
     return copies.map(function (c) {
-      return c.node + ":" + c.status + ":" + Math.floor(Number(c.downloadProgress) || 0);
+      return c.node + ":" + c.status + ":" + Math.floor(Number(c.downloadProgress) || 0) + ":" + (c.note || "");
     }).concat(instances.map(function (i) { return i.node + "=" + i.status + ":" + i.desired; })).join(",");
   }
 

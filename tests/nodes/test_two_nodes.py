@@ -338,30 +338,44 @@ def test_the_same_hub_file_downloaded_on_a_comes_from_b_not_from_the_hub(group, 
     assert copies["a"]["bytesFrom"]["http"] == 0
 
 
-def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, hub, tmp_path):
+def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, hub, tmp_path, browser):
     """Nobody has it yet: a, which asked first, fetches it from the Hub; b waits for a's seed and takes it
     from a over BitTorrent."""
     twin = make_gguf(tmp_path / "Twin.Q4_0.gguf", 9 * 1024 * 1024 + 123, name="Twin")
     hub.add_repo(TWIN_REPO, {twin.name: twin})
     group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
     hub.reset_counters()
-    hub.slow_bps = 2 * 1024 * 1024  # a few seconds over HTTP: long enough for b to start meanwhile
+    from playwright.sync_api import expect
+
+    hub.slow_bps = 1024 * 1024  # seconds over HTTP: long enough for b to start meanwhile, and to look at it
+    context, tab = _models_page(browser, group)
     try:
         for node in ("a", "b"):
             started = group.api("POST", "/api/ai/download", json={"url": TWIN_REPO, "node": node})
             assert started.status_code == 202, started.text
         model_id = started.json()["result"]["id"]
+        note = group.wait(lambda: {c["node"]: c["note"] for c in group.model(model_id)["copies"]}.get("b"),
+                          "b's copy saying what it waits for", 30)
+        assert re.fullmatch(r"Waiting for node a, which is downloading it from the Hub \((\d+%|checking it)\)", note), note
+        tab.goto(f"/models/{model_id}/")
+        machines = tab.get_by_role("region", name="Machines")
+        expect(machines.locator('[data-copy-node="b"] .copy-note')).to_contain_text("Waiting for node a")
         copies = group.wait(lambda: (c := {c["node"]: c for c in group.model(model_id)["copies"]})
                             and all(copy["status"] == "ready" for copy in c.values()) and len(c) == 2 and c,
                             "both copies verified", 120)
     finally:
         hub.slow_bps = 0
+    tab.reload()  # this group's processes share no channel layer (memory): the page is read afresh
+    expect(machines.locator('[data-copy-node="b"] .copy-status')).to_have_text("ready")
+    expect(machines.locator(".copy-note")).to_have_count(0)  # nothing is waited for now
+    context.close()
     size = twin.stat().st_size
     for node in ("a", "b"):
         assert (group.nodes[node].model_dir / model_id / twin.name).read_bytes() == twin.read_bytes()
     assert copies["a"]["bytesFrom"]["http"] == size
     assert copies["b"]["bytesFrom"]["http"] == 0, copies["b"]
     assert hub.bytes_served < 1.5 * size, f"the Hub sent {hub.bytes_served} bytes for a file of {size}"
+    assert copies["a"]["note"] == copies["b"]["note"] == ""
     group.wait(lambda: {c["node"]: c for c in group.model(model_id)["copies"]}["b"]["bytesFrom"]["peers"]
                >= size / 2, "b's bytes counted as from a", 10)
     assert "node a of this group is fetching the same file; waiting for it" in (group.nodes["b"].root / "qcluster.log").read_text()

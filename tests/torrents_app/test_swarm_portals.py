@@ -6,6 +6,7 @@ it is about to download from the sha256 record a published in the DHT.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 import pytest
@@ -105,6 +106,10 @@ def test_two_portals_that_start_the_same_hub_file_at_once_cost_the_hub_one_copy(
     size = swarm_file.stat().st_size
     for portal in (a, b):
         _api(portal, "POST", "/api/ai/download", {"url": f"{hub.url}/{REPO}"})
+    # The one that waits says so, with how far the other is.
+    note = wait_for(lambda: next((n for p in (a, b) if (n := _model(p)["note"])), None), what="a waiting note",
+                    timeout=60)
+    assert re.fullmatch(r"Waiting for another portal, which is downloading it from the Hub \(\d+%\)", note), note
     done = wait_for(lambda: (_ready(a), _ready(b)) if _ready(a) and _ready(b) else None,
                     what="both downloads, verified and seeded", timeout=180)
     assert done[0]["sha256"] == done[1]["sha256"] == hub.repo(REPO).files[swarm_file.name].sha256
@@ -112,6 +117,7 @@ def test_two_portals_that_start_the_same_hub_file_at_once_cost_the_hub_one_copy(
     assert fetcher["bytesFrom"]["http"] == size and waiter["bytesFrom"]["http"] == 0, (fetcher, waiter)
     assert waiter["bytesFrom"]["peers"] >= size / 2, waiter["bytesFrom"]
     assert hub.bytes_served < 1.5 * size, f"the Hub sent {hub.bytes_served} bytes for a file of {size}"
+    assert fetcher["note"] == waiter["note"] == ""
     logs = a.log.read_text() + b.log.read_text()
     assert "this node fetches it from the Hub for the swarm" in logs
     assert "another portal is fetching it from the Hub" in logs
