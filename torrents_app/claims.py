@@ -4,8 +4,10 @@ A download that finds no sha256 record asks the DHT for the file's claim (see `s
 claim of someone else's, it waits for the record, watching the claim's byte count; with none, it puts
 its own, reads it back, and either fetches over HTTP (its claim stored) or waits (another's stored).
 The fetcher rewrites its claim with its progress while its copy downloads, so a waiter whose fetcher
-stops (killed, failed, gone) sees the count stand still and goes to the Hub itself after STALL seconds:
-a claim costs a waiter time, never the file.
+stops (killed, gone) sees the count stand still and goes to the Hub itself after STALL seconds: a claim
+costs a waiter time, never the file. A fetch that fails or is cancelled releases its claim, and its
+waiters take it over at once; a node daemon that restarts while its download job goes on over HTTP
+claims that fetch again.
 
 `Claims` is the torrent engine's part that does this; it owns no session and no rows of its own: the
 engine hands it the session and the DHT alerts, and it moves the waiting row through `node_services`.
@@ -18,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Count
 
-from models_app.models import ModelCopy
+from models_app.models import CopyStatus, ModelCopy, Source
 from models_app.states import FETCHING
 from torrents_app import node_services, swarm
 
@@ -54,6 +57,8 @@ class Claims:
         self.verifying: dict[bytes, str] = {}  # claim salt -> model that put its claim and reads it back
         self.held: dict[str, Held] = {}  # model -> the claim this node holds for it
         self.watching: dict[str, Watch] = {}  # model -> what it waits on
+        self.releasing: dict[bytes, str] = {}  # claim salt -> this node's token, to release if still stored
+        self.next_adopt = 0.0
 
     @property
     def stall(self) -> float:
@@ -72,10 +77,19 @@ class Claims:
             self._first_look(salt, claim, authoritative)
         elif salt in self.verifying:
             self._read_back(salt, claim, authoritative)
+        elif salt in self.releasing:
+            self._release(salt, claim, authoritative)
         else:
-            for model_id, watch in self.watching.items():
-                if swarm.claim_salt(watch.sha256) == salt and claim is not None:
+            for model_id, watch in list(self.watching.items()):
+                if swarm.claim_salt(watch.sha256) != salt:
+                    continue
+                if claim is not None:
                     self._progress(model_id, watch, claim)
+                elif value and swarm.claim_released(value):
+                    log.info("%s: the portal fetching it from the Hub gave the fetch up; fetching it itself",
+                             model_id)
+                    del self.watching[model_id]
+                    self._claim(model_id, salt)
 
     def on_put(self, salt: bytes, reached: int) -> None:
         """A claim's put is out: read it back (a refresh of a held claim needs nothing more)."""
@@ -98,15 +112,22 @@ class Claims:
         record is due to be looked up again.
         """
         now = self.clock()
+        if now >= self.next_adopt:
+            self.next_adopt = now + self.refresh_every
+            self._adopt(now)
         if self.held:
-            fetching = dict(ModelCopy.objects.filter(model_id__in=self.held, node=self.node_name,
-                                                     status__in=FETCHING).values_list("model_id", "downloaded_bytes"))
+            copies = {model_id: (status, done) for model_id, status, done in ModelCopy.objects.filter(
+                model_id__in=self.held, node=self.node_name).values_list("model_id", "status", "downloaded_bytes")}
             for model_id, held in list(self.held.items()):
-                if model_id not in fetching:
-                    del self.held[model_id]  # ready (its record takes over), failed or gone: the claim goes stale
+                status, done = copies.get(model_id, (None, 0))
+                if status not in FETCHING:
+                    # Ready: its record takes over. Failed, cancelled or gone: its waiters should know now.
+                    del self.held[model_id]
+                    if status != CopyStatus.READY:
+                        self._release_if_ours(model_id, held)
                 elif now >= held.due:
                     held.due, held.beat = now + self.refresh_every, held.beat + 1
-                    self._put(held, done=fetching[model_id], model_id=model_id)
+                    self._put(held, done=done, model_id=model_id)
         self.watching = {key: watch for key, watch in self.watching.items() if key in waiting}
         taking_over = set(self.verifying.values())
         for model_id in waiting.keys() - self.watching.keys() - taking_over:  # left waiting by a daemon that restarted
@@ -130,6 +151,9 @@ class Claims:
         if claim is None and not authoritative:
             return  # a node without it answered; the look goes on
         model_id = self.checking.pop(salt)
+        held = self.held.get(model_id)
+        if claim is not None and held is not None and claim[0] == held.token:
+            claim = None  # this node's own, from the job's HTTP fetch before it restarted: claimed afresh
         if claim is not None:
             self._wait_on(model_id, salt, claim)
         else:
@@ -168,6 +192,37 @@ class Claims:
         if _sign_of_life(claim) != watch.seen:
             watch.seen, watch.since = _sign_of_life(claim), self.clock()
             node_services.torrent_await(model_id=model_id, node=self.node_name, done=done, total=total)
+
+    def _adopt(self, now: float) -> None:
+        """Hold a claim on each Hub fetch over HTTP under way on this node without one: this daemon was
+        restarted (its claims went with the old process) while the download job went on."""
+        if float(settings.P2P_SWARM_WAIT) <= 0:
+            return  # the swarm is off for downloads here
+        rows = (ModelCopy.objects.filter(node=self.node_name, status=CopyStatus.DOWNLOADING, downloaded_bytes__gt=0,
+                                         torrent__isnull=True, model__source=Source.HUGGINGFACE)
+                .exclude(model_id__in=self.held).annotate(parts=Count("model__files")).filter(parts=1)
+                .values_list("model_id", "model__sha256"))
+        for model_id, sha256 in rows:
+            if swarm.is_sha256(sha256):
+                log.info("%s: fetching it from the Hub without a claim; claiming it for the swarm", model_id)
+                self.held[model_id] = Held(salt=swarm.claim_salt(sha256), token=secrets.token_hex(8), due=now)
+
+    def _release_if_ours(self, model_id: str, held: Held) -> None:
+        """Read the claim first: a waiter may have taken the fetch over already, and its claim must stay."""
+        if self.verifying.get(held.salt) == model_id:
+            del self.verifying[held.salt]
+        self.releasing[held.salt] = held.token
+        self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=held.salt)
+
+    def _release(self, salt: bytes, claim, authoritative: bool) -> None:
+        token = self.releasing[salt]
+        if claim is not None and claim[0] == token:
+            del self.releasing[salt]
+            log.info("this node gave up a fetch it had claimed; releasing the claim for its waiters")
+            self.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY, salt=salt,
+                                    value=swarm.claim_release(claimant=token))
+        elif authoritative:
+            del self.releasing[salt]  # another's claim (or none) is stored: nothing to release
 
     def _put(self, held: Held, *, done: int, model_id: str) -> None:
         total = ModelCopy.objects.filter(model_id=model_id, node=self.node_name).values_list(

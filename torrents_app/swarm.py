@@ -56,8 +56,10 @@ def record_parse(value: bytes) -> tuple[str, str] | None:
 # takes the stored one plus one, so of the claims put together the last one stored names the fetcher for
 # all of them. The others wait for the sha256 record, reading the claim meanwhile: the fetcher rewrites it
 # with its byte count every few seconds, and a claim whose count stops moving (or, once every byte is in,
-# whose beat stops) is given up on.
+# whose beat stops) is given up on. A fetcher that gives up itself overwrites its claim with a release,
+# so that its waiters take the fetch over at once instead of after the stall.
 CLAIM = b"aiportal1-fetch"
+CLAIM_OFF = b"aiportal1-fetch-off"
 _CLAIM_SUFFIX = b"/fetch"
 
 
@@ -73,6 +75,16 @@ def claim_value(*, claimant: str, done: int, total: int, beat: int = 0) -> bytes
     """`aiportal1-fetch <claimant> <bytes done> <bytes in all> <beat>`: the claimant is a random token per
     claim, the beat counts its refreshes (what shows it alive once every byte is in and it verifies)."""
     return b" ".join([CLAIM, claimant.encode(), *(str(n).encode() for n in (done, total, beat))])
+
+
+def claim_release(*, claimant: str) -> bytes:
+    """`aiportal1-fetch-off <claimant>`: the fetcher gave its fetch up (failed, cancelled, deleted)."""
+    return b" ".join([CLAIM_OFF, claimant.encode()])
+
+
+def claim_released(value: bytes) -> bool:
+    parts = value.split(b" ")
+    return len(parts) == 2 and parts[0] == CLAIM_OFF and bool(re.match(rb"^[0-9a-f]{8,32}$", parts[1]))
 
 
 def claim_parse(value: bytes) -> tuple[str, int, int, int] | None:

@@ -10,7 +10,8 @@ from aiportal.nodes import node_heartbeat
 from models_app.hub import client
 from models_app.hub.runner import download_run
 from models_app.hub.services import download_start
-from models_app.models import AIModel, Status
+from models_app.models import AIModel, CopyStatus, ModelFile, Source, Status
+from models_app.states import copy_move, copy_rows
 from models_app.services import model_delete, model_import_local
 from tests.fakes.fake_hub import FakeHub
 from tests.torrents_app.ggufgen import make_gguf
@@ -22,7 +23,7 @@ from torrents_app.magnets import magnet_build
 from torrents_app.models import Torrent
 from torrents_app.session import SessionConfig
 from torrents_app.sharing import magnet_download_start
-from tests.factories import model_make
+from tests.factories import copy_update, model_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 MIB = 1024 * 1024
@@ -275,3 +276,87 @@ def test_claims_are_ours_only_when_well_formed():
     for bad in (b"", b"aiportal1-fetch x 1 2 0", b"aiportal1-fetch 0123456789abcdef -1 2 0",
                 swarm.record_value(info_hash_v1="ab" * 20, info_hash_v2=""), value + b" 3"):
         assert swarm.claim_parse(bad) is None, bad
+
+
+def _claim_read(monkeypatch, engine, *, salt: bytes, want):
+    """A probe for pump(): ask the DHT from `engine` for the claim under `salt` until a whole answer satisfies
+    `want(value)`."""
+    asked = {"out": False}
+    real = engine.claims.on_item
+
+    def on_item(got: bytes, value: bytes, authoritative: bool) -> None:
+        real(got, value, authoritative)
+        if got == salt and authoritative:
+            asked.update(out=False, ok=want(value))
+
+    monkeypatch.setattr(engine.claims, "on_item", on_item)
+
+    def read() -> bool:
+        if asked.get("ok"):
+            return True
+        if not asked["out"]:
+            asked["out"] = True
+            engine.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=salt)
+        return False
+
+    return read
+
+
+def _fetching_on_alpha(sha256: str, *, size: int, done: int) -> AIModel:
+    """A Hub download under way over HTTP on node alpha, as its job writes it (no torrent row)."""
+    fetch = model_make(id="elsewhere_Tiny-GGUF", node="alpha", source=Source.HUGGINGFACE, repo_id="elsewhere/Tiny-GGUF", file_name="Tiny.gguf", size=size,
+                       sha256=sha256, status=CopyStatus.DOWNLOADING, downloaded_bytes=done)
+    ModelFile.objects.create(model=fetch, name="Tiny.gguf", size=size, sha256=sha256)
+    return fetch
+
+
+def test_a_node_daemon_restarted_mid_fetch_claims_its_fetch_again_and_releases_it_when_the_fetch_fails(
+        settings, monkeypatch, dht_pair, caplog):
+    """alpha's daemon starts (no claims held) while its download job fetches a Hub file over HTTP."""
+    alpha, beta = dht_pair
+    caplog.set_level("INFO", logger="aiportal.torrents")
+    sha256 = "cd" * 32
+    fetch = _fetching_on_alpha(sha256, size=10 * MIB, done=3 * MIB)
+    salt = swarm.claim_salt(sha256)
+
+    def claim_done(value: bytes):
+        claim = swarm.claim_parse(value)
+        return claim and claim[1:3]
+
+    pump([alpha, beta], _claim_read(monkeypatch, beta, salt=salt, want=lambda v: claim_done(v) == (3 * MIB, 10 * MIB)),
+         timeout=30)
+    assert "fetching it from the Hub without a claim; claiming it for the swarm" in caplog.text
+    copy_update(fetch.pk, downloaded_bytes=7 * MIB)  # its refreshes carry the job's progress
+    pump([alpha, beta], _claim_read(monkeypatch, beta, salt=salt, want=lambda v: claim_done(v) == (7 * MIB, 10 * MIB)),
+         timeout=30)
+    copy_move(copy_rows(model_id=fetch.pk, node="alpha"), CopyStatus.ERROR, error="the Hub answered 500")
+    pump([alpha, beta], _claim_read(monkeypatch, beta, salt=salt, want=swarm.claim_released), timeout=30)
+    assert not alpha.claims.held
+
+
+def test_a_download_waiting_on_a_fetch_that_fails_takes_it_over_at_once(settings, monkeypatch, hub, small_gguf,
+                                                                          dht_pair, caplog):
+    alpha, beta = dht_pair
+    settings.P2P_SWARM_STALL = 600  # only the fetcher's release can end the wait before the test's timeout
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    size = small_gguf.stat().st_size
+    sha256 = torrent_services.creation.file_hashes(small_gguf, piece_size=MIB).sha256
+    fetch = _fetching_on_alpha(sha256, size=size, done=4096)  # another portal's, as far as beta knows
+    pump([alpha, beta], _claim_read(monkeypatch, beta, salt=swarm.claim_salt(sha256), want=swarm.claim_parse),
+         timeout=30)
+    _heartbeat(settings, beta)
+    caplog.set_level("INFO", logger="aiportal.torrents")
+
+    def fail_the_fetch_when_waited_on(**kwargs) -> None:
+        real_await(**kwargs)
+        copy_move(copy_rows(model_id=fetch.pk, node="alpha"), CopyStatus.ERROR, error="the Hub answered 500")
+
+    real_await = node_services.torrent_await
+    monkeypatch.setattr(node_services, "torrent_await", fail_the_fetch_when_waited_on)
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result == "ready"
+    assert f"another portal is fetching it from the Hub (4096 of {size} bytes)" in caplog.text
+    assert "gave the fetch up; fetching it itself" in caplog.text
+    assert "made no progress" not in caplog.text
+    model = refreshed(model)
+    assert (model.status, model.sha256, model.http_bytes) == (Status.READY, sha256, size)
