@@ -5,11 +5,8 @@ Every front door (REST, OpenAI-compatible API, web chat, Telegram) chats through
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -21,6 +18,7 @@ from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
 from aiportal.nodes import node_offline, nodes_by_name
+from chat.in_flight import InFlight, instance_slot
 from models_app.inference.services import serve_touch
 from models_app.models import ServeState
 from models_app.selectors import model_get
@@ -51,50 +49,12 @@ class Endpoint:
     key: str
     node: str
     instance_id: int
-    lease: int
+    slot: str  # what its requests in flight are counted under (chat.in_flight)
+    lease: str
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
-
-
-class InFlight:
-    """Requests this process has in flight per instance, for routing to the least busy one (SPEC §9).
-
-    A request takes a lease when its instance is chosen and gives it back when it is done
-    (`request_done`). A lease never given back (a stream no one read) stops counting after
-    `EXPIRE` seconds, the longest an answer may take."""
-
-    EXPIRE = 600.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._leases: dict[int, tuple[int, float]] = {}  # lease -> (instance id, taken at)
-        self._picked: dict[int, float] = {}  # instance id -> when it was last chosen
-        self._next = itertools.count(1)
-
-    def take(self, instance_ids: list[int]) -> tuple[int, int]:
-        """The instance with the fewest requests in flight (of equals, the one chosen longest ago), and a lease."""
-        with self._lock:
-            now = time.monotonic()
-            self._leases = {k: v for k, v in self._leases.items() if now - v[1] < self.EXPIRE}
-            busy = {i: 0 for i in instance_ids}
-            for instance_id, _ in self._leases.values():
-                if instance_id in busy:
-                    busy[instance_id] += 1
-            chosen = min(instance_ids, key=lambda i: (busy[i], self._picked.get(i, 0.0)))
-            self._picked[chosen] = now
-            lease = next(self._next)
-            self._leases[lease] = (chosen, now)
-            return chosen, lease
-
-    def give_back(self, lease: int) -> None:
-        with self._lock:
-            self._leases.pop(lease, None)
-
-    def count(self, instance_id: int) -> int:
-        with self._lock:
-            return sum(1 for i, _ in self._leases.values() if i == instance_id)
 
 
 in_flight = InFlight()
@@ -118,12 +78,13 @@ def model_endpoint(*, model_id: str) -> Endpoint:
         reason = f" ({failed.error.splitlines()[0]})" if model.serve_failed and failed.error else ""
         raise Conflict(f"Model {model_id} is {model.status}{reason}, not serving: serve it first.",
                        code="model_not_serving")
-    chosen, lease = in_flight.take([i.pk for i in up])
-    instance = next(i for i in up if i.pk == chosen)
+    slots = {instance_slot(instance_id=i.pk, url=i.url, api_key=i.api_key): i for i in up}
+    chosen, lease = in_flight.take(list(slots))
+    instance = slots[chosen]
     if instance.last_used_at is None or instance.last_used_at < timezone.now() - TOUCH_EVERY:
         serve_touch(instance_id=instance.pk)  # the keep-alive clock, written at most every few seconds
     return Endpoint(model_id=model_id, url=instance.url, key=instance.api_key, node=instance.node,
-                    instance_id=instance.pk, lease=lease)
+                    instance_id=instance.pk, slot=chosen, lease=lease)
 
 
 def chat_body(*, model_id: str, messages: list[dict], max_tokens: int, temperature: float, stream: bool) -> dict:

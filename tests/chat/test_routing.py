@@ -3,6 +3,9 @@ fewest requests in flight (of equals, the one chosen longest ago), never to a no
 none left, 503 `model_unavailable` naming the nodes. Real rows and heartbeats, the portal's own chooser."""
 from __future__ import annotations
 
+import socket
+import uuid
+
 import pytest
 from django.utils import timezone
 
@@ -36,7 +39,8 @@ def served_twice(monkeypatch):
         ServedInstance.objects.create(model=model, node=f"n{n}", desired="serving", state=ServeState.SERVING,
                                       host=f"10.0.0.{n}", port=8000 + n, api_key=f"key-{n}",
                                       last_used_at=timezone.now())
-    monkeypatch.setattr(llm, "in_flight", llm.InFlight())  # this test's requests only
+    # This test's requests only, counted in the suite's Redis as every front door of a group counts them.
+    monkeypatch.setattr(llm, "in_flight", llm.InFlight(prefix=f"test:{uuid.uuid4().hex}"))
     return model
 
 
@@ -49,10 +53,39 @@ def test_a_request_goes_to_the_instance_with_fewest_in_flight(served_twice):
     llm.request_done(second, tokens=3)
     third = llm.model_endpoint(model_id="twice")
     assert third.node == second.node  # the first one is still busy
-    assert llm.in_flight.count(first.instance_id) == 1 and llm.in_flight.count(third.instance_id) == 1
+    assert llm.in_flight.count(first.slot) == 1 and llm.in_flight.count(third.slot) == 1
     llm.request_done(first)
     llm.request_done(third)
     assert ServedInstance.objects.get(pk=second.instance_id).tokens_generated == 3
+
+
+def test_two_front_doors_count_each_others_requests(served_twice):
+    """Two daphnes of a group (here two counters that share nothing but Redis) route as one."""
+    prefix = llm.in_flight.prefix
+    door_a, door_b = llm.in_flight, llm.InFlight(prefix=prefix)
+    first = llm.model_endpoint(model_id="twice")  # through door a, still being answered
+    llm.in_flight = door_b
+    second = llm.model_endpoint(model_id="twice")
+    assert second.node != first.node
+    assert door_b.count(first.slot) == 1 and door_a.count(second.slot) == 1
+    llm.request_done(first)  # a lease can be given back through any door
+    assert door_a.count(first.slot) == 0
+    assert llm.model_endpoint(model_id="twice").node == first.node
+    llm.in_flight = door_a
+
+
+def test_without_redis_each_front_door_counts_alone_and_says_so(served_twice, monkeypatch, caplog):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens here once the probe is closed
+    monkeypatch.setattr(llm, "in_flight", llm.InFlight(redis_url=f"redis://127.0.0.1:{closed}/0"))
+    first = llm.model_endpoint(model_id="twice")
+    second = llm.model_endpoint(model_id="twice")
+    assert {first.node, second.node} == {"n1", "n2"}
+    assert "requests in flight are counted in this process only for 30 s" in caplog.text
+    assert llm.in_flight.count(first.slot) == 1
+    llm.request_done(first)
+    assert llm.in_flight.count(first.slot) == 0
 
 
 def test_requests_one_at_a_time_take_turns(served_twice):
