@@ -6,6 +6,10 @@ from collections import deque
 from collections.abc import Callable
 
 from django.conf import settings
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from telegram_bot import send, texts
 
 
 def is_admin(user_id: int | None) -> bool:
@@ -50,3 +54,11 @@ class RateLimiter:
             return False
         self._warned.add(user_id)
         return True
+
+
+async def refuse_unless_admin(update: Update, context: ContextTypes.DEFAULT_TYPE, what: str) -> bool:
+    """True (after a polite refusal) when the user is not an admin."""
+    if is_admin(update.effective_user.id):
+        return False
+    await send.say(context.bot, update.effective_chat.id, texts.ADMINS_ONLY.format(what=what))
+    return True

@@ -15,6 +15,7 @@ from models_app.models import Status
 from models_app.selectors import model_list
 from telegram_bot import send, texts
 from telegram_bot.access import is_admin
+from telegram_bot.downloads import cmd_download
 from telegram_bot.keyboards import keyboard, value_resolve
 from telegram_bot.streaming import stream_to_chat
 
@@ -36,8 +37,6 @@ async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE, args: lis
 
 async def cmd_ai(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
     if args:
-        from telegram_bot.model_handlers import cmd_download
-
         await cmd_download(update, context, args)
         return
     await offer_models(update, context)

@@ -3,6 +3,8 @@ up to date with its progress; a repo with several GGUF files offers them as butt
 offers the GGUF repos the Hub search found."""
 from __future__ import annotations
 
+import asyncio
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from telegram import Update
@@ -13,10 +15,11 @@ from models_app.hub.refs import hub_ref_names_file
 from models_app.models import AIModel
 from models_app.selectors import model_list
 from telegram_bot import send, texts
+from telegram_bot.access import refuse_unless_admin
 from telegram_bot.keyboards import keyboard, short_hash
-from telegram_bot.model_handlers import watch
 
 MAGNET_GRACE_POLLS = 5  # the torrent (and its magnet) is created right after the file is verified
+PROGRESS_EVERY = 3.0  # at most one edit of a progress message every 3 seconds
 
 
 def _file_name(entry: dict) -> str:
@@ -124,3 +127,29 @@ async def _failed(update: Update, context: ContextTypes.DEFAULT_TYPE, url: str, 
 
 def _file_label(entry: dict) -> str:
     return f"{_file_name(entry)} ({texts.human_bytes(entry.get('size') or 0)})"
+
+
+async def cmd_download(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
+    if await refuse_unless_admin(update, context, "download models"):
+        return
+    await download_begin(update, context, url=args[0], file_name=args[1] if len(args) > 1 else None)
+
+
+async def on_download_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
+    if await refuse_unless_admin(update, context, "download models"):
+        return
+    await download_choice(update, context, value)
+
+
+async def watch(poll, render, on_change, *, every: float = PROGRESS_EVERY) -> None:
+    """Every `every` seconds: `state = poll()`; `render(state)` gives (text, done); show changed texts."""
+    last = None
+    while True:
+        await asyncio.sleep(every)
+        state = await sync_to_async(poll)()
+        text, done = render(state)
+        if text != last:
+            await on_change(text)
+            last = text
+        if done:
+            return

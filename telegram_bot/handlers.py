@@ -20,7 +20,7 @@ from telegram.ext import (
     filters,
 )
 
-from telegram_bot import chat_handlers, model_handlers, send, texts
+from telegram_bot import chat_handlers, downloads, model_handlers, send, texts
 from telegram_bot.access import RateLimiter, is_admin, may_chat
 from telegram_bot.keyboards import data_unpack
 
@@ -41,7 +41,7 @@ BUTTONS = {
     "chat": chat_handlers.on_pick,
     "serve": model_handlers.on_serve_button,
     "stop": model_handlers.on_stop_button,
-    "dl": model_handlers.on_download_button,
+    "dl": downloads.on_download_button,
     "list": model_handlers.on_list_button,
 }
 

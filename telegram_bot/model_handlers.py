@@ -16,13 +16,12 @@ from models_app.inference.services import serve_start, serve_stop, serve_wait
 from models_app.models import AIModel, Status
 from models_app.selectors import model_get, model_list
 from telegram_bot import send, texts
-from telegram_bot.access import is_admin
+from telegram_bot.access import refuse_unless_admin
 from telegram_bot.keyboards import keyboard, pager, value_resolve
 
 SERVE_TIMEOUT = 600.0
 SERVE_POLL = 0.5
 LIST_PAGE = 5  # models per /ai-list message when the list is long
-PROGRESS_EVERY = 3.0  # at most one edit of a progress message every 3 seconds
 
 
 def _models() -> list[AIModel]:
@@ -61,16 +60,8 @@ def _list_page(models: list[AIModel], page: int) -> tuple[str, InlineKeyboardMar
     return f"{count}, page {page + 1} of {len(pages)}:\n\n{pages[page]}", pager("list", page, len(pages))
 
 
-async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE, what: str) -> bool:
-    """True (after a polite refusal) when the user is not an admin."""
-    if is_admin(update.effective_user.id):
-        return False
-    await send.say(context.bot, update.effective_chat.id, texts.ADMINS_ONLY.format(what=what))
-    return True
-
-
 async def cmd_serve(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
-    if await _refuse(update, context, "start models"):
+    if await refuse_unless_admin(update, context, "start models"):
         return
     models = await sync_to_async(_models)()
     ready = [m.id for m in models if m.status == Status.READY]
@@ -86,7 +77,7 @@ async def cmd_serve(update: Update, context: ContextTypes.DEFAULT_TYPE, args: li
 
 
 async def cmd_stop(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
-    if await _refuse(update, context, "stop models"):
+    if await refuse_unless_admin(update, context, "stop models"):
         return
     models = await sync_to_async(_models)()
     running = [m.id for m in models if m.status in {Status.SERVING, Status.STARTING}]
@@ -104,7 +95,7 @@ def _unknown(args: list[str]) -> str:
 
 
 async def on_serve_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
-    if await _refuse(update, context, "start models"):
+    if await refuse_unless_admin(update, context, "start models"):
         return
     model_id = value_resolve(value, [m.id for m in await sync_to_async(_models)()])
     if model_id is None:
@@ -114,7 +105,7 @@ async def on_serve_button(update: Update, context: ContextTypes.DEFAULT_TYPE, va
 
 
 async def on_stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
-    if await _refuse(update, context, "stop models"):
+    if await refuse_unless_admin(update, context, "stop models"):
         return
     model_id = value_resolve(value, [m.id for m in await sync_to_async(_models)()])
     if model_id is None:
@@ -166,33 +157,3 @@ async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE, model_id: str
         await send.say(bot, chat_id, f"Could not stop {model_id}: {exc.message}")
         return
     await send.say(bot, chat_id, f"⏹ Stopped {model_id}: it no longer answers chats.")
-
-
-async def cmd_download(update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]) -> None:
-    from telegram_bot.downloads import download_begin
-
-    if await _refuse(update, context, "download models"):
-        return
-    await download_begin(update, context, url=args[0], file_name=args[1] if len(args) > 1 else None)
-
-
-async def on_download_button(update: Update, context: ContextTypes.DEFAULT_TYPE, value: str) -> None:
-    from telegram_bot.downloads import download_choice
-
-    if await _refuse(update, context, "download models"):
-        return
-    await download_choice(update, context, value)
-
-
-async def watch(poll, render, on_change, *, every: float = PROGRESS_EVERY) -> None:
-    """Every `every` seconds: `state = poll()`; `render(state)` gives (text, done); show changed texts."""
-    last = None
-    while True:
-        await asyncio.sleep(every)
-        state = await sync_to_async(poll)()
-        text, done = render(state)
-        if text != last:
-            await on_change(text)
-            last = text
-        if done:
-            return
