@@ -44,10 +44,19 @@ class CreatedTorrent:
     magnet: str
 
 
+# libtorrent 2.1 fetches a hybrid or v2 torrent by magnet 4-5 times slower once it has 512 pieces or more
+# (it asks its peers for the piece hashes, BEP 52). Measured with a bare libtorrent pair on loopback,
+# no portal code, 1 MiB pieces: 511 pieces at 216 MiB/s, 512 at 46 MiB/s (v2 alone: 57); v1 torrents,
+# whose hashes come in the metadata, are not affected. So pieces grow until there are fewer than 512,
+# up to 32 MiB (files up to ~16 GiB); bigger files have more pieces and the slower magnet start.
+MAX_PIECES = 511
+MAX_PIECE = 32 * 1024 * 1024
+
+
 def piece_size_for(total: int) -> int:
-    """Depends on the size only: 256 KiB, doubled until there are at most 2048 pieces (16 MiB at most)."""
+    """Depends on the size only: 256 KiB, doubled until there are at most MAX_PIECES (MAX_PIECE at most)."""
     piece = 256 * 1024
-    while total > piece * 2048 and piece < 16 * 1024 * 1024:
+    while -(-total // piece) > MAX_PIECES and piece < MAX_PIECE:
         piece *= 2
     return piece
 

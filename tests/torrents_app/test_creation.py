@@ -62,8 +62,12 @@ def test_it_gives_the_same_file_the_same_torrent_wherever_and_whenever_it_lies(t
 
 
 def test_it_picks_the_piece_size_from_the_file_size_only():
-    sizes = [1, 98_362_432, 512 * 1024 * 1024, 7 * 1024 ** 3, 200 * 1024 ** 3]
-    assert [creation.piece_size_for(s) for s in sizes] == [P, P, P, 4 * 1024 * 1024, 16 * 1024 * 1024]
+    mib = 1024 * 1024
+    sizes = [1, 98_362_432, 511 * mib, 512 * mib, 1024 * mib, 7 * 1024 ** 3, 200 * 1024 ** 3]
+    pieces = [creation.piece_size_for(s) for s in sizes]
+    assert pieces == [P, P, mib, 2 * mib, 4 * mib, 16 * mib, 32 * mib]
+    # Fewer than 512 pieces (libtorrent's fast magnet path for hybrid torrents) up to the largest piece.
+    assert all(-(-s // p) <= 511 for s, p in zip(sizes[:-1], pieces[:-1], strict=True))
 
 
 def test_it_builds_a_magnet_with_both_hashes_the_name_the_size_and_the_web_seed(tmp_path):
