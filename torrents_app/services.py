@@ -167,8 +167,8 @@ def _group_fetch_wait(copy: ModelCopy, *, poll: float) -> bool | None:
                 log.info("%s: node %s of this group is fetching the same file; waiting for it", copy.model_id,
                          fetcher.node)
             if progress != seen:
-                how_far = "checking it" if fetcher.status == CopyStatus.VERIFYING else \
-                    fetch_percent(fetcher.downloaded_bytes, copy.model.size)
+                how_far = {CopyStatus.VERIFYING: "checking it", CopyStatus.READY: "about to share it"}.get(
+                    fetcher.status) or fetch_percent(fetcher.downloaded_bytes, copy.model.size)
                 ModelCopy.objects.filter(pk=copy.pk).update(
                     note=f"Waiting for node {fetcher.node}, which is downloading it from the Hub ({how_far})")
                 model_notify(copy.model)
@@ -182,10 +182,13 @@ def _group_fetch_wait(copy: ModelCopy, *, poll: float) -> bool | None:
 
 def _group_fetcher(copy: ModelCopy) -> ModelCopy | None:
     """The copy of these bytes that an online node of this group was asked for first, when it is not this
-    one: the group's fetcher, whose seed the others wait for (whichever job looks first, each finds the same)."""
+    one: the group's fetcher, whose seed the others wait for (whichever job looks first, each finds the same).
+    A fetcher whose copy is ready but not seeded yet (its daemon is adding the torrent) is still waited for."""
     online = [node.name for node in Node.objects.all() if node.online or node.name == copy.node]
-    first = (ModelCopy.objects.filter(model__sha256=copy.model.sha256, node__in=online, status__in=FETCHING)
-             .order_by("created_at", "pk").first())
+    same = ModelCopy.objects.filter(model__sha256=copy.model.sha256, node__in=online).order_by("created_at", "pk")
+    sharing = [node.name for node in Node.objects.filter(name__in=online) if node.p2p_port]
+    first = same.filter(status=CopyStatus.READY, seeding=True, node__in=sharing).exclude(node=copy.node).first() \
+        or same.filter(status__in=FETCHING).first()
     return first if first is not None and first.pk != copy.pk else None
 
 

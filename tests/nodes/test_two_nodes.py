@@ -356,7 +356,7 @@ def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, 
         model_id = started.json()["result"]["id"]
         note = group.wait(lambda: {c["node"]: c["note"] for c in group.model(model_id)["copies"]}.get("b"),
                           "b's copy saying what it waits for", 30)
-        assert re.fullmatch(r"Waiting for node a, which is downloading it from the Hub \((\d+%|checking it)\)", note), note
+        assert re.fullmatch(r"Waiting for node a, which is downloading it from the Hub \((\d+%|checking it|about to share it)\)", note), note
         tab.goto(f"/models/{model_id}/")
         machines = tab.get_by_role("region", name="Machines")
         expect(machines.locator('[data-copy-node="b"] .copy-note')).to_contain_text("Waiting for node a")

@@ -174,6 +174,37 @@ def test_a_node_of_the_group_that_seeds_the_file_serves_it_without_the_dht(setti
     assert hub.bytes_served < size / 2 and model.peer_bytes >= size / 2
 
 
+def test_a_node_of_the_group_whose_copy_is_ready_but_not_shared_yet_is_waited_for(settings, monkeypatch, hub,
+                                                                                   small_gguf, alpha, beta):
+    """alpha's download has just turned ready; its torrent (made from the file) is not written yet."""
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    settings.NODE_NAME = alpha.node_name
+    source = model_import_local(path=small_gguf)
+    Torrent.objects.filter(copy__model=source).delete()
+    _heartbeat(settings, alpha)
+    _heartbeat(settings, beta)
+    settings.NODE_NAME = "beta"
+    pauses = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 10:  # a second later alpha's torrent is there, and alpha seeds it
+            torrent_services.torrent_create_for_model(model_id=source.pk, node=alpha.node_name)
+        for engine in (alpha, beta):
+            engine.step()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(torrent_services, "pause", pause)
+    model = download_start(url=f"{settings.HF_ENDPOINT}/{REPO}", node="beta")
+    result = download_run(model_id=model.pk)
+    assert len(pauses) >= 10
+    assert result == "from the swarm"
+    pump([alpha, beta], lambda: refreshed(model).status == Status.READY, timeout=60)
+    model = refreshed(model)
+    assert model.sha256 == source.sha256 and model.http_bytes == 0
+    assert hub.bytes_served < small_gguf.stat().st_size / 2
+
+
 def test_records_are_ours_only_when_well_formed():
     value = swarm.record_value(info_hash_v1="ab" * 20, info_hash_v2="cd" * 32)
     assert swarm.record_parse(value) == ("ab" * 20, "cd" * 32)
