@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from models_app.states import FETCHING
 from torrents_app import node_services, swarm
 
 log = logging.getLogger("aiportal.torrents")
+CLOCK_SKEW = 120.0  # seconds two portals' clocks may disagree by before a live claim looks dead
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Claims:
         self.refresh_every = 2.0 if named_dht else 10.0
         self.ask_every = 2.0 if named_dht else 5.0
         self.checking: dict[bytes, str] = {}  # claim salt -> model whose first look is out
+        self.putting: dict[bytes, str] = {}  # claim salt -> model whose claim's put is not out yet
         self.verifying: dict[bytes, str] = {}  # claim salt -> model that put its claim and reads it back
         self.held: dict[str, Held] = {}  # model -> the claim this node holds for it
         self.watching: dict[str, Watch] = {}  # model -> what it waits on
@@ -63,6 +66,12 @@ class Claims:
     @property
     def stall(self) -> float:
         return float(settings.P2P_SWARM_STALL)
+
+    def dead_at_first_sight(self, claim: tuple[str, int, int, int, int]) -> bool:
+        """Written longer ago than a stall and a margin for clocks that disagree: its fetcher is long gone
+        (a fetcher rewrites its claim every few seconds). A clock far behind ours costs an extra Hub copy;
+        one far ahead, the stall's wait, as without the time."""
+        return time.time() - claim[4] > self.stall + CLOCK_SKEW
 
     # -- what the engine calls -------------------------------------------------------------------
     def begin(self, model_id: str, sha256: str) -> None:
@@ -75,6 +84,8 @@ class Claims:
         claim = swarm.claim_parse(value) if value else None
         if salt in self.checking:
             self._first_look(salt, claim, authoritative)
+        elif salt in self.putting:
+            return  # the rest of an earlier look's answer: only what is read after the put decides
         elif salt in self.verifying:
             self._read_back(salt, claim, authoritative)
         elif salt in self.releasing:
@@ -93,16 +104,16 @@ class Claims:
 
     def on_put(self, salt: bytes, reached: int) -> None:
         """A claim's put is out: read it back (a refresh of a held claim needs nothing more)."""
-        model_id = self.verifying.get(salt)
+        model_id = self.putting.pop(salt, None)
         if model_id is None:
             return
         if not reached:
             # Nobody to share the file with (the DHT is empty here): fetch it, with no one to tell.
-            del self.verifying[salt]
             self.held.pop(model_id, None)
             node_services.torrent_record_missing(model_id=model_id, node=self.node_name,
                                                  reason="no record and no DHT node to claim the fetch on")
             return
+        self.verifying[salt] = model_id
         self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=salt)
 
     def once(self, waiting: dict[str, str]) -> set[str]:
@@ -129,7 +140,7 @@ class Claims:
                     held.due, held.beat = now + self.refresh_every, held.beat + 1
                     self._put(held, done=done, model_id=model_id)
         self.watching = {key: watch for key, watch in self.watching.items() if key in waiting}
-        taking_over = set(self.verifying.values())
+        taking_over = set(self.putting.values()) | set(self.verifying.values())
         for model_id in waiting.keys() - self.watching.keys() - taking_over:  # left waiting by a daemon that restarted
             self.watching[model_id] = Watch(sha256=waiting[model_id], seen=None, since=now, next_ask=now)
         due = set()
@@ -154,6 +165,10 @@ class Claims:
         held = self.held.get(model_id)
         if claim is not None and held is not None and claim[0] == held.token:
             claim = None  # this node's own, from the job's HTTP fetch before it restarted: claimed afresh
+        elif claim is not None and self.dead_at_first_sight(claim):
+            log.info("%s: a claim on its fetch was last written %.0f s ago, by a portal long gone; fetching it",
+                     model_id, time.time() - claim[4])
+            claim = None
         if claim is not None:
             self._wait_on(model_id, salt, claim)
         else:
@@ -161,7 +176,7 @@ class Claims:
 
     def _claim(self, model_id: str, salt: bytes) -> None:
         """Put this node's claim on the fetch; it is read back once the put is out (`on_put`)."""
-        self.verifying[salt] = model_id
+        self.putting[salt] = model_id
         self.held[model_id] = Held(salt=salt, token=secrets.token_hex(8), due=self.clock() + self.refresh_every)
         self._put(self.held[model_id], done=0, model_id=model_id)
 
@@ -178,8 +193,8 @@ class Claims:
         self.held.pop(model_id, None)  # another claim was put after this one: that portal fetches
         self._wait_on(model_id, salt, claim)
 
-    def _wait_on(self, model_id: str, salt: bytes, claim: tuple[str, int, int, int]) -> None:
-        claimant, done, total, beat = claim
+    def _wait_on(self, model_id: str, salt: bytes, claim: tuple[str, int, int, int, int]) -> None:
+        claimant, done, total, *_ = claim
         log.info("%s: another portal is fetching it from the Hub (%d of %d bytes); waiting for its record",
                  model_id, done, total)
         now = self.clock()
@@ -187,8 +202,8 @@ class Claims:
                                         next_ask=now + self.ask_every)
         node_services.torrent_await(model_id=model_id, node=self.node_name, done=done, total=total)
 
-    def _progress(self, model_id: str, watch: Watch, claim: tuple[str, int, int, int]) -> None:
-        _, done, total, _ = claim
+    def _progress(self, model_id: str, watch: Watch, claim: tuple[str, int, int, int, int]) -> None:
+        _, done, total, *_ = claim
         if _sign_of_life(claim) != watch.seen:
             watch.seen, watch.since = _sign_of_life(claim), self.clock()
             node_services.torrent_await(model_id=model_id, node=self.node_name, done=done, total=total)
@@ -209,8 +224,9 @@ class Claims:
 
     def _release_if_ours(self, model_id: str, held: Held) -> None:
         """Read the claim first: a waiter may have taken the fetch over already, and its claim must stay."""
-        if self.verifying.get(held.salt) == model_id:
-            del self.verifying[held.salt]
+        for pending in (self.putting, self.verifying):
+            if pending.get(held.salt) == model_id:
+                del pending[held.salt]
         self.releasing[held.salt] = held.token
         self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=held.salt)
 
@@ -231,7 +247,7 @@ class Claims:
                                 value=swarm.claim_value(claimant=held.token, done=done, total=total, beat=held.beat))
 
 
-def _sign_of_life(claim: tuple[str, int, int, int]) -> tuple[str, int, int]:
+def _sign_of_life(claim: tuple[str, int, int, int, int]) -> tuple[str, int, int]:
     """What must change for a fetch to count as alive: its byte count, or its beat once every byte is in."""
-    claimant, done, total, beat = claim
+    claimant, done, total, beat, _ = claim
     return claimant, done, beat if total and done >= total else 0

@@ -9,6 +9,7 @@ record costs a downloader the bounded lookup and nothing else.
 from __future__ import annotations
 
 import re
+import time
 
 # ed25519, derived from sha256(b"aiportal sha256 records, BEP 44, public by design") as the seed. The
 # secret key is in libtorrent's expanded 64-byte form (sha512 of the seed, clamped).
@@ -71,10 +72,12 @@ def is_claim_salt(salt: bytes) -> bool:
     return len(salt) == 32 + len(_CLAIM_SUFFIX) and salt.endswith(_CLAIM_SUFFIX)
 
 
-def claim_value(*, claimant: str, done: int, total: int, beat: int = 0) -> bytes:
-    """`aiportal1-fetch <claimant> <bytes done> <bytes in all> <beat>`: the claimant is a random token per
-    claim, the beat counts its refreshes (what shows it alive once every byte is in and it verifies)."""
-    return b" ".join([CLAIM, claimant.encode(), *(str(n).encode() for n in (done, total, beat))])
+def claim_value(*, claimant: str, done: int, total: int, beat: int = 0, at: int | None = None) -> bytes:
+    """`aiportal1-fetch <claimant> <bytes done> <bytes in all> <beat> <unix time>`: the claimant is a random
+    token per claim, the beat counts its refreshes (what shows it alive once every byte is in and it
+    verifies), the time says when it was written (what shows a claim left by a portal that died long ago)."""
+    at = int(time.time()) if at is None else at
+    return b" ".join([CLAIM, claimant.encode(), *(str(n).encode() for n in (done, total, beat, at))])
 
 
 def claim_release(*, claimant: str) -> bytes:
@@ -87,11 +90,11 @@ def claim_released(value: bytes) -> bool:
     return len(parts) == 2 and parts[0] == CLAIM_OFF and bool(re.match(rb"^[0-9a-f]{8,32}$", parts[1]))
 
 
-def claim_parse(value: bytes) -> tuple[str, int, int, int] | None:
-    """(claimant, done, total, beat) of a claim; None for anything that is not one of ours."""
+def claim_parse(value: bytes) -> tuple[str, int, int, int, int] | None:
+    """(claimant, done, total, beat, unix time) of a claim; None for anything that is not one of ours."""
     parts = value.split(b" ")
-    if len(parts) != 5 or parts[0] != CLAIM or not re.match(rb"^[0-9a-f]{8,32}$", parts[1]):
+    if len(parts) != 6 or parts[0] != CLAIM or not re.match(rb"^[0-9a-f]{8,32}$", parts[1]):
         return None
     if not all(part.isdigit() for part in parts[2:]):
         return None
-    return parts[1].decode(), int(parts[2]), int(parts[3]), int(parts[4])
+    return parts[1].decode(), int(parts[2]), int(parts[3]), int(parts[4]), int(parts[5])

@@ -1,6 +1,7 @@
 """SPEC §8: DHT between portals that name each other, and Hub files found in the swarm by their sha256."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -275,6 +276,25 @@ def test_a_download_waiting_on_a_fetch_that_stalls_fetches_from_the_hub_itself(s
     assert hub.bytes_served >= size
 
 
+def test_a_claim_written_long_ago_is_not_waited_on(settings, monkeypatch, hub, small_gguf, dht_pair, caplog):
+    """A portal claimed the fetch an hour ago and died; its claim is still in the DHT."""
+    alpha, beta = dht_pair
+    settings.P2P_SWARM_STALL = 600  # waiting on it at all would outlast the test
+    hub.add_repo(REPO, {small_gguf.name: small_gguf})
+    size = small_gguf.stat().st_size
+    sha256 = torrent_services.creation.file_hashes(small_gguf, piece_size=MIB).sha256
+    old = swarm.claim_value(claimant="de" * 8, done=12345, total=size, at=int(time.time()) - 3600)
+    pump([alpha, beta], _claim_stored(monkeypatch, alpha, salt=swarm.claim_salt(sha256), value=old), timeout=30)
+    _heartbeat(settings, beta)
+    caplog.set_level("INFO", logger="aiportal.torrents")
+    model, result = _hub_download(settings, monkeypatch, [alpha, beta], "beta")
+    assert result == "ready"
+    assert re.search(r"a claim on its fetch was last written 360\d s ago, by a portal long gone", caplog.text)
+    assert "another portal is fetching it" not in caplog.text
+    assert "this node fetches it from the Hub for the swarm" in caplog.text
+    assert refreshed(model).http_bytes == size
+
+
 def test_a_download_deleted_while_it_waits_on_another_portal_leaves_nothing(settings, monkeypatch, hub, small_gguf,
                                                                            dht_pair):
     alpha, beta = dht_pair
@@ -302,9 +322,10 @@ def test_claims_are_ours_only_when_well_formed():
     sha256 = "ab" * 32
     salt = swarm.claim_salt(sha256)
     assert swarm.is_claim_salt(salt) and not swarm.is_claim_salt(swarm.record_salt(sha256))
-    value = swarm.claim_value(claimant="0123456789abcdef", done=5, total=10, beat=3)
-    assert swarm.claim_parse(value) == ("0123456789abcdef", 5, 10, 3)
-    for bad in (b"", b"aiportal1-fetch x 1 2 0", b"aiportal1-fetch 0123456789abcdef -1 2 0",
+    value = swarm.claim_value(claimant="0123456789abcdef", done=5, total=10, beat=3, at=1_790_000_000)
+    assert swarm.claim_parse(value) == ("0123456789abcdef", 5, 10, 3, 1_790_000_000)
+    for bad in (b"", b"aiportal1-fetch x 1 2 0 5", b"aiportal1-fetch 0123456789abcdef -1 2 0 5",
+                b"aiportal1-fetch 0123456789abcdef 1 2 0",
                 swarm.record_value(info_hash_v1="ab" * 20, info_hash_v2=""), value + b" 3"):
         assert swarm.claim_parse(bad) is None, bad
 
