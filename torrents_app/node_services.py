@@ -187,12 +187,17 @@ def torrent_record_missing(*, model_id: str, node: str, reason: str) -> None:
 def torrent_await(*, model_id: str, node: str, done: int, total: int) -> None:
     """Another portal fetches the file from the Hub (`done` of `total` bytes so far): this download waits for
     its record, and its copy says so."""
-    note = f"Waiting for another portal, which is downloading it from the Hub ({fetch_percent(done, total)})"
+    note = fetch_note("another portal", fetch_percent(done, total))
     waiting = torrent_rows(model_id=model_id, node=node).filter(desired=Torrent.Desired.LOOKUP,
                                                                 state__in=(LOOKING, AWAITING))
     if waiting.update(state=AWAITING, error=note):
         copy_rows(model_id=model_id, node=node).update(note=note)
         model_notify(AIModel(pk=model_id))
+
+
+def fetch_note(fetcher: str, how_far: str) -> str:
+    """A waiting copy's note: who fetches the file from the Hub for it (another portal, a node) and how far."""
+    return f"Waiting for {fetcher}, which is downloading it from the Hub ({how_far})"
 
 
 def fetch_percent(done: int, total: int) -> str:

@@ -23,6 +23,7 @@ from torrents_app.node_services import (
     LOOKING,
     MISSING,
     WAITING,
+    fetch_note,
     fetch_percent,
     swarm_magnet,
     torrent_rows,
@@ -169,8 +170,7 @@ def _group_fetch_wait(copy: ModelCopy, *, poll: float) -> bool | None:
             if progress != seen:
                 how_far = {CopyStatus.VERIFYING: "checking it", CopyStatus.READY: "about to share it"}.get(
                     fetcher.status) or fetch_percent(fetcher.downloaded_bytes, copy.model.size)
-                ModelCopy.objects.filter(pk=copy.pk).update(
-                    note=f"Waiting for node {fetcher.node}, which is downloading it from the Hub ({how_far})")
+                ModelCopy.objects.filter(pk=copy.pk).update(note=fetch_note(f"node {fetcher.node}", how_far))
                 model_notify(copy.model)
             seen, since, waited = progress, time.monotonic(), True
         elif time.monotonic() - since > stall:
