@@ -184,9 +184,10 @@ def _group_fetcher(copy: ModelCopy) -> ModelCopy | None:
     """The copy of these bytes that an online node of this group was asked for first, when it is not this
     one: the group's fetcher, whose seed the others wait for (whichever job looks first, each finds the same).
     A fetcher whose copy is ready but not seeded yet (its daemon is adding the torrent) is still waited for."""
-    online = [node.name for node in Node.objects.all() if node.online or node.name == copy.node]
-    same = ModelCopy.objects.filter(model__sha256=copy.model.sha256, node__in=online).order_by("created_at", "pk")
-    sharing = [node.name for node in Node.objects.filter(name__in=online) if node.p2p_port]
+    online = [node for node in Node.objects.all() if node.online or node.name == copy.node]
+    same = ModelCopy.objects.filter(model__sha256=copy.model.sha256, node__in=[node.name for node in online]
+                                    ).order_by("created_at", "pk")
+    sharing = [node.name for node in online if node.p2p_port]
     first = same.filter(status=CopyStatus.READY, seeding=True, node__in=sharing).exclude(node=copy.node).first() \
         or same.filter(status__in=FETCHING).first()
     return first if first is not None and first.pk != copy.pk else None
