@@ -91,8 +91,10 @@ def test_a_portal_downloads_a_hub_file_mostly_from_another_portal_that_seeds_it(
     fetched = wait_for(lambda: _ready(b), what="portal b's download, verified and seeded", timeout=120)
     assert fetched["sha256"] == seeded["sha256"]
     assert hub.bytes_served < size / 2, f"the Hub sent {hub.bytes_served} of {size} bytes to b"
-    assert fetched["bytesFrom"]["peers"] >= size / 2, fetched["bytesFrom"]
     assert fetched["bytesFrom"]["http"] == 0
+    # libtorrent's byte counters catch up once a second: the figures right after `ready` are refined then.
+    wait_for(lambda: _model(b)["bytesFrom"]["peers"] >= size / 2, what="b's bytes from peers, at least half",
+             timeout=10)
     assert fetched["infoHash"] == seeded["infoHash"]  # the very torrent a seeds
     assert "the DHT names a torrent of its sha256" in b.log.read_text()
     # a sees b among its peers' uploads: the bytes really went from a to b.
@@ -115,7 +117,10 @@ def test_two_portals_that_start_the_same_hub_file_at_once_cost_the_hub_one_copy(
     assert done[0]["sha256"] == done[1]["sha256"] == hub.repo(REPO).files[swarm_file.name].sha256
     fetcher, waiter = sorted(done, key=lambda model: -model["bytesFrom"]["http"])
     assert fetcher["bytesFrom"]["http"] == size and waiter["bytesFrom"]["http"] == 0, (fetcher, waiter)
-    assert waiter["bytesFrom"]["peers"] >= size / 2, waiter["bytesFrom"]
+    waiting = a if waiter is done[0] else b
+    # Refined once a second after `ready`, as libtorrent's counters catch up.
+    wait_for(lambda: _model(waiting)["bytesFrom"]["peers"] >= size / 2,
+             what="the waiter's bytes from peers, at least half", timeout=10)
     assert hub.bytes_served < 1.5 * size, f"the Hub sent {hub.bytes_served} bytes for a file of {size}"
     assert fetcher["note"] == waiter["note"] == ""
     logs = a.log.read_text() + b.log.read_text()
