@@ -15,6 +15,7 @@ engine hands it the session and the DHT alerts, and it moves the waiting row thr
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -40,6 +41,17 @@ class Held:
 
 
 @dataclass
+class Election:
+    """A claim this node is about to put (at `put_at`), then to read back (at `read_at`, once every claim of
+    the same moment is stored)."""
+
+    model_id: str
+    put_at: float
+    read_at: float
+    out: bool = False  # its put has gone out (and may not have come back yet)
+
+
+@dataclass
 class Watch:
     """A download waiting on another portal's claim: what the claim said last, and since when."""
 
@@ -55,8 +67,15 @@ class Claims:
         # In a DHT of a few named nodes a put lands in milliseconds; in the public DHT, in seconds.
         self.refresh_every = 2.0 if named_dht else 10.0
         self.ask_every = 2.0 if named_dht else 5.0
+        # Claims of one moment put at once may each be stored first on its own portal's node: a node keeps the
+        # first value of a sequence number and refuses the second, so each portal reads back its own and both
+        # fetch (seen in about one race in sixteen). Each put waits a random part of `spread`, so that the
+        # claims land one after another and the last overwrites the others everywhere, and every claimant
+        # reads back after the whole spread and `settle`, when the last one is stored.
+        self.spread, self.settle = (1.0, 0.5) if named_dht else (3.0, 5.0)
+        self.electing: dict[bytes, Election] = {}  # claim salt -> this node's claim, until read back
         self.checking: dict[bytes, str] = {}  # claim salt -> model whose first look is out
-        self.putting: dict[bytes, str] = {}  # claim salt -> model whose claim's put is not out yet
+        self.putting: dict[bytes, str] = {}  # claim salt -> model whose claim's put is not back yet
         self.verifying: dict[bytes, str] = {}  # claim salt -> model that put its claim and reads it back
         self.held: dict[str, Held] = {}  # model -> the claim this node holds for it
         self.watching: dict[str, Watch] = {}  # model -> what it waits on
@@ -75,8 +94,11 @@ class Claims:
 
     # -- what the engine calls -------------------------------------------------------------------
     def begin(self, model_id: str, sha256: str) -> None:
-        """No sha256 record: is anyone fetching the file already?"""
+        """No sha256 record: is anyone fetching the file already? (Nothing more while its claim is under way.)"""
         salt = swarm.claim_salt(sha256)
+        election = self.electing.get(salt)
+        if model_id in (self.checking.get(salt), self.verifying.get(salt), election and election.model_id):
+            return
         self.checking[salt] = model_id
         self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=salt)
 
@@ -84,7 +106,7 @@ class Claims:
         claim = swarm.claim_parse(value) if value else None
         if salt in self.checking:
             self._first_look(salt, claim, authoritative)
-        elif salt in self.putting:
+        elif salt in self.putting or salt in self.electing:
             return  # the rest of an earlier look's answer: only what is read after the put decides
         elif salt in self.verifying:
             self._read_back(salt, claim, authoritative)
@@ -103,18 +125,26 @@ class Claims:
                     self._claim(model_id, salt)
 
     def on_put(self, salt: bytes, reached: int) -> None:
-        """A claim's put is out: read it back (a refresh of a held claim needs nothing more)."""
-        model_id = self.putting.pop(salt, None)
-        if model_id is None:
-            return
-        if not reached:
-            # Nobody to share the file with (the DHT is empty here): fetch it, with no one to tell.
-            self.held.pop(model_id, None)
-            node_services.torrent_record_missing(model_id=model_id, node=self.node_name,
-                                                 reason="no record and no DHT node to claim the fetch on")
-            return
-        self.verifying[salt] = model_id
-        self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=salt)
+        """A claim's put is back; `tick` reads it back when its election settles. A put that reached no node
+        is read back too: besides an empty DHT, it means that another portal's claim was stored first."""
+        self.putting.pop(salt, None)
+
+    def tick(self) -> bool:
+        """Put the claims whose moment came, and read back those whose election settled; True while any is
+        under way (the daemon then steps often, so that the spread is not rounded to its idle tick)."""
+        now = self.clock()
+        for salt, election in list(self.electing.items()):
+            if not election.out and now >= election.put_at:
+                election.out = True
+                self.putting[salt] = election.model_id
+                held = self.held[election.model_id]
+                held.due = now + self.refresh_every
+                self._put(held, done=0, model_id=election.model_id)
+            elif election.out and salt not in self.putting and now >= election.read_at:
+                del self.electing[salt]
+                self.verifying[salt] = election.model_id
+                self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=salt)
+        return bool(self.electing)
 
     def once(self, waiting: dict[str, str]) -> set[str]:
         """Refresh the claims this node holds, and read again the claims its waiting downloads wait on.
@@ -140,7 +170,7 @@ class Claims:
                     held.due, held.beat = now + self.refresh_every, held.beat + 1
                     self._put(held, done=done, model_id=model_id)
         self.watching = {key: watch for key, watch in self.watching.items() if key in waiting}
-        taking_over = set(self.putting.values()) | set(self.verifying.values())
+        taking_over = {election.model_id for election in self.electing.values()} | set(self.verifying.values())
         for model_id in waiting.keys() - self.watching.keys() - taking_over:  # left waiting by a daemon that restarted
             self.watching[model_id] = Watch(sha256=waiting[model_id], seen=None, since=now, next_ask=now)
         due = set()
@@ -175,10 +205,11 @@ class Claims:
             self._claim(model_id, salt)
 
     def _claim(self, model_id: str, salt: bytes) -> None:
-        """Put this node's claim on the fetch; it is read back once the put is out (`on_put`)."""
-        self.putting[salt] = model_id
-        self.held[model_id] = Held(salt=salt, token=secrets.token_hex(8), due=self.clock() + self.refresh_every)
-        self._put(self.held[model_id], done=0, model_id=model_id)
+        """Put this node's claim on the fetch at a random moment of the spread; `tick` puts it and reads it back."""
+        now = self.clock()
+        self.electing[salt] = Election(model_id=model_id, put_at=now + random.uniform(0, self.spread),
+                                       read_at=now + self.spread + self.settle)
+        self.held[model_id] = Held(salt=salt, token=secrets.token_hex(8), due=float("inf"))
 
     def _read_back(self, salt: bytes, claim, authoritative: bool) -> None:
         if not authoritative:
@@ -227,6 +258,8 @@ class Claims:
         for pending in (self.putting, self.verifying):
             if pending.get(held.salt) == model_id:
                 del pending[held.salt]
+        if held.salt in self.electing and self.electing[held.salt].model_id == model_id:
+            del self.electing[held.salt]
         self.releasing[held.salt] = held.token
         self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=held.salt)
 

@@ -116,7 +116,7 @@ class TorrentEngine:
         self.stats_once()
         self.resume_once()
         self.dht_once()
-        return busy
+        return self.claims.tick() or busy
 
     def stop(self) -> None:
         """Pause every torrent, wait for it, then save its resume data (flushed) before closing."""

@@ -412,3 +412,31 @@ def test_a_download_waiting_on_a_fetch_that_fails_takes_it_over_at_once(settings
     assert "made no progress" not in caplog.text
     model = refreshed(model)
     assert (model.status, model.sha256, model.http_bytes) == (Status.READY, sha256, size)
+
+
+def _looking_up(model_id: str, node: str, sha256: str) -> Torrent:
+    """A Hub download on `node` that has just asked the DHT for the file's sha256 record."""
+    model = model_make(id=model_id, node=node, source=Source.HUGGINGFACE, repo_id=f"{node}/Tiny-GGUF",
+                       file_name="Tiny.gguf", size=10 * MIB, sha256=sha256, status=CopyStatus.DOWNLOADING)
+    return Torrent.objects.create(copy=model.copies.get(), desired=Torrent.Desired.LOOKUP, state=node_services.LOOKING)
+
+
+@pytest.mark.parametrize("round_", range(8))
+def test_two_portals_that_look_for_the_same_file_at_the_same_moment_elect_one_fetcher(dht_pair, caplog, round_):
+    """Both find no record and no claim, and both put a claim at once: the put stored second is refused, and
+    both read back the claim stored first, so exactly one fetches and the other waits on it."""
+    alpha, beta = dht_pair
+    caplog.set_level("INFO", logger="aiportal.torrents")
+    sha256 = f"{round_:02x}" * 32
+    rows = [_looking_up("alpha_Tiny-GGUF", "alpha", sha256), _looking_up("beta_Tiny-GGUF", "beta", sha256)]
+
+    def states():
+        return sorted(Torrent.objects.filter(pk__in=[row.pk for row in rows]).values_list("state", flat=True))
+
+    pump([alpha, beta], lambda: alpha.p2p.dht_nodes and beta.p2p.dht_nodes, timeout=30)
+    alpha.claims.begin("alpha_Tiny-GGUF", sha256)  # both found no record just now, and ask for a claim
+    beta.claims.begin("beta_Tiny-GGUF", sha256)
+    pump([alpha, beta], lambda: node_services.LOOKING not in states(), timeout=30)
+    assert states() == sorted([node_services.AWAITING, node_services.MISSING])
+    assert caplog.text.count("this node fetches it from the Hub for the swarm") == 1
+    assert caplog.text.count("another portal is fetching it from the Hub") == 1
