@@ -103,3 +103,19 @@ def llama_portal(tmp_path_factory, demo_gguf):
     portal = Portal(tmp_path_factory.mktemp("portal"), demo_gguf).start()
     yield portal
     portal.stop()
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, one for the whole run: Playwright's sync API allows one instance per thread."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=15_000)  # two shared cores under load: give the page time, never a fixed sleep
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

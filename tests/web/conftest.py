@@ -18,8 +18,6 @@ from tests.web.portal import (
     tiny_gguf,
 )
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 HUB_REPO = "webtest/TinyLlama-GGUF"
 BROKEN_REPO = "webtest/Broken-GGUF"
 
@@ -84,17 +82,6 @@ def portal(tmp_path_factory, web_redis_url, fake_hub, demo_gguf):
     running = portal_start(env=env, log=log)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=15_000)  # two shared cores under load: give the page time, never a fixed sleep
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
