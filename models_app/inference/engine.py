@@ -153,7 +153,10 @@ class LlamaEngine:
             return True
         if instance.state == ServeState.STARTING:
             # Still loading is work in progress: the daemon polls again soon rather than after a full tick.
-            return process.server_health(child.spec.url) != 200 or transitions.mark_serving(instance, now=self.now())
+            if process.server_health(child.spec.url) != 200:
+                return True
+            _key_file_remove(child)  # read when it started: from now on only the portal's database holds the key
+            return transitions.mark_serving(instance, now=self.now())
         if self._hung(instance, child):
             return True
         if instance.restarts and instance.started_at and instance.started_at < self.now() - STABLE_AFTER:
@@ -256,6 +259,7 @@ class LlamaEngine:
 
     def _on_exit(self, instance: ServedInstance, child: ServerProcess, code: int) -> None:
         del self.children[instance.model_id]
+        _key_file_remove(child)
         self.probes.pop(instance.model_id, None)
         phase = "while loading the model" if instance.state == ServeState.STARTING else "while serving"
         tail = process.log_tail(child.spec.log_path)
@@ -272,3 +276,8 @@ def _pooling(model_path: Path) -> str:
     except (OSError, ValueError):  # not readable as GGUF: llama-server will say why when it loads it
         named = None
     return "" if named else "mean"
+
+
+def _key_file_remove(child: ServerProcess) -> None:
+    if child.spec.key_path is not None:
+        child.spec.key_path.unlink(missing_ok=True)

@@ -36,8 +36,11 @@ def test_it_serves_a_model_and_shows_its_server(api, fake_llama, tiny_model, eng
     assert server["url"] == f"http://127.0.0.1:{server['port']}"
 
 
-def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, tiny_model, engine, settings):
-    serve(api, engine, contextSize=1024, threads=1, gpuLayers=0)
+def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, tiny_model, engine, settings,
+                                                              monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_LOAD_SECONDS", "1")
+    api.post("/api/ai/serve", {"modelId": "tiny", "contextSize": 1024, "threads": 1, "gpuLayers": 0}, format="json")
+    drive(engine, lambda: "tiny" in engine.children, what="spawn")
 
     child = engine.children["tiny"]
     assert child.popen.args[1:] == [
@@ -50,6 +53,9 @@ def test_it_passes_the_model_file_and_options_to_llama_server(api, fake_llama, t
     key_file = settings.RUN_DIR / "keys" / "llama-tiny.key"
     assert key_file.read_text().strip() == ServedInstance.objects.get(model_id="tiny").api_key != ""
     assert key_file.stat().st_mode & 0o777 == 0o600
+    # Read when the server started; once it answers, only the portal's database holds the key.
+    drive(engine, lambda: status_of("tiny") == "serving", what="tiny serving")
+    assert not key_file.exists()
 
 
 def test_it_keeps_a_slowly_loading_model_starting_until_its_health_is_ok(api, fake_llama, tiny_model, engine, monkeypatch):
