@@ -66,16 +66,31 @@ def download_place(*, node: str | None, size: int) -> Place:
     return place
 
 
+def heartbeat_of(node: str) -> Node | None:
+    """What the node's daemon last reported of it; None for this machine before its daemon's first heartbeat
+    (and for a node never seen, which `node_check` refuses)."""
+    return Node.objects.filter(name=node).first()
+
+
 def memory_available_on(node: str, *, others_needed: int) -> int | None:
-    """Bytes a model may take on the node (free memory, within LLAMA_MEMORY_LIMIT here), None if unknown."""
-    if node == settings.NODE_NAME:
-        available = memory.memory_available()
-        limit = settings.LLAMA_MEMORY_LIMIT
-        if limit:
-            available = min(available or limit, limit - others_needed)
-        return available
-    found = Node.objects.filter(name=node).first()
-    return found.memory_free if found is not None and found.memory_total else None
+    """Bytes a model may take on the node, as its daemon's heartbeat says (free memory, within its
+    LLAMA_MEMORY_LIMIT); read here for this machine before its daemon's first heartbeat; None if unknown."""
+    found = heartbeat_of(node)
+    if found is not None:
+        return found.memory_free if found.memory_total else None
+    if node != settings.NODE_NAME:
+        return None
+    available = memory.memory_available()
+    limit = settings.LLAMA_MEMORY_LIMIT
+    if limit:
+        available = min(available or limit, limit - others_needed)
+    return available
+
+
+def gpu_free_on(node: str) -> int:
+    """Free memory of the node's GPUs, as its llama-server lists them in its heartbeat (0 without a GPU)."""
+    found = heartbeat_of(node)
+    return sum(int(gpu.get("memoryFree") or 0) for gpu in found.gpus) if found is not None else 0
 
 
 def memory_check(*, node: str, model_id: str, needed: int, others_needed: int, context_size: int) -> None:

@@ -270,17 +270,6 @@ def binary_backends(path: Path) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def gpu_offload_available(binary: str) -> bool:
-    """An NVIDIA GPU answers `nvidia-smi` and the binary was built with CUDA."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None or not any(Path(binary).parent.glob("libggml-cuda*")):
-        return False
-    try:
-        return subprocess.run([smi, "-L"], capture_output=True, timeout=10, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def pid_runs_llama_server(pid: int, alias: str) -> bool:
     """A process left by an earlier daemon: still alive and serving this alias."""
     try:

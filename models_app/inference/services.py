@@ -10,7 +10,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from aiportal.errors import ApplicationError, Conflict, Unavailable, Upstream
-from aiportal.models import Node
 from aiportal.nodes import nodes_online
 from models_app import placement
 from models_app.inference import binary, memory, process
@@ -37,10 +36,11 @@ def _default_gpu_layers(node: str) -> int:
     # 0 (the default) means "CPU unless the serving machine can offload": a request may still ask for 0.
     if settings.LLAMA_DEFAULT_GPU_LAYERS:
         return settings.LLAMA_DEFAULT_GPU_LAYERS
-    if node != settings.NODE_NAME:
-        found = Node.objects.filter(name=node).first()
-        return ALL_LAYERS if found is not None and found.gpus else 0
-    return ALL_LAYERS if process.gpu_offload_available(str(binary.binary_candidate())) else 0
+    found = placement.heartbeat_of(node)
+    if found is not None:
+        return ALL_LAYERS if found.gpus else 0
+    candidate = binary.binary_candidate()  # this machine before its daemon's first heartbeat: ask the binary
+    return ALL_LAYERS if candidate.is_file() and process.binary_devices(candidate) else 0
 
 
 def _serve_node(model: AIModel, node: str | None, *, context_size: int) -> tuple[str, bool]:
@@ -63,20 +63,25 @@ def _serve_place(model: AIModel, context_size: int) -> tuple[str, bool]:
             return instance.node, False
     needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
     holders.sort(key=lambda name: name != settings.NODE_NAME)
-    for name in holders:
-        if _room(model, name, needed):
-            return name, False
+    fits = {name: _fits(model, name, needed) for name in holders}
+    for where in ("gpu", "ram"):  # GPU memory first, then RAM (SPEC §9); this machine first of equals
+        for name in holders:
+            if fits[name] == where:
+                return name, False
     if holders and seeders_of(model=model, exclude=""):
         others = [n for n in nodes_online() if n.name not in model.holders and n.p2p_port and n.memory_total]
-        for found in sorted(others, key=lambda n: n.memory_free, reverse=True):
-            if _room(model, found.name, needed):
+        for found in sorted(others, key=lambda n: (placement.gpu_free_on(n.name) < needed, -n.memory_free)):
+            if _fits(model, found.name, needed):
                 return found.name, True
     return (holders or model.holders or [settings.NODE_NAME])[0], False
 
 
-def _room(model: AIModel, node: str, needed: int) -> bool:
+def _fits(model: AIModel, node: str, needed: int) -> str | None:
+    """Where the model fits on the node: "gpu" when its GPUs' free memory holds it, "ram" when its RAM does."""
+    if needed <= placement.gpu_free_on(node):
+        return "gpu"
     available = placement.memory_available_on(node, others_needed=_others_needed(model, node))
-    return available is None or needed <= available
+    return "ram" if available is None or needed <= available else None
 
 
 def _serve_on(model: AIModel, node: str) -> str:
@@ -104,12 +109,13 @@ def _online(name: str) -> bool:
 
 
 def _binary_on(node: str) -> None:
-    """The llama-server of the serving node runs (checked here for this machine, from its heartbeat otherwise)."""
-    if node == settings.NODE_NAME:
+    """The llama-server of the serving node runs, as its daemon's heartbeat says (checked here for this machine
+    before its daemon's first heartbeat)."""
+    found = placement.heartbeat_of(node)
+    if found is None:
         binary.binary_path()
         return
-    found = Node.objects.filter(name=node).first()
-    if found is not None and found.llama_error:
+    if found.llama_error:
         raise Unavailable(f"Node {node} cannot run llama-server: {found.llama_error}", code="llama_server_missing",
                           extra={"node": node})
 
@@ -143,8 +149,10 @@ def _others_needed(model: AIModel, node: str) -> int:
                for i in others)
 
 
-def _check_memory(model: AIModel, node: str, context_size: int) -> None:
+def _check_memory(model: AIModel, node: str, context_size: int, *, offload: bool) -> None:
     needed = memory.memory_needed(file_size=model.size, meta=model.gguf, context_size=context_size)
+    if offload and needed <= placement.gpu_free_on(node):
+        return  # its layers and cache go to the GPUs, which have room
     placement.memory_check(node=node, model_id=model.id, needed=needed, others_needed=_others_needed(model, node),
                            context_size=context_size)
 
@@ -184,7 +192,7 @@ def serve_start(*, model_id: str, node: str | None = None, port: int | None = No
     options = _options(instance, target, port=port, context_size=context_size, threads=threads, gpu_layers=gpu_layers)
     if not needs_copy and _already(model.instance_on(target), options):
         return model
-    _check_memory(model, target, options["context_size"])
+    _check_memory(model, target, options["context_size"], offload=options["gpu_layers"] > 0)
     if needs_copy:
         # The node with room has no copy: it gets one over BitTorrent, and its daemon serves once it is verified.
         copy_start(model_id=model.pk, node=target)

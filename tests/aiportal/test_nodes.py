@@ -13,7 +13,7 @@ from aiportal.node import NodeDaemon
 from aiportal.nodes import node_goodbye, node_heartbeat
 from models_app.inference import binary
 from models_app.inference.engine import LlamaEngine
-from models_app.models import AIModel, ServedInstance, Source, Status
+from models_app.models import AIModel, ModelCopy, ServedInstance, Source, Status
 from tests.factories import model_make
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +207,54 @@ def test_serving_with_no_node_and_no_room_anywhere_is_507_naming_the_holder(api)
     assert (response.status_code, response.json()["error"]["code"]) == (507, "not_enough_memory")
     assert response.json()["error"]["node"] == "far" and "node far" in response.json()["error"]["message"]
     assert not ServedInstance.objects.exists() and model.copies.count() == 1
+
+
+RTX = {"name": "NVIDIA RTX 4090", "memoryTotal": 24 * GIB, "memoryFree": 23 * GIB}
+
+
+def test_serving_with_no_node_prefers_a_holder_whose_gpus_have_room(api):
+    far_node(p2p_port=6881)  # RAM for it, no GPU
+    _roomy_node(memory_free=3 * GIB, gpus=[RTX])
+    model = far_model()
+    ModelCopy.objects.create(model=model, node="roomy", status="ready", path="/srv/roomy/models/far-model")
+
+    response = api.post("/api/ai/serve", {"modelId": model.pk}, format="json")
+
+    assert response.status_code == 202, response.json()
+    instance = ServedInstance.objects.get(model_id=model.pk)
+    assert (instance.node, instance.gpu_layers) == ("roomy", 999)
+
+
+def test_serving_on_a_node_whose_ram_is_short_but_whose_gpus_have_room_is_accepted(api):
+    far_node(memory_free=1 * GIB, gpus=[RTX])
+    far_model(size=2 * GIB)
+
+    response = api.post("/api/ai/serve", {"modelId": "far-model", "node": "far"}, format="json")
+
+    assert response.status_code == 202, response.json()
+    assert ServedInstance.objects.get(model_id="far-model").gpu_layers == 999
+
+
+def test_serving_on_the_cpu_of_a_node_whose_ram_is_short_is_still_507(api):
+    far_node(memory_free=1 * GIB, gpus=[RTX])
+    far_model(size=2 * GIB)
+
+    response = api.post("/api/ai/serve", {"modelId": "far-model", "node": "far", "gpuLayers": 0}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (507, "not_enough_memory")
+
+
+def test_a_copy_for_serving_goes_to_the_node_whose_gpus_have_room_before_the_one_with_the_most_ram(api):
+    far_node(memory_free=1 * GIB, p2p_port=6881)
+    _roomy_node(memory_free=40 * GIB)
+    node_heartbeat(name="gpubox", address="10.0.0.9", starting=True, facts={
+        "cpus": 8, "memory_total": 16 * GIB, "memory_free": 3 * GIB, "disk_free": 500 * GIB, "p2p_port": 6883,
+        "model_dir": "/srv/gpubox/models", "llama_version": "0.6.0", "llama_backends": ["cpu", "cuda"], "gpus": [RTX]})
+    model = far_model()
+    _seeded_on_far(model)
+
+    response = api.post("/api/ai/serve", {"modelId": model.pk}, format="json")
+
+    assert response.status_code == 202, response.json()
+    assert ServedInstance.objects.get(model_id=model.pk).node == "gpubox"
+    assert {c["node"] for c in response.json()["result"]["copies"]} == {"far", "gpubox"}
