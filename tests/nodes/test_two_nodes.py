@@ -33,19 +33,6 @@ def hub(demo_gguf):
     hub.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.web.conftest import CHROMIUM_ARGS
-
-    expect.set_options(timeout=15_000)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def _models_page(browser, group: Group):
     """The models page, logged in as the admin, in a phone-wide window."""
     context = browser.new_context(viewport={"width": 375, "height": 800}, base_url=group.url)
@@ -379,3 +366,49 @@ def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, 
     group.wait(lambda: {c["node"]: c for c in group.model(model_id)["copies"]}["b"]["bytesFrom"]["peers"]
                >= size / 2, "b's bytes counted as from a", 10)
     assert "node a of this group is fetching the same file; waiting for it" in (group.nodes["b"].root / "qcluster.log").read_text()
+
+
+def test_serving_with_no_node_copies_the_model_to_the_node_with_room_and_serves_it_there(group, hub, demo_gguf):
+    """b holds the file but has no room for it (its LLAMA_MEMORY_LIMIT); a has room and no copy: a gets a copy
+    from b over BitTorrent first, then serves it. Asked on b by name, the answer is 507 naming b and the bytes."""
+    if not group.model(MODEL_ID)["copies"]:
+        pytest.skip("needs the model on b, as the tests before leave it")
+    group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
+    assert group.api("DELETE", f"/api/ai/serve?modelId={MODEL_ID}").status_code == 200
+    group.wait(lambda: all(i["status"] == "stopped" for i in group.model(MODEL_ID)["instances"]),
+               "stopped on every node", 60)
+    if "a" in {c["node"] for c in group.model(MODEL_ID)["copies"]}:
+        assert group.api("DELETE", f"/api/ai/models/{MODEL_ID}/copies/a").status_code == 200
+    group.wait(lambda: [c["node"] for c in group.model(MODEL_ID)["copies"]] == ["b"], "the model on b only", 60)
+    b, limit = group.nodes["b"], 64 * 1024 * 1024
+    b.stop("daemon")
+    b.env["LLAMA_MEMORY_LIMIT"] = str(limit)
+    b.spawn("daemon")
+    try:
+        group.wait(lambda: group.node("b")["online"] and group.node("b")["memory"]["free"] <= limit,
+                   "b back, with room for 64 MiB of models", 60)
+        hub.reset_counters()
+
+        short = group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID, "node": "b"})
+        assert short.status_code == 507, short.text
+        error = short.json()["error"]
+        assert (error["code"], error["node"]) == ("not_enough_memory", "b") and "node b" in error["message"]
+        assert error["needed"] > demo_gguf.stat().st_size and error["available"] <= limit
+
+        placed = group.api("POST", "/api/ai/serve", json={"modelId": MODEL_ID})
+        assert placed.status_code == 202, placed.text
+        body = placed.json()["result"]
+        assert "a" in {c["node"] for c in body["copies"]} and body["instances"]
+        before = group.tokens_by_node(MODEL_ID).get("a", 0)
+        group.wait(lambda: {i["node"]: i["status"] for i in group.model(MODEL_ID)["instances"]}.get("a") == "serving",
+                   "served on a once its copy is verified", 180)
+        copies = {c["node"]: c for c in group.model(MODEL_ID)["copies"]}
+        assert copies["a"]["status"] == "ready" and copies["a"]["bytesFrom"]["http"] == 0
+        assert (group.nodes["a"].model_dir / MODEL_ID / demo_gguf.name).read_bytes() == demo_gguf.read_bytes()
+        assert hub.bytes_served == 0, hub.bytes_served
+        assert _chat(group).strip() and group.tokens_by_node(MODEL_ID)["a"] > before
+    finally:
+        b.stop("daemon")
+        b.env.pop("LLAMA_MEMORY_LIMIT")
+        b.spawn("daemon")
+    group.wait(lambda: group.node("b")["online"], "b back online", 60)
