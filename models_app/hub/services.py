@@ -1,4 +1,10 @@
-"""Hugging Face downloads: register a queued model for a Hub file, and keep this node's download queue moving."""
+"""Hugging Face downloads: register a queued model for a Hub file, and keep each node's download queue moving.
+
+A download job starts in one place only, `downloads_reconcile`, run on the q2 cluster of the node that
+holds the copy: a new or resumed copy wakes it (`downloads_wake`), a finished job runs it for the next in
+line, and so does a worker that starts (after a crash or a restart) and, once a minute, the node's schedule
+(for a wake lost while the broker was down). It requeues what a dead worker left and fills the free slots.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,6 +12,8 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from aiportal.env import node_queue
 from aiportal.errors import ApplicationError, Conflict
@@ -89,7 +97,7 @@ def _again(model: AIModel, node: str) -> AIModel:
     """The same file asked again on a node: a failed download is resumed, a running or finished one returned."""
     if copy_move(copy_rows(model_id=model.pk, node=node).filter(status=CopyStatus.ERROR), CopyStatus.QUEUED, error=""):
         model_notify(model)
-    transaction.on_commit(lambda: reconcile_enqueue(node=node))
+    transaction.on_commit(lambda: downloads_wake(node=node))
     return model_list().get(pk=model.pk)
 
 
@@ -104,8 +112,7 @@ def _add_copy(model: AIModel, place: placement.Place, *, seeding: bool) -> AIMod
     with transaction.atomic():
         ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model.pk), seeding=seeding)
         model_notify(model)
-        transaction.on_commit(lambda: download_enqueue(model_id=model.pk, node=place.node))
-        transaction.on_commit(lambda: reconcile_schedule_ensure(node=place.node))
+        transaction.on_commit(lambda: downloads_wake(node=place.node))
     return model_list().get(pk=model.pk)
 
 
@@ -134,22 +141,19 @@ def _create(repo: client.HubRepo, variant: choice.Variant, place: placement.Plac
             for part in variant.parts
         ])
         model_notify(model)
-        transaction.on_commit(lambda: download_enqueue(model_id=model_id, node=place.node))
-        transaction.on_commit(lambda: reconcile_schedule_ensure(node=place.node))
+        transaction.on_commit(lambda: downloads_wake(node=place.node))
     return model_list().get(pk=model_id)
 
 
-def download_enqueue(*, model_id: str, node: str | None = None) -> None:
-    """Queue the download job on the q2 cluster of the node that will hold the file (only it can write there)."""
-    from django_q.tasks import async_task
-
+def _download_enqueue(*, model_id: str) -> None:
+    """Queue the download job on this node's q2 cluster (only this node can write to its model folder)."""
     try:
         task_id = async_task(TASK, model_id, task_name=f"hf-download-{model_id}"[:100], group="hf-download",
-                             cluster=node_queue(node or settings.NODE_NAME))
+                             cluster=node_queue(settings.NODE_NAME))
     except Exception as exc:  # a broker that is down must not lose the model: the schedule retries it
         log.warning("could not enqueue the download of %s: %s", model_id, exc)
         return
-    copy_rows(model_id=model_id, node=node or settings.NODE_NAME).update(task_id=str(task_id)[:64])
+    copy_rows(model_id=model_id, node=settings.NODE_NAME).update(task_id=str(task_id)[:64])
 
 
 def downloads_reconcile() -> int:
@@ -166,15 +170,13 @@ def downloads_reconcile() -> int:
     queued = mine.filter(status=CopyStatus.QUEUED)
     started = 0
     for model_id in queued.order_by("created_at").values_list("model_id", flat=True)[:free]:
-        download_enqueue(model_id=model_id)
+        _download_enqueue(model_id=model_id)
         started += 1
     return started
 
 
-def reconcile_enqueue(*, node: str) -> None:
+def downloads_wake(*, node: str) -> None:
     """Ask that node's q2 cluster to move its download queue (it alone knows which of its jobs still run)."""
-    from django_q.tasks import async_task
-
     try:
         async_task(RECONCILE_TASK, task_name=f"hf-reconcile-{node}"[:100], group="hf-download",
                    cluster=node_queue(node))
@@ -182,14 +184,12 @@ def reconcile_enqueue(*, node: str) -> None:
         log.warning("could not ask node %s to resume its downloads: %s", node, exc)
 
 
-def reconcile_schedule_ensure(*, node: str) -> None:
-    """A q2 schedule per node that resumes its downloads after a worker restart (every minute)."""
-    from django_q.models import Schedule
-
+def downloads_schedule_ensure() -> None:
+    """This node's q2 schedule that moves its download queue every minute (made when its first worker starts)."""
     try:
-        Schedule.objects.get_or_create(name=f"hf-downloads-reconcile-{node}"[:100], defaults={
+        Schedule.objects.get_or_create(name=f"hf-downloads-reconcile-{settings.NODE_NAME}"[:100], defaults={
             "func": RECONCILE_TASK, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1,
-            "cluster": node_queue(node),
+            "cluster": node_queue(settings.NODE_NAME),
         })
     except Exception as exc:  # best effort: downloads still run, only restarts wait for a new request
         log.warning("could not create the download schedule: %s", exc)
