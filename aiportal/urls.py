@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from aiportal.api import api_not_found
 from aiportal.health import healthz_view
 from aiportal.metrics import metrics_view
+from chat.api import ChatApi
 
 admin.site.site_header = "aiportal admin"
 admin.site.site_title = "aiportal"
@@ -15,6 +16,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/ai/chat", ChatApi.as_view(), name="api-chat"),
     path("api/ai/", include("models_app.urls")),
     path("api/ai/", include("torrents_app.urls")),
     path("v1/", include("chat.openai_api")),

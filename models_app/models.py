@@ -290,8 +290,6 @@ class ServedInstance(models.Model):
 
     @property
     def url(self) -> str:
-        from models_app.inference.process import server_url
-
         return server_url(self.host or "127.0.0.1", self.port) if self.port else ""
 
 
@@ -321,3 +319,8 @@ class TransferSample(models.Model):
 
     class Meta:
         ordering = ["at"]
+
+
+def server_url(host: str, port: int) -> str:
+    """The base URL of a llama-server on `host` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -10,6 +10,5 @@ urlpatterns = [
     path("models/<str:model_id>", api.ModelDetailApi.as_view(), name="model-detail"),
     path("models/<str:model_id>/transfers", api.TransferHistoryApi.as_view(), name="model-transfers"),
     path("serve", inference_api.ServeApi.as_view(), name="serve"),
-    path("chat", inference_api.ChatApi.as_view(), name="chat"),
     path("nodes", api.NodeListApi.as_view(), name="node-list"),
 ]

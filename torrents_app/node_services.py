@@ -60,8 +60,8 @@ def torrent_stats_write(*, stats: TorrentStats, node: str, web_seed_bytes: int |
     if copy.status in _FETCHING and stats.has_metadata:
         copy.download_progress = min(stats.progress * 100, 99.99)
         fields += ["download_progress"]
-        copy_move(ModelCopy.objects.filter(pk=copy.pk), CopyStatus.DOWNLOADING)
-        copy.status = CopyStatus.DOWNLOADING
+        if copy_move(ModelCopy.objects.filter(pk=copy.pk), CopyStatus.DOWNLOADING):
+            copy.status = CopyStatus.DOWNLOADING
     copy.save(update_fields=fields)
     torrent_rows(model_id=stats.key, node=node).update(state=stats.state, failed_bytes=stats.failed_bytes)
     model_notify(copy.model)

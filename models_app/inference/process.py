@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from models_app.models import server_url
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -42,10 +44,6 @@ class ServerSpec:
     @property
     def url(self) -> str:
         return server_url(self.host, self.port)
-
-
-def server_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def server_argv(spec: ServerSpec) -> list[str]:

@@ -108,19 +108,3 @@ def parameters(gguf: dict | None) -> str:
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{count:.0f}"
-
-
-
-@register.filter
-def cut_off(content: str) -> bool:
-    """True for an answer that was stopped or left before it was complete (chat.services marks it)."""
-    from chat.services import CUT_OFF_MARK as mark
-
-    return content.endswith(mark)
-
-
-@register.filter
-def without_cut_off(content: str) -> str:
-    from chat.services import CUT_OFF_MARK as mark
-
-    return content.removesuffix(mark)
