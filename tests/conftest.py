@@ -109,13 +109,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium, one for the whole run: Playwright's sync API allows one instance per thread."""
+def chromium():
+    """Debian's Chromium under Playwright's sync API, for a package's browser fixture. Package-wide, not
+    session-wide: while it is open, its event loop runs in the main thread, and a later test's
+    `asyncio.run` there fails ("cannot be called from a running event loop")."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=15_000)  # two shared cores under load: give the page time, never a fixed sleep
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

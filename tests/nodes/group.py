@@ -1,8 +1,14 @@
 """A real portal group on one machine: one database, daphne, and per node its own daemon, q2 cluster,
-address (127.0.0.x), model folder and run folder, as separate machines would have."""
+address (127.0.0.x), model folder and run folder, as separate machines would have.
+
+Under `make test` the group shares a PostgreSQL database of its own and a Redis database (channel layer and
+q2 broker), as the README's "Several machines" asks of a real group; run alone, it falls back to SQLite,
+the in-memory channel layer and the ORM broker.
+"""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
+import redis
 
 from tests.conftest import free_port
 
@@ -57,8 +65,9 @@ class Group:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_LLAMA_", "LLAMA_", "REDIS_URL"))}
+        self.database_url = _database(workdir)
         base.update({
-            "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3", "AIPORTAL_CHANNEL_LAYER": "memory",
+            "DATABASE_URL": self.database_url, **_broker(),
             "AIPORTAL_ADMIN_TOKEN": TOKEN, "AIPORTAL_ADMIN_PASSWORD": PASSWORD, "DJANGO_SECRET_KEY": "two-nodes",
             "NODE_TICK_SECONDS": "0.1", "LLAMA_DEFAULT_CTX": "1024", "P2P_DHT": "off", "P2P_LSD": "off",
             "HF_ENDPOINT": hub_url, "Q_WORKERS": "1", **(env or {}),
@@ -113,17 +122,23 @@ class Group:
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, f"{self.url}{path}", headers=self.headers, timeout=120, **kwargs)
 
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Rows of the group's database (`%s` marks a parameter)."""
+        if self.database_url.startswith("sqlite:///"):
+            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as db:
+                return db.execute(sql.replace("%s", "?"), params).fetchall()
+        with psycopg.connect(self.database_url) as db:
+            return db.execute(sql, params).fetchall()
+
     def instance_key(self, model_id: str, node: str) -> str:
         """The API key of the model's llama-server on `node` (only the group's database holds it)."""
-        with sqlite3.connect(self.workdir / "db.sqlite3") as db:
-            return db.execute("SELECT api_key FROM models_app_servedinstance WHERE model_id = ? AND node = ?",
-                              (model_id, node)).fetchone()[0]
+        return self.query("SELECT api_key FROM models_app_servedinstance WHERE model_id = %s AND node = %s",
+                          model_id, node)[0][0]
 
     def tokens_by_node(self, model_id: str) -> dict[str, int]:
         """Tokens each node's instance of the model generated for the portal (what answered where)."""
-        with sqlite3.connect(self.workdir / "db.sqlite3") as db:
-            return dict(db.execute("SELECT node, tokens_generated FROM models_app_servedinstance WHERE model_id = ?",
-                                   (model_id,)).fetchall())
+        return dict(self.query("SELECT node, tokens_generated FROM models_app_servedinstance WHERE model_id = %s",
+                               model_id))
 
     def model(self, model_id: str) -> dict:
         return self.api("GET", f"/api/ai/models/{model_id}").json()["result"]
@@ -142,3 +157,24 @@ class Group:
             time.sleep(0.1)
         logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in self.workdir.rglob("*.log"))
         raise AssertionError(f"{what} did not happen within {timeout:.0f}s; logs:\n{logs}")
+
+
+def _database(workdir: Path) -> str:
+    """A fresh PostgreSQL database of the suite's server when `make test` started one, else a SQLite file."""
+    server = os.environ.get("AIPORTAL_TEST_PG_URL")
+    if not server:
+        return f"sqlite:///{workdir}/db.sqlite3"
+    name = f"group_{secrets.token_hex(4)}"
+    with psycopg.connect(server.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _broker() -> dict[str, str]:
+    """The suite's Redis (an empty database of it) for the channel layer and q2, else the in-process ones."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return {"AIPORTAL_CHANNEL_LAYER": "memory"}
+    url = url.rsplit("/", 1)[0] + "/12"
+    redis.Redis.from_url(url).flushdb()
+    return {"REDIS_URL": url}

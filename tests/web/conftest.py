@@ -8,6 +8,7 @@ from gguf import LlamaFileType
 from aiportal.env import redis_layer_host
 from models_app import services
 from models_app.models import AIModel
+from tests.conftest import chromium
 from tests.fakes.fake_hub import FakeHub
 from tests.web.portal import (
     ARTIFACTS,
@@ -84,6 +85,11 @@ def portal(tmp_path_factory, web_redis_url, fake_hub, demo_gguf):
     running.stop()
 
 
+@pytest.fixture(scope="package")
+def browser():
+    yield from chromium()
+
+
 @pytest.fixture
 def page(browser, portal):
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=portal.url)
@@ -109,7 +115,7 @@ def log_in(tab) -> None:
     tab.wait_for_url("**/")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def auth_state(browser, portal) -> dict:
     """The admin's logged-in cookies, made once by logging in through the form."""
     context = browser.new_context(base_url=portal.url)
