@@ -12,6 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from aiportal.env import ConfigError
+from aiportal.models import Node
 from aiportal.preflight import check_redis
 
 
@@ -35,8 +36,6 @@ def _redis() -> str:
 
 
 def _nodes() -> dict:
-    from aiportal.models import Node
-
     try:
         nodes = list(Node.objects.all())
     except Exception:

