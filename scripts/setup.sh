@@ -19,7 +19,7 @@ step() {
 
 debian_packages() {
   local need=()
-  for pkg in redis-server aria2 chromium cmake ninja-build g++ postgresql-15; do
+  for pkg in redis-server aria2 chromium cmake ninja-build g++ postgresql-15 iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   [ "${#need[@]}" -eq 0 ] && return

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import httpx
 import openai
@@ -103,6 +105,51 @@ def test_a_model_downloaded_on_b_is_served_by_b_and_reached_from_every_front_doo
     log = (group.nodes["b"].root / "run" / "logs" / f"llama-{MODEL_ID}.log").read_text()
     assert log.count("stop processing") >= 3  # b's own server answered all three (a slot finished each)
     assert not (group.nodes["a"].root / "run" / "logs" / f"llama-{MODEL_ID}.log").exists()
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """`address:port (protocol, program)` of every TCP and UDP socket these processes listen on, as `ss` lists
+    them."""
+    found = []
+    for line in subprocess.run(["ss", "-Hlntup"], capture_output=True, text=True, check=True).stdout.splitlines():
+        owners = {int(pid) for pid in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            protocol, address, program = line.split()[0], line.split()[4], re.search(r'\(\("([^"]+)"', line)[1]
+            found.append(f"{re.sub(r'%[^:]+', '', address)} ({protocol}, {program})")  # 127.0.0.3%lo:6881
+    return found
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    """These processes and every process started under them (llama-server runs in a session of its own)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents.setdefault(int(fields[1]), set()).add(int(stat.parent.name))
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += parents.get(pid, ())
+    return found
+
+
+def test_nothing_of_the_group_listens_on_every_interface(group):
+    """Daphne, both node daemons (libtorrent, its DHT), their q2 clusters and b's llama-server listen only on
+    the addresses their settings name."""
+    if group.model(MODEL_ID)["status"] != "serving":
+        pytest.skip("needs the model served on b by the test before")
+    roots = {group.daphne.pid} | {proc.pid for node in group.nodes.values() for proc in node.procs.values()}
+
+    listening = _listening(_descendants(roots))
+
+    assert any(entry.startswith("127.0.0.4:") and "llama-server" in entry for entry in listening), listening
+    assert any(entry.startswith(f"127.0.0.1:{group.port} ") for entry in listening), listening
+    everywhere = [entry for entry in listening if entry.startswith(("0.0.0.0:", "*:", "[::]:"))]
+    assert everywhere == [], listening
 
 
 def test_a_vanished_node_turns_offline_and_answers_503_naming_it_until_it_is_back(group, browser):
