@@ -18,6 +18,7 @@ from models_app.hashing import sha256_file
 from models_app.models import AIModel, CopyStatus, FileRemoval, ModelCopy, ModelFile, Source, TransferSample
 from models_app.selectors import model_get, model_list, model_to_dict
 from models_app.signals import model_ready
+from models_app.states import copy_create
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -80,8 +81,8 @@ def model_import_local(*, path: Path, model_id: str | None = None, copy: bool = 
             sha256=digest,
             gguf=meta,
         )
-        ModelCopy.objects.create(model=model, node=settings.NODE_NAME, path=str(folder), status=CopyStatus.READY,
-                                 download_progress=100)
+        copy_create(model=model, node=settings.NODE_NAME, path=str(folder), status=CopyStatus.READY,
+                    download_progress=100)
         ModelFile.objects.create(model=model, name=path.name, size=model.size, sha256=digest,
                                  downloaded_bytes=model.size, verified=True)
         model_notify(model)

@@ -29,6 +29,9 @@ COPY_MOVES: dict[str, frozenset[str]] = {
     S.REMOVING: frozenset(),
 }
 FETCHING = (S.QUEUED, S.DOWNLOADING, S.VERIFYING)
+# A copy is made queued (a download or a copy to come) or ready (a file imported where it lies). One that
+# failed and is asked for again resumes (error -> queued), except a copy over BitTorrent, made afresh.
+COPY_STARTS = frozenset({S.QUEUED, S.READY})
 
 
 # An instance's `state` is what its node's daemon sees; what a person wants is its `desired` field,
@@ -60,6 +63,13 @@ def copy_move(rows: QuerySet[ModelCopy], to: str, **fields) -> int:
     """Move the copies in `rows` that may go to `to`, writing `fields` beside; returns how many moved."""
     fields.setdefault("updated_at", timezone.now())
     return rows.filter(status__in=copy_sources(to)).update(status=to, **fields)
+
+
+def copy_create(*, model, node: str, status: str = S.QUEUED, **fields) -> ModelCopy:
+    """A new copy of `model` on `node`, in one of the statuses a copy starts in."""
+    if status not in COPY_STARTS:
+        raise ValueError(f"a copy starts {' or '.join(sorted(map(str, COPY_STARTS)))}, not {str(status)!r}")
+    return ModelCopy.objects.create(model=model, node=node, status=status, **fields)
 
 
 def instance_move(rows: QuerySet[ServedInstance], to: str, **fields) -> int:

@@ -18,7 +18,7 @@ from models_app import placement
 from models_app.models import AIModel, CopyStatus, ModelCopy, Source
 from models_app.selectors import model_get, model_list
 from models_app.services import model_notify, model_unique_id
-from models_app.states import copy_move
+from models_app.states import copy_create, copy_move
 from torrents_app.magnets import Magnet, magnet_build, magnet_parse, peer_text
 from torrents_app.models import Torrent
 from torrents_app.node_services import GROUP_COPY
@@ -55,8 +55,7 @@ def magnet_download_start(*, magnet_uri: str, metadata: dict | None = None, node
 def _fetch_copy(model: AIModel, place: placement.Place, *, magnet: str, v1: str, v2: str,
                 torrent_file: bytes | None, state: str = "") -> ModelCopy:
     """A queued copy on the place's node that its torrent engine downloads over BitTorrent and verifies."""
-    copy = ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model.pk),
-                                    status=CopyStatus.QUEUED)
+    copy = copy_create(model=model, node=place.node, path=place.folder(model.pk))
     Torrent.objects.create(copy=copy, info_hash_v1=v1, info_hash_v2=v2, magnet_source=magnet,
                            torrent_file=torrent_file, desired=Torrent.Desired.DOWNLOAD, state=state)
     model_notify(model)

@@ -23,7 +23,7 @@ from models_app.hub.refs import hub_ref_parse
 from models_app.models import AIModel, CopyStatus, ModelCopy, ModelFile, Source
 from models_app.selectors import model_list
 from models_app.services import model_id_base, model_notify, model_unique_id
-from models_app.states import copy_move, copy_rows
+from models_app.states import copy_create, copy_move, copy_rows
 from torrents_app.services import swarm_running
 from torrents_app.sharing import copy_start, seeders_of
 
@@ -110,7 +110,7 @@ def _add_copy(model: AIModel, place: placement.Place, *, seeding: bool) -> AIMod
             ModelCopy.objects.filter(model=model, node=place.node).update(seeding=False)
         return model_list().get(pk=model.pk)
     with transaction.atomic():
-        ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model.pk), seeding=seeding)
+        copy_create(model=model, node=place.node, path=place.folder(model.pk), seeding=seeding)
         model_notify(model)
         transaction.on_commit(lambda: downloads_wake(node=place.node))
     return model_list().get(pk=model.pk)
@@ -134,7 +134,7 @@ def _create(repo: client.HubRepo, variant: choice.Variant, place: placement.Plac
             repo_id=repo.repo_id, revision=repo.commit, file_name=variant.main, size=variant.size, sha256=main.sha256,
             requested_by=requested_by[:200],
         )
-        ModelCopy.objects.create(model=model, node=place.node, path=place.folder(model_id), seeding=create_torrent)
+        copy_create(model=model, node=place.node, path=place.folder(model_id), seeding=create_torrent)
         ModelFile.objects.bulk_create([
             ModelFile(model=model, name=part.name, size=part.size, sha256=part.sha256,
                       url=client.hub_file_url(repo_id=repo.repo_id, name=part.name, commit=repo.commit))
