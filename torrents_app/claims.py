@@ -134,10 +134,12 @@ class Claims:
         under way (the daemon then steps often, so that the spread is not rounded to its idle tick)."""
         now = self.clock()
         for salt, election in list(self.electing.items()):
-            if not election.out and now >= election.put_at:
+            held = self.held.get(election.model_id)
+            if held is None:
+                del self.electing[salt]  # given up meanwhile (its download failed, was cancelled or deleted)
+            elif not election.out and now >= election.put_at:
                 election.out = True
                 self.putting[salt] = election.model_id
-                held = self.held[election.model_id]
                 held.due = now + self.refresh_every
                 self._put(held, done=0, model_id=election.model_id)
             elif election.out and salt not in self.putting and now >= election.read_at:

@@ -171,9 +171,10 @@ def _database(workdir: Path) -> str:
 
 
 def _broker() -> dict[str, str]:
-    """The suite's Redis (an empty database of it) for the channel layer and q2, else the in-process ones."""
+    """The suite's Redis (an empty database of it) for the channel layer and q2, else the in-process ones. Only
+    under `make test`, whose Redis is its own: a bench run beside someone's REDIS_URL must not empty theirs."""
     url = os.environ.get("REDIS_URL")
-    if not url:
+    if not url or not os.environ.get("AIPORTAL_TEST_PG_URL"):
         return {"AIPORTAL_CHANNEL_LAYER": "memory"}
     url = url.rsplit("/", 1)[0] + "/12"
     redis.Redis.from_url(url).flushdb()
