@@ -102,10 +102,17 @@ def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
     model = copy.model
     web_seed = _web_seed(model, model.file_name, single=True)
     template = magnet_build(name=model.file_name, size=model.size, web_seeds=[web_seed])
-    waited = _group_fetch_wait(copy, poll=poll)
-    if waited is None:
-        return False  # cancelled while it waited: the caller finds out and cleans up
-    peer = _group_copy(model, node)
+    peer, waited = None, False
+    for _ in range(3):
+        waiting = _group_fetch_wait(copy, poll=poll)
+        if waiting is None:
+            return False  # cancelled while it waited: the caller finds out and cleans up
+        peer, waited = _group_copy(model, node), waited or waiting
+        if peer is not None or not waiting:
+            break
+        # It waited for a node of the group and finds no seed of it listed at the moment it looks (its rows
+        # changing as it starts to seed): look again rather than fetch the file from the Hub a second time.
+        log.info("%s: the node of this group it waited for lists no seed of it yet; looking again", model_id)
     if peer is not None:
         v1, v2, endpoint = peer
         magnet = swarm_magnet(magnet_with_peers(template, [endpoint]), v1=v1, v2=v2)
