@@ -423,8 +423,9 @@ def _looking_up(model_id: str, node: str, sha256: str) -> Torrent:
 
 @pytest.mark.parametrize("round_", range(8))
 def test_two_portals_that_look_for_the_same_file_at_the_same_moment_elect_one_fetcher(dht_pair, caplog, round_):
-    """Both find no record and no claim, and both put a claim at once: the put stored second is refused, and
-    both read back the claim stored first, so exactly one fetches and the other waits on it."""
+    """Both find no record and no claim, and both claim the fetch at once: their puts, spread over a second,
+    land one after another, and both read back the one stored last, so exactly one fetches and the other
+    waits on it (put at the same instant, each read back its own and both fetched)."""
     alpha, beta = dht_pair
     caplog.set_level("INFO", logger="aiportal.torrents")
     sha256 = f"{round_:02x}" * 32
@@ -433,7 +434,8 @@ def test_two_portals_that_look_for_the_same_file_at_the_same_moment_elect_one_fe
     def states():
         return sorted(Torrent.objects.filter(pk__in=[row.pk for row in rows]).values_list("state", flat=True))
 
-    pump([alpha, beta], lambda: alpha.p2p.dht_nodes and beta.p2p.dht_nodes, timeout=30)
+    for engine in (alpha, beta):
+        engine.step()  # each adds the other as its DHT node
     alpha.claims.begin("alpha_Tiny-GGUF", sha256)  # both found no record just now, and ask for a claim
     beta.claims.begin("beta_Tiny-GGUF", sha256)
     pump([alpha, beta], lambda: node_services.LOOKING not in states(), timeout=30)
