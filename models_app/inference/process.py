@@ -267,7 +267,6 @@ def binary_backends(path: Path) -> list[str]:
     return sorted(names - {"base"})
 
 
-@functools.lru_cache(maxsize=4)
 def pid_runs_llama_server(pid: int, alias: str) -> bool:
     """A process left by an earlier daemon: still alive and serving this alias."""
     try:
