@@ -21,6 +21,7 @@ from models_app.signals import model_ready
 from models_app.states import copy_create
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+PARTIAL_SUFFIX = ".incomplete"  # a file still being downloaded, beside where it will be
 
 
 def model_id_base(text: str) -> str:

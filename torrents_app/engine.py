@@ -23,6 +23,7 @@ from torrents_app.claims import Claims
 from torrents_app.creation import torrent_from_resume
 from torrents_app.magnets import advertised_peers, magnet_build, magnet_peer_endpoints
 from torrents_app.models import Torrent
+from torrents_app.relay import Relay
 from torrents_app.resume import ResumeStore
 from torrents_app.session import (
     DuplicateTorrent,
@@ -63,6 +64,7 @@ class TorrentEngine:
         self.clock = clock
         self.p2p: P2PSession | None = None
         self.claims: Claims | None = None
+        self.relay: Relay | None = None
         self.finishing: set[str] = set()
         self.verifying: dict[str, Future] = {}
         self.saving: set[str] = set()
@@ -87,7 +89,9 @@ class TorrentEngine:
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         self.p2p = P2PSession(self.config)
-        self.claims = Claims(p2p=self.p2p, node_name=self.node_name, clock=self.clock, named_dht=bool(self.p2p.dht_nodes))
+        named = bool(self.p2p.dht_nodes)
+        self.claims = Claims(p2p=self.p2p, node_name=self.node_name, clock=self.clock, named_dht=named)
+        self.relay = Relay(p2p=self.p2p, node_name=self.node_name, clock=self.clock, named_dht=named)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
         self.next_resume = self.clock() + self.resume_every
         log.info("torrent engine %s listening on port %s", self.node_name, self.p2p.listen_port())
@@ -116,7 +120,7 @@ class TorrentEngine:
         self.stats_once()
         self.resume_once()
         self.dht_once()
-        return self.claims.tick() or busy
+        return self.claims.tick() | self.relay.tick() or busy
 
     def stop(self) -> None:
         """Pause every torrent, wait for it, then save its resume data (flushed) before closing."""
@@ -382,7 +386,13 @@ class TorrentEngine:
         # A download that stopped waiting (or went on over HTTP) is asked for afresh when it comes back.
         self.lookups = {salt: key for salt, key in self.lookups.items() if key in waiting}
         if self.config.dht:
-            due = self.claims.once({key: sha256 for key, sha256, state in rows if state == node_services.AWAITING})
+            awaiting = {key: sha256 for key, sha256, state in rows if state == node_services.AWAITING}
+            due = self.claims.once(awaiting)
+            fetching = {key: sha256 for key, sha256 in ModelCopy.objects.filter(
+                node=self.node_name, model_id__in=self.claims.held).values_list("model_id", "model__sha256")}
+            self.relay.once(fetching=fetching, waiting=awaiting)
+            # A download that receives the file through the relay needs no record until the relay stops.
+            due -= self.relay.receiving(within=self.claims.ask_every * 2)
             rows = [row for row in rows if row[2] == node_services.LOOKING or row[0] in due]
         asked = False
         for key, sha256, _ in rows:
@@ -415,6 +425,9 @@ class TorrentEngine:
                 continue
             if key is None or (key and not self.p2p.has(key)):
                 continue  # a handle removed since the alert was posted
+            if key and self.relay.owns(key):
+                self.relay.on_alert(name, key, alert)
+                continue
             handler(key, alert)
         return bool(alerts)
 
@@ -423,6 +436,9 @@ class TorrentEngine:
 
     def on_dht_mutable_item_alert(self, key: str, alert) -> None:
         salt, value, authoritative = alert_record(alert)
+        if swarm.is_relay_salt(salt):
+            self.relay.on_item(salt, value)
+            return
         if swarm.is_claim_salt(salt):
             self.claims.on_item(salt, value, authoritative)
             return
@@ -442,6 +458,8 @@ class TorrentEngine:
                 self.claims.begin(model_id, salt.hex())  # no record: is another portal fetching it already?
 
     def on_dht_put_alert(self, key: str, alert) -> None:
+        if swarm.is_relay_salt(bytes(alert.salt)):
+            return  # put again with the next segment, or read back by the waiters anyway
         if swarm.is_claim_salt(bytes(alert.salt)):
             self.claims.on_put(bytes(alert.salt), alert.num_success)
             return
@@ -456,6 +474,8 @@ class TorrentEngine:
 
     def on_state_update_alert(self, key: str, alert) -> None:
         for stats in alert_stats(alert, self.p2p.keys):
+            if self.relay.owns(stats.key):
+                continue
             if stats.key in self.web_bytes and not stats.is_seeding:
                 self._count_web_seeds(stats.key)
             status = node_services.torrent_stats_write(stats=stats, node=self.node_name,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -12,10 +13,11 @@ from django.db import transaction
 from aiportal.models import Node
 from models_app.models import AIModel, CopyStatus, ModelCopy, Source
 from models_app.states import FETCHING
-from models_app.services import model_notify
-from torrents_app import creation
+from models_app.services import PARTIAL_SUFFIX, model_notify
+from torrents_app import creation, swarm
 from torrents_app.magnets import advertised_peers, magnet_build, peer_text
 from torrents_app.models import Torrent
+from torrents_app.relay import relay_dir, segment_done
 from torrents_app.node_services import (
     AWAITING,
     FOUND,
@@ -126,16 +128,21 @@ def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
                                                           "info_hash_v2": "", **values})
     rows = torrent_rows(model_id=model_id, node=node)
     deadline = time.monotonic() + wait
+    joiner, relayed = RelayJoin(copy), False
     while time.monotonic() < deadline:
         state = rows.values_list("state", flat=True).first()
         if state not in WAITING:
+            if state is not None:
+                joiner.hand_over()
             return state is not None  # metadata came: the node daemon downloads and verifies it
         if state == MISSING:
             break
         if state == AWAITING:
             # Another portal fetches it from the Hub: the node daemon watches that fetch's progress and
-            # gives up on it when it stalls; this job waits as long as the daemon and the copy are there.
-            if not _still_wanted(copy):
+            # gives up on it when it stalls; this job waits as long as the daemon and the copy are there,
+            # joining the segments the relay brings meanwhile.
+            relayed = joiner.step()
+            if relayed or not _still_wanted(copy):
                 break
             deadline = time.monotonic() + wait  # the record it waits for: its metadata has `wait` to come
         pause(poll)
@@ -143,11 +150,68 @@ def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
     withdrawn, _ = rows.filter(state__in=WAITING).delete()
     if withdrawn and not Torrent.objects.filter(copy__model_id=model_id).exists():
         AIModel.objects.filter(pk=model_id).update(info_hash="", info_hash_v2="")
-    if withdrawn:
+    if relayed:
+        log.info("%s: all of it came through the relay of the portal fetching it from the Hub; verifying", model_id)
+    elif withdrawn:
         why = last[1] if last and last[0] == MISSING and last[1] else \
             f"no peer sent the file's metadata within {wait:.0f} s"
-        log.info("%s: %s; downloading it from the Hub", model_id, why)
-    return not withdrawn
+        log.info("%s: %s; downloading it from the Hub%s", model_id, why,
+                 f", from byte {joiner.done} on (the relay brought the rest)" if joiner.done else "")
+    return not withdrawn and not relayed
+
+
+class RelayJoin:
+    """The download job's half of the relay (see `relay`): joins, in order, the segments this node's daemon
+    has received into the copy's partial file, where the Hub's HTTP resumes if the relay stops half-way."""
+
+    def __init__(self, copy: ModelCopy):
+        model = copy.model
+        self.copy, self.total = copy, model.size
+        self.dest = Path(copy.path) / model.file_name
+        self.partial = self.dest.with_name(self.dest.name + PARTIAL_SUFFIX)
+        self.folder = relay_dir(copy.node, model.sha256) if swarm.is_sha256(model.sha256) else None
+        self.segments = swarm.relay_segments(self.total) if self.total else []
+        self.done, self.since, self.rate = 0, time.monotonic(), 0.0
+
+    def step(self) -> bool:
+        """Join what has come; True once the file is whole (moved to its name, for the job to verify)."""
+        if self.folder is None:
+            return False
+        done = self.partial.stat().st_size if self.partial.exists() else 0
+        size = swarm.relay_segment_size(self.total)
+        index = done // size
+        if done % size and done != self.total:
+            return False  # not the relay's: leave it to HTTP
+        while index < len(self.segments) and segment_done(self.folder, index).exists():
+            offset, length = self.segments[index]
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.folder / str(index), "rb") as src, open(self.partial, "r+b" if index else "wb") as out:
+                left = length
+                while left:  # (no O_APPEND: copy_file_range refuses it)
+                    moved = os.copy_file_range(src.fileno(), out.fileno(), left, length - left, offset + length - left)
+                    if not moved:
+                        log.warning("%s: segment %d of the relay is short; leaving the rest to HTTP",
+                                    self.copy.model_id, index)
+                        return False
+                    left -= moved
+            done, index = offset + length, index + 1
+        if done != self.done:
+            now = time.monotonic()
+            self.rate = 0.5 * self.rate + 0.5 * (done - self.done) / max(now - self.since, 1e-3)
+            self.done, self.since = done, now
+            ModelCopy.objects.filter(pk=self.copy.pk, cancel_requested=False).update(
+                downloaded_bytes=done, peer_bytes=done, download_progress=100.0 * done / max(self.total, 1),
+                download_rate=int(self.rate))
+            model_notify(self.copy.model)
+        if done == self.total and self.total:
+            os.replace(self.partial, self.dest)
+            return True
+        return False
+
+    def hand_over(self) -> None:
+        """The torrent takes over (its record was found): what the relay brought is its file's beginning."""
+        if self.done and self.partial.exists() and not self.dest.exists():
+            os.replace(self.partial, self.dest)
 
 
 def _still_wanted(copy: ModelCopy) -> bool:

@@ -219,7 +219,8 @@ class P2PSession:
         return key in self.handles
 
     def tracked(self) -> list[str]:
-        return list(self.handles)
+        """The models' torrents (not the relay's segments, whose keys begin with `relay/`)."""
+        return [key for key in self.handles if not key.startswith("relay/")]
 
     def remove(self, key: str, *, delete_files: bool = False) -> None:
         handle = self.handles.pop(key, None)

@@ -98,3 +98,61 @@ def claim_parse(value: bytes) -> tuple[str, int, int, int, int] | None:
     if not all(part.isdigit() for part in parts[2:]):
         return None
     return parts[1].decode(), int(parts[2]), int(parts[3]), int(parts[4]), int(parts[5])
+
+
+# -- the relay ------------------------------------------------------------------------------------
+# A fetch from the Hub ends before its torrent can exist (piece hashes need every byte), so portals that
+# wait on a claim would start only when the fetcher is done: the whole file twice over, one after the
+# other. Instead the fetcher cuts its download into segments as the bytes arrive, makes a small v1 torrent
+# of each and seeds it, and names them, in order, in a third item (salt: the sha256 and `/relay`). The
+# waiters fetch the segments from it and from each other while it goes on, and join them into the file,
+# which is checked against the Hub's sha256 at the end as every download is: a segment is as trustworthy
+# as the fetcher that cut it, and a file made of false ones is fetched again from the Hub.
+RELAY = b"aiportal1-relay"
+_RELAY_SUFFIX = b"/relay"
+RELAY_MAX_SEGMENTS = 40  # 40 info-hashes of 20 bytes and the header stay under BEP 44's 1,000 bytes
+RELAY_MIN_SEGMENT = 1024 * 1024
+
+
+def relay_salt(sha256: str) -> bytes:
+    return record_salt(sha256) + _RELAY_SUFFIX
+
+
+def is_relay_salt(salt: bytes) -> bool:
+    return len(salt) == 32 + len(_RELAY_SUFFIX) and salt.endswith(_RELAY_SUFFIX)
+
+
+def relay_segment_size(total: int) -> int:
+    """Depends on the file's size only (fetcher and waiters agree without saying): a power of two of at
+    least 1 MiB, so that the file has at most RELAY_MAX_SEGMENTS segments."""
+    size = RELAY_MIN_SEGMENT
+    while -(-total // size) > RELAY_MAX_SEGMENTS:
+        size *= 2
+    return size
+
+
+def relay_segments(total: int) -> list[tuple[int, int]]:
+    """(offset, length) of each segment of a file of `total` bytes."""
+    size = relay_segment_size(total)
+    return [(offset, min(size, total - offset)) for offset in range(0, total, size)]
+
+
+def relay_value(*, total: int, endpoint: str, info_hashes: list[bytes]) -> bytes:
+    """`aiportal1-relay <bytes in all> <fetcher's address:port or -> <v1 info-hash of each segment so far,
+    20 bytes each, in order>`."""
+    if len(info_hashes) > RELAY_MAX_SEGMENTS or any(len(h) != 20 for h in info_hashes):
+        raise ValueError("a relay names at most 40 segments by their 20-byte v1 info-hash")
+    return b" ".join([RELAY, str(total).encode(), (endpoint or "-").encode(), b"".join(info_hashes)])
+
+
+def relay_parse(value: bytes) -> tuple[int, str, list[bytes]] | None:
+    """(total, endpoint or '', info-hashes) of a relay; None for anything that is not one of ours."""
+    parts = value.split(b" ", 3)
+    if len(parts) != 4 or parts[0] != RELAY or not parts[1].isdigit():
+        return None
+    total, endpoint, hashes = int(parts[1]), parts[2], parts[3]
+    if not total or len(hashes) % 20 or len(hashes) // 20 > len(relay_segments(total)):
+        return None
+    if endpoint != b"-" and not re.match(rb"^[0-9A-Za-z.:\[\]-]{1,80}:[0-9]{1,5}$", endpoint):
+        return None
+    return total, "" if endpoint == b"-" else endpoint.decode(), [hashes[i:i + 20] for i in range(0, len(hashes), 20)]

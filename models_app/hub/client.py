@@ -27,8 +27,8 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers
 
 from aiportal.errors import ApplicationError, NotFound, Unavailable, Upstream
+from models_app.services import PARTIAL_SUFFIX
 
-PARTIAL_SUFFIX = ".incomplete"
 # The library reads the body in 10 MiB chunks; 1 MiB keeps progress flowing on slow links.
 PROGRESS_CHUNK = 1024 * 1024
 _INFO_TTL = 30.0

@@ -71,14 +71,28 @@ def _run(copy: ModelCopy) -> str:
         for entry in model.files.all():
             (folder / entry.name).unlink(missing_ok=True)
     present = _present_bytes(copy)
+    if not present:  # nothing on disk: nothing received yet, whatever an earlier try counted
+        ModelCopy.objects.filter(pk=copy.pk).update(peer_bytes=0, web_seed_bytes=0, http_bytes=0)
     # Peers first (SPEC §8): a download already under way over HTTP carries on over HTTP.
     if not present and swarm_fetch(model_id=model.pk):
         return "from the swarm"
+    # What the relay joined (SPEC §8) while this job waited on another portal's fetch came from peers.
+    relayed = 0 if present else ModelCopy.objects.filter(pk=copy.pk).values_list("peer_bytes", flat=True).first() or 0
     try:
-        tracker = Progress(copy, present)
-        for entry in model.files.order_by("name"):
-            _fetch(copy, entry, tracker)
-        return _verify(copy)
+        try:
+            tracker = Progress(copy, _present_bytes(copy), peer=relayed)
+            for entry in model.files.order_by("name"):
+                _fetch(copy, entry, tracker)
+            return _verify(copy, relayed=relayed)
+        except Failed as exc:
+            if not relayed or not _again(copy):
+                raise
+            # The relay's segments are only as good as the portal that cut them: the Hub's bytes decide.
+            log.warning("%s: %s Fetching it from the Hub instead.", model.pk, exc)
+            tracker = Progress(copy, 0)
+            for entry in model.files.order_by("name"):
+                _fetch(copy, entry, tracker)
+            return _verify(copy, relayed=0)
     except Cancelled:
         _discard(copy, folder)
         return "cancelled"
@@ -117,11 +131,19 @@ def _fetch(copy: ModelCopy, entry: ModelFile, tracker: Progress) -> None:
             tracker.wait(delays[attempt])
 
 
-class Progress:
-    """Counts bytes; writes figures (and notices cancellation) at most every WRITE_EVERY seconds."""
+def _again(copy: ModelCopy) -> bool:
+    """Back to downloading, with nothing received: a file made by the relay failed its check."""
+    fresh = dict(download_rate=0, downloaded_bytes=0, download_progress=0.0, peer_bytes=0, http_bytes=0, error="")
+    rows = ModelCopy.objects.filter(pk=copy.pk, cancel_requested=False)
+    return bool(copy_move(rows, CopyStatus.QUEUED, **fresh) and copy_move(rows, CopyStatus.DOWNLOADING))
 
-    def __init__(self, copy: ModelCopy, done: int):
-        self.copy, self.done = copy, done
+
+class Progress:
+    """Counts bytes; writes figures (and notices cancellation) at most every WRITE_EVERY seconds. Of the
+    `done` bytes it starts with, `peer` came from the relay; the rest, and all it counts, over HTTP."""
+
+    def __init__(self, copy: ModelCopy, done: int, *, peer: int = 0):
+        self.copy, self.done, self.peer = copy, done, peer
         self.last_write, self.last_done, self.rate = 0.0, done, 0.0
         self.write(force=True)
 
@@ -148,18 +170,18 @@ class Progress:
         self.last_write, self.last_done = now, self.done
         size = max(self.copy.model.size, 1)
         written = ModelCopy.objects.filter(pk=self.copy.pk, cancel_requested=False).update(
-            downloaded_bytes=self.done, http_bytes=self.done, download_progress=min(100.0, 100.0 * self.done / size),
+            downloaded_bytes=self.done, http_bytes=self.done - self.peer, download_progress=min(100.0, 100.0 * self.done / size),
             download_rate=int(self.rate), updated_at=timezone.now())
         if not written:
             raise Cancelled()
         model_notify(self.copy.model)
 
 
-def _verify(copy: ModelCopy) -> str:
+def _verify(copy: ModelCopy, *, relayed: int) -> str:
     """One read per file: sha256 and torrent pieces together, while the GGUF header is parsed beside it."""
     model = copy.model
     if not _move(copy, CopyStatus.VERIFYING, download_rate=0, download_progress=100.0, downloaded_bytes=model.size,
-                 http_bytes=model.size):
+                 http_bytes=model.size - relayed):
         raise Cancelled()
     folder = Path(copy.path)
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -112,12 +112,22 @@ def test_two_portals_that_start_the_same_hub_file_at_once_cost_the_hub_one_copy(
     note = wait_for(lambda: next((n for p in (a, b) if (n := _model(p)["note"])), None), what="a waiting note",
                     timeout=60)
     assert re.fullmatch(r"Waiting for another portal, which is downloading it from the Hub \(\d+%\)", note), note
-    done = wait_for(lambda: (_ready(a), _ready(b)) if _ready(a) and _ready(b) else None,
-                    what="both downloads, verified and seeded", timeout=180)
+    seen = []  # (a's copy, b's copy) as the pages show them, while the fetch goes on
+
+    def both_ready():
+        models = [_model(a), _model(b)]
+        seen.append([(m["copies"][0]["status"], m["copies"][0]["downloadedBytes"]) for m in models])
+        return (_ready(a), _ready(b)) if _ready(a) and _ready(b) else None
+
+    done = wait_for(both_ready, what="both downloads, verified and seeded", timeout=180)
     assert done[0]["sha256"] == done[1]["sha256"] == hub.repo(REPO).files[swarm_file.name].sha256
     fetcher, waiter = sorted(done, key=lambda model: -model["bytesFrom"]["http"])
     assert fetcher["bytesFrom"]["http"] == size and waiter["bytesFrom"]["http"] == 0, (fetcher, waiter)
     waiting = a if waiter is done[0] else b
+    # The relay: the waiter received part of the file while the fetcher was still downloading it.
+    fetching_at, waiting_at = (0, 1) if waiting is b else (1, 0)
+    during = [pair[waiting_at][1] for pair in seen if pair[fetching_at][0] == "downloading"]
+    assert any(0 < got < size for got in during), seen
     # Refined once a second after `ready`, as libtorrent's counters catch up.
     wait_for(lambda: _model(waiting)["bytesFrom"]["peers"] >= size / 2,
              what="the waiter's bytes from peers, at least half", timeout=10)
@@ -126,3 +136,5 @@ def test_two_portals_that_start_the_same_hub_file_at_once_cost_the_hub_one_copy(
     logs = a.log.read_text() + b.log.read_text()
     assert "this node fetches it from the Hub for the swarm" in logs
     assert "another portal is fetching it from the Hub" in logs
+    assert "relaying its Hub fetch to the portals that wait on it" in logs
+    assert "all of it came through the relay of the portal fetching it from the Hub" in logs

@@ -1,0 +1,288 @@
+"""The relay (SPEC §8): portals that wait on another's Hub fetch receive the file while it arrives.
+
+Without it a waiter starts only once the fetcher is done (a torrent needs every byte hashed), so that
+four portals wanting one file at once took twice the time of one download. With it, see `swarm`:
+
+- the fetching node cuts each segment of its partial file, as soon as it is there, into a file of its
+  own (`relay_dir(node, sha256) / <index>`), seeds a v1 torrent of it and puts the relay item naming
+  every segment so far;
+- a waiting node reads the item a few times a second, fetches each segment it names from the fetcher
+  (the item's address) and from the other waiters (the DHT), and once a segment is on disk leaves
+  `<index>.ok` beside it; the download job joins the segments, in order, into its partial file
+  (`services`), so that a fetch that stops half-way is resumed from the Hub where the relay left off;
+- segments are seeded for a while after this node's copy is done (LINGER), for the waiters behind.
+
+`Relay` is the torrent engine's part that does this. Its torrents are in the engine's session under
+keys of their own (`relay/<sha256>/<index>`); it writes no rows.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from models_app.models import CopyStatus, ModelCopy
+from models_app.services import PARTIAL_SUFFIX
+from models_app.states import FETCHING
+from torrents_app import creation, swarm
+from torrents_app.magnets import magnet_build, peer_text
+from torrents_app.session import DuplicateTorrent
+
+log = logging.getLogger("aiportal.torrents")
+KEY_PREFIX = "relay/"
+
+
+def relay_dir(node: str, sha256: str) -> Path:
+    """Where a node keeps the segments of one file (a node's own folder: several engines may share a machine)."""
+    if not swarm.is_sha256(sha256):
+        raise ValueError(f"not a sha256: {sha256!r}")
+    return Path(settings.AI_TORRENT_DIR) / "relay" / node / sha256
+
+
+def segment_done(folder: Path, index: int) -> Path:
+    """The mark a waiting node leaves once segment `index` is complete, checked and on disk."""
+    return folder / f"{index}.ok"
+
+
+@dataclass
+class Segments:
+    """The segments of one file on this node: cut from its own fetch (`feeding`), or fetched from another's."""
+
+    sha256: str
+    total: int
+    folder: Path
+    feeding: bool
+    model_id: str
+    hashes: dict[int, bytes] = field(default_factory=dict)  # index -> v1 info-hash, of each segment in the session
+    ready: set[int] = field(default_factory=set)  # segments complete on disk
+    endpoint: str = ""  # the fetcher's, from its item
+    next_ask: float = 0.0  # waiting: when to read the item again
+    next_put: float = 0.0  # feeding: the earliest moment of the next put
+    dirty: bool = False  # feeding: segments cut since the last put
+    gained: float = 0.0  # when the last segment came in
+    done_at: float | None = None  # when this node's copy stopped fetching: the segments linger from then
+
+
+class Relay:
+    def __init__(self, *, p2p, node_name: str, clock: Callable[[], float], named_dht: bool):
+        self.p2p, self.node_name, self.clock = p2p, node_name, clock
+        # In a DHT of a few named nodes an item is read or stored in milliseconds; the public DHT is asked
+        # no more often than every few seconds.
+        self.ask_every = 0.25 if named_dht else 5.0
+        self.put_every = 0.25 if named_dht else 5.0
+        self.linger = 30.0 if named_dht else 120.0
+        self.files: dict[str, Segments] = {}  # sha256 -> its segments here
+        self.keys: dict[str, tuple[str, int]] = {}  # session key -> (sha256, index)
+        self.flushing: set[str] = set()
+        shutil.rmtree(Path(settings.AI_TORRENT_DIR) / "relay" / node_name, ignore_errors=True)  # a restart's leftovers
+
+    @staticmethod
+    def owns(key: str) -> bool:
+        return key.startswith(KEY_PREFIX)
+
+    def receiving(self, within: float) -> set[str]:
+        """Models whose waiting copy got a segment in the last `within` seconds (its record can wait)."""
+        now = self.clock()
+        return {seg.model_id for seg in self.files.values()
+                if not seg.feeding and seg.done_at is None and now - seg.gained < within}
+
+    # -- what the engine calls -------------------------------------------------------------------
+    def once(self, *, fetching: dict[str, str], waiting: dict[str, str]) -> bool:
+        """Cut what this node's fetches (`fetching`: model -> sha256, those it holds a claim on) have brought,
+        ask for the items of the fetches its downloads wait on (`waiting`), and let go of finished files.
+        True while any segment moves."""
+        now = self.clock()
+        for model_id, sha256 in fetching.items():
+            seg = self.files.get(sha256)
+            if seg is None or not seg.feeding:
+                self._start(model_id, sha256, feeding=True, adopt=seg)
+        for model_id, sha256 in waiting.items():
+            seg = self.files.get(sha256)
+            if seg is None or (seg.feeding and model_id not in fetching and not seg.hashes):
+                self._start(model_id, sha256, feeding=False, adopt=None)
+        copies = {model_id: (status, path, name) for model_id, status, path, name in ModelCopy.objects.filter(
+            node=self.node_name, model_id__in={seg.model_id for seg in self.files.values()}).values_list(
+            "model_id", "status", "path", "model__file_name")}
+        busy = False
+        for sha256, seg in list(self.files.items()):
+            status, path, name = copies.get(seg.model_id, (None, "", ""))
+            if seg.feeding:
+                if status in (*FETCHING, CopyStatus.READY):
+                    busy = self._cut(seg, Path(path) / name) or busy
+                if seg.dirty and now >= seg.next_put:
+                    self._put(seg, now)
+                # A verified copy still has its last segments to cut; a failed or deleted one has none to come.
+                active = status in FETCHING or (status == CopyStatus.READY
+                                                and len(seg.hashes) < len(swarm.relay_segments(seg.total)))
+            else:
+                active = status in FETCHING and seg.model_id in waiting
+                if active and now >= seg.next_ask:
+                    seg.next_ask = now + self.ask_every
+                    self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=swarm.relay_salt(sha256))
+            if active:
+                seg.done_at = None
+            elif seg.done_at is None:
+                seg.done_at = now
+            elif now - seg.done_at > self.linger:
+                self._drop(seg)
+        return busy
+
+    def on_item(self, salt: bytes, value: bytes) -> None:
+        seg = self.files.get(salt[:32].hex())
+        relay = swarm.relay_parse(value) if value else None
+        if seg is None or seg.feeding or relay is None or seg.done_at is not None:
+            return
+        total, endpoint, hashes = relay
+        if total != seg.total:
+            log.warning("%s: a relay item names a file of %d bytes, not %d; ignored", seg.model_id, total, seg.total)
+            return
+        seg.endpoint = endpoint
+        joined = self._joined(seg)
+        for index, info_hash in enumerate(hashes):
+            if index in seg.hashes or index < joined:
+                continue
+            _, length = swarm.relay_segments(seg.total)[index]
+            key = self._key(seg.sha256, index)
+            magnet = magnet_build(info_hash_v1=info_hash.hex(), name=str(index), size=length,
+                                  peers=[endpoint] if endpoint else [])
+            seg.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.p2p.add(key, save_path=seg.folder, magnet=magnet)
+            except DuplicateTorrent:
+                continue  # the same bytes under another index: not of a relay of ours
+            self.p2p.reconnect(key)  # announce it now, so that the other waiters find this node too
+            seg.hashes[index] = info_hash
+            self.keys[key] = (seg.sha256, index)
+
+    def on_alert(self, name: str, key: str, alert) -> None:
+        sha256, index = self.keys.get(key, ("", -1))
+        seg = self.files.get(sha256)
+        if seg is None:
+            return
+        if name == "metadata_received_alert":
+            files = self.p2p.files(key)
+            _, length = swarm.relay_segments(seg.total)[index]
+            if len(files) != 1 or files[0].path != str(index) or files[0].size != length:
+                log.warning("%s: segment %d of its relay is not what the item said (%s); dropped", seg.model_id,
+                            index, ", ".join(f"{f.path} ({f.size} bytes)" for f in files[:3]))
+                self._remove(key)
+        elif name == "torrent_finished_alert" and not seg.feeding and index not in seg.ready:
+            self.flushing.add(key)
+            self.p2p.flush(key)
+        elif name == "cache_flushed_alert" and key in self.flushing:
+            self.flushing.discard(key)
+            segment_done(seg.folder, index).touch()
+            seg.ready.add(index)
+            seg.gained = self.clock()
+        elif name in ("file_error_alert", "torrent_error_alert"):
+            log.warning("%s: segment %d of its relay failed: %s", seg.model_id, index, alert.message())
+            self._remove(key)
+
+    def tick(self) -> bool:
+        """Segments still on their way to this node (the daemon then steps often)."""
+        return any(not seg.feeding and seg.done_at is None and len(seg.ready) < len(seg.hashes)
+                   for seg in self.files.values())
+
+    # -- steps ------------------------------------------------------------------------------------
+    def _start(self, model_id: str, sha256: str, *, feeding: bool, adopt: Segments | None) -> None:
+        total = ModelCopy.objects.filter(model_id=model_id, node=self.node_name).values_list(
+            "model__size", flat=True).first() or 0
+        if total <= 0:
+            return
+        seg = Segments(sha256=sha256, total=total, folder=relay_dir(self.node_name, sha256), feeding=feeding,
+                       model_id=model_id)
+        if adopt is not None:  # this node received segments of it, and now fetches the rest itself
+            seg.hashes = {i: h for i, h in adopt.hashes.items() if i in adopt.ready}
+            for i in set(adopt.hashes) - seg.hashes.keys():
+                self._remove(self._key(sha256, i))
+            seg.ready = set(seg.hashes)
+        seg.folder.mkdir(parents=True, exist_ok=True)
+        if not feeding and shutil.disk_usage(seg.folder).free < 2 * total:
+            log.info("%s: no room for its relay beside the file itself; waiting for its record", model_id)
+            return
+        if sha256 in self.files and self.files[sha256] is not adopt:
+            self._drop(self.files[sha256])
+        self.files[sha256] = seg
+
+    def _cut(self, seg: Segments, dest: Path) -> bool:
+        """Seed each segment that the fetch has brought in full since the last look."""
+        partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
+        source = partial if partial.exists() else dest
+        try:
+            have = source.stat().st_size
+        except FileNotFoundError:
+            return False
+        if source is dest and have != seg.total:
+            return False
+        cut = False
+        for index, (offset, length) in enumerate(swarm.relay_segments(seg.total)):
+            if index in seg.hashes:
+                continue
+            if offset + length > have or len(seg.hashes) != index:
+                break
+            if not seg.hashes:
+                log.info("%s: relaying its Hub fetch to the portals that wait on it, in segments of %d bytes",
+                         seg.model_id, swarm.relay_segment_size(seg.total))
+            try:
+                seg.hashes[index] = self._seed(seg, index, source, offset, length)
+            except FileNotFoundError:
+                break  # the partial file was just renamed: the rest is cut from the file itself next time
+            except (OSError, DuplicateTorrent) as exc:
+                log.warning("%s: cannot relay segment %d: %s", seg.model_id, index, exc)
+                break
+            seg.dirty = cut = True
+        return cut
+
+    def _seed(self, seg: Segments, index: int, source: Path, offset: int, length: int) -> bytes:
+        seg.folder.mkdir(parents=True, exist_ok=True)
+        target = seg.folder / str(index)
+        with open(source, "rb") as src, open(target, "wb") as out:
+            left = length
+            while left:
+                moved = os.copy_file_range(src.fileno(), out.fileno(), left, offset + length - left)
+                if not moved:
+                    raise OSError(f"{source} ended before byte {offset + length}")
+                left -= moved
+        created = creation.torrent_create(content=target, fmt="v1")
+        key = self._key(seg.sha256, index)
+        self.p2p.add(key, save_path=seg.folder, torrent=created.data, seed_mode=True)
+        self.p2p.reconnect(key)
+        self.keys[key] = (seg.sha256, index)
+        return bytes.fromhex(created.info_hash)
+
+    def _put(self, seg: Segments, now: float) -> None:
+        hashes = [seg.hashes[i] for i in range(len(seg.hashes))]
+        endpoint = peer_text(settings.NODE_ADDRESS, self.p2p.listen_port()) if settings.NODE_ADDRESS else ""
+        self.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY,
+                                salt=swarm.relay_salt(seg.sha256),
+                                value=swarm.relay_value(total=seg.total, endpoint=endpoint, info_hashes=hashes))
+        seg.dirty, seg.next_put = False, now + self.put_every
+
+    def _joined(self, seg: Segments) -> int:
+        """Segments the download job joined into its partial file already (a daemon restarted mid-relay)."""
+        copy = ModelCopy.objects.filter(model_id=seg.model_id, node=self.node_name).values_list(
+            "path", "model__file_name").first()
+        if copy is None:
+            return 0
+        partial = Path(copy[0]) / (copy[1] + PARTIAL_SUFFIX)
+        return partial.stat().st_size // swarm.relay_segment_size(seg.total) if partial.exists() else 0
+
+    def _drop(self, seg: Segments) -> None:
+        for index in list(seg.hashes):
+            self._remove(self._key(seg.sha256, index))
+        shutil.rmtree(seg.folder, ignore_errors=True)
+        del self.files[seg.sha256]
+
+    def _remove(self, key: str) -> None:
+        self.p2p.remove(key)
+        self.keys.pop(key, None)
+        self.flushing.discard(key)
+
+    @staticmethod
+    def _key(sha256: str, index: int) -> str:
+        return f"{KEY_PREFIX}{sha256}/{index}"
