@@ -24,6 +24,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def _free_port() -> int:
 
 def _node(base: str, name: str, port: int, others: list[int], hub_url: str, wait: float, upload: int, go, done,
           stop) -> None:
-    """One portal's node daemon and download job, stepped in one thread as runnode and a q2 worker would run."""
+    """One portal's node daemon (this process's main thread, as runnode) and its download job (a thread of its
+    own, as a q2 worker beside the daemon)."""
     base = Path(base)
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "aiportal.settings", "DATABASE_URL": f"sqlite:///{base / 'db.sqlite3'}",
@@ -60,7 +62,6 @@ def _node(base: str, name: str, port: int, others: list[int], hub_url: str, wait
     from models_app.hub import runner
     from models_app.hub.services import download_start
     from models_app.models import AIModel
-    from torrents_app import services as torrent_services
     from torrents_app.engine import TorrentEngine
     from torrents_app.session import SessionConfig
 
@@ -79,15 +80,16 @@ def _node(base: str, name: str, port: int, others: list[int], hub_url: str, wait
                            facts={**machine_facts(base / "models"), "p2p_port": engine.listen_port()})
         time.sleep(seconds)
 
-    torrent_services.pause = step
     try:
         while not go.is_set():
             step()
         started = time.monotonic()
         model = download_start(url=f"{hub_url}/{REPO}")
-        runner.download_run(model_id=model.pk)
+        job = threading.Thread(target=_job, args=(runner, model.pk), daemon=True)
+        job.start()
         while AIModel.objects.get(pk=model.pk).status not in {"ready", "error"}:
             step(0.02)
+        job.join(timeout=60)
         model = AIModel.objects.get(pk=model.pk)
         done.put((name, time.monotonic() - started, model.status, model.error, model.peer_bytes, model.web_seed_bytes,
                   model.http_bytes))
@@ -95,6 +97,15 @@ def _node(base: str, name: str, port: int, others: list[int], hub_url: str, wait
             step()
     finally:
         engine.stop()
+
+
+def _job(runner, model_id: str) -> None:
+    from django.db import connection
+
+    try:
+        runner.download_run(model_id=model_id)
+    finally:
+        connection.close()
 
 
 def _scenario(label: str, *, tmp: Path, hub, n: int, size: int, wait: float, upload: int, seeded_first: bool) -> dict:

@@ -109,13 +109,14 @@ def _merkle_root(nodes: list[bytes], width: int, pad: bytes) -> bytes:
     return level[0]
 
 
-def torrent_create(*, content: Path, fmt: str = "hybrid", web_seed: str = "") -> CreatedTorrent:
-    """The torrent of a file, or of a folder's files (for split models), in `fmt` (hybrid, v1 or v2)."""
+def torrent_create(*, content: Path, fmt: str = "hybrid", web_seed: str = "", piece: int = 0) -> CreatedTorrent:
+    """The torrent of a file, or of a folder's files (for split models), in `fmt` (hybrid, v1 or v2); its pieces
+    are `piece_size_for` its size unless `piece` says otherwise."""
     if fmt not in FORMATS:
         raise ValueError(f"torrent format {fmt!r} is not one of {FORMATS}")
     files = _content_files(content)
     total = sum(size for _, _, size in files)
-    piece = piece_size_for(total)
+    piece = piece or piece_size_for(total)
     hashes = {rel: file_hashes(path, piece_size=piece) for rel, path, _ in files}
     single = content.is_file()
     if single:

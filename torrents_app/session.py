@@ -314,6 +314,12 @@ class P2PSession:
             out.append((web, f"{peer.connection_type}:{peer.ip[0]}:{peer.ip[1]}", peer.total_download))
         return out
 
+    def dialled_peers(self, key: str) -> set[tuple[str, int]]:
+        """The endpoints this node connected out to for the torrent (their listen ports, unlike incoming ones)."""
+        return {(peer.ip[0], peer.ip[1]) for peer in self.handles[key].get_peer_info()
+                if peer.flags & lt.peer_info.local_connection
+                and peer.connection_type not in (lt.peer_info.web_seed, lt.peer_info.http_seed)}
+
     def stats(self, key: str) -> TorrentStats:
         return _stats(key, self.handles[key].status())
 
