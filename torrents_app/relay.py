@@ -260,7 +260,7 @@ class Relay:
                 left -= moved
         created = creation.torrent_create(content=target, fmt="v1", piece=SEGMENT_PIECE)
         key = self._key(seg.sha256, index)
-        self.p2p.add(key, save_path=seg.folder, torrent=created.data, seed_mode=True)
+        self.p2p.add(key, save_path=seg.folder, torrent=created.data, seed_mode=True, max_uploads=1)
         self.p2p.reconnect(key)
         self.keys[key] = (seg.sha256, index)
         return bytes.fromhex(created.info_hash)

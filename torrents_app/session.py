@@ -189,7 +189,7 @@ class P2PSession:
     # -- torrents ---------------------------------------------------------------------------------
     def add(self, key: str, *, save_path: Path, torrent: bytes | None = None, magnet: str = "",
             resume: bytes | None = None, seed_mode: bool = False, paused: bool = False, hold_files: bool = False,
-            uploaded: int = 0, downloaded: int = 0) -> None:
+            uploaded: int = 0, downloaded: int = 0, max_uploads: int = -1) -> None:
         """Add a torrent; `hold_files` fetches metadata only until `want_all_files` (checks come first)."""
         params = _params(torrent=torrent, magnet=magnet, resume=resume)
         if not resume:
@@ -202,6 +202,7 @@ class P2PSession:
             params.flags |= lt.torrent_flags.seed_mode
         if paused:
             params.flags |= lt.torrent_flags.paused
+        params.max_uploads = max_uploads
         if hold_files:
             params.flags |= lt.torrent_flags.default_dont_download
         # A magnet's x.pe peers stay in `params.peers`: libtorrent connects to those as the torrent
