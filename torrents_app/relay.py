@@ -71,9 +71,11 @@ class Segments:
     dirty: bool = False  # feeding: segments cut since the last put
     moved: float = 0.0  # when the relay last moved here: a segment named, or one complete
     done_at: float | None = None  # when this node's copy stopped fetching: the segments linger from then
+    stopped: bool = False  # feeding: a segment could not be cut (disk full): no more are
 
 
 class Relay:
+    REFUSED_FOR = 60.0
     def __init__(self, *, p2p, node_name: str, clock: Callable[[], float], named_dht: bool):
         self.p2p, self.node_name, self.clock = p2p, node_name, clock
         # In a DHT of a few named nodes an item is read or stored in milliseconds; the public DHT is asked
@@ -84,6 +86,7 @@ class Relay:
         self.files: dict[str, Segments] = {}  # sha256 -> its segments here
         self.keys: dict[str, tuple[str, int]] = {}  # session key -> (sha256, index)
         self.flushing: set[str] = set()
+        self.refused: dict[str, float] = {}  # sha256 -> until when a relay of it is not tried again (no room)
         shutil.rmtree(Path(settings.AI_TORRENT_DIR) / "relay" / node_name, ignore_errors=True)  # a restart's leftovers
 
     @staticmethod
@@ -123,7 +126,7 @@ class Relay:
                 if seg.dirty and now >= seg.next_put:
                     self._put(seg, now)
                 # A verified copy still has its last segments to cut; a failed or deleted one has none to come.
-                active = status in FETCHING or (status == CopyStatus.READY
+                active = status in FETCHING or (status == CopyStatus.READY and not seg.stopped
                                                 and len(seg.hashes) < len(swarm.relay_segments(seg.total)))
             else:
                 active = status in FETCHING and seg.model_id in waiting
@@ -211,9 +214,16 @@ class Relay:
             for i in set(adopt.hashes) - seg.hashes.keys():
                 self._remove(self._key(sha256, i))
             seg.ready = set(seg.hashes)
+        if self.clock() < self.refused.get(sha256, 0.0):
+            return
         seg.folder.mkdir(parents=True, exist_ok=True)
-        if not feeding and shutil.disk_usage(seg.folder).free < 2 * total:
-            log.info("%s: no room for its relay beside the file itself; waiting for its record", model_id)
+        # Room for every segment beside the file itself (the fetcher's partial file is on its way too).
+        if shutil.disk_usage(seg.folder).free < 2 * total and adopt is None:
+            log.warning("%s: no room for a relay of it beside the file (%d bytes free, %d wanted); %s", model_id,
+                        shutil.disk_usage(seg.folder).free, 2 * total,
+                        "not relaying it" if feeding else "waiting for its record instead")
+            self.refused[sha256] = self.clock() + self.REFUSED_FOR
+            shutil.rmtree(seg.folder, ignore_errors=True)
             return
         if sha256 in self.files and self.files[sha256] is not adopt:
             self._drop(self.files[sha256])
@@ -227,7 +237,7 @@ class Relay:
             have = source.stat().st_size
         except FileNotFoundError:
             return False
-        if source is dest and have != seg.total:
+        if seg.stopped or (source is dest and have != seg.total):
             return False
         cut = False
         for index, (offset, length) in enumerate(swarm.relay_segments(seg.total)):
@@ -243,7 +253,9 @@ class Relay:
             except FileNotFoundError:
                 break  # the partial file was just renamed: the rest is cut from the file itself next time
             except (OSError, DuplicateTorrent) as exc:
-                log.warning("%s: cannot relay segment %d: %s", seg.model_id, index, exc)
+                # Waiters get what was cut, then the record, as without a relay.
+                log.warning("%s: cannot relay segment %d (%s); relaying no more of it", seg.model_id, index, exc)
+                seg.stopped = True
                 break
             seg.dirty = cut = True
         return cut

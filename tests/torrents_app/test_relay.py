@@ -8,6 +8,7 @@ waiting row's state, as the engine would. The engines' side runs in test_swarm_p
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from models_app.hub import client
 from models_app.hub.runner import download_run
 from models_app.hub.services import download_start
 from models_app.models import AIModel, Status
+from tests.factories import model_make
 from tests.fakes.fake_hub import FakeHub
 from torrents_app import node_services, swarm
 from torrents_app import services as torrent_services
-from torrents_app.relay import relay_dir, segment_done
+from torrents_app.relay import Relay, relay_dir, segment_done
 
 pytestmark = pytest.mark.django_db
 MIB = 1024 * 1024
@@ -137,3 +139,21 @@ def test_relay_items_are_ours_only_when_well_formed():
     with pytest.raises(ValueError):
         swarm.relay_value(total=total, endpoint="", info_hashes=[b"short"])
     assert swarm.is_relay_salt(swarm.relay_salt("ab" * 32)) and not swarm.is_relay_salt(swarm.claim_salt("ab" * 32))
+
+
+def test_a_node_without_room_for_the_segments_does_not_relay_and_says_why(settings, monkeypatch, caplog):
+    """Segments take as much room again as the file: a node that lacks it waits for the record (or, fetching,
+    relays nothing), and says so once, not at every pass."""
+    settings.NODE_NAME = NODE
+    sha256 = "cd" * 32
+    model = model_make(id="org_Big-GGUF", name="Big", file_name="big.gguf", size=10 * 2**30, sha256=sha256,
+                       status="downloading", path=str(settings.AI_MODEL_DIR / "org_Big-GGUF"))
+    usage = shutil.disk_usage(settings.AI_MODEL_DIR)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=15 * 2**30))
+    relay = Relay(p2p=None, node_name=NODE, clock=time.monotonic, named_dht=True)  # no session: nothing is added
+    caplog.set_level("INFO", logger="aiportal.torrents")
+    for _ in range(3):
+        relay.once(fetching={}, waiting={model.pk: sha256})
+    assert relay.files == {} and not relay_dir(NODE, sha256).exists()
+    assert caplog.text.count("no room for a relay of it beside the file") == 1
+    assert f"{15 * 2**30} bytes free, {20 * 2**30} wanted); waiting for its record instead" in caplog.text
