@@ -63,34 +63,70 @@ def piece_size_for(total: int) -> int:
 
 def file_hashes(path: Path, *, piece_size: int) -> FileHashes:
     """sha256 and torrent piece hashes of one file in a single read; remembered for this process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, piece_size)
+    key = _cache_key(path, piece_size)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    hashes = _hash_one_pass(path, piece_size)
+    hasher = Hasher(piece_size)
+    with open(path, "rb", buffering=0) as fh:
+        while piece := fh.read(piece_size):
+            hasher.update(piece)
+    hashes = hasher.result()
     with _cache_lock:
         _cache[key] = hashes
     return hashes
 
 
-def _hash_one_pass(path: Path, piece_size: int) -> FileHashes:
-    full, v1, layer, size, tail = hashlib.sha256(), [], [], 0, b""
-    with open(path, "rb", buffering=0) as fh:
-        while piece := fh.read(piece_size):
-            full.update(piece)
-            size += len(piece)
-            tail = hashlib.sha1(piece).digest()
-            v1.append(tail if len(piece) == piece_size else hashlib.sha1(piece + bytes(piece_size - len(piece))).digest())
-            leaves = [hashlib.sha256(piece[pos:pos + BLOCK]).digest() for pos in range(0, len(piece), BLOCK)]
-            layer.append(leaves)
-    blocks_per_piece = piece_size // BLOCK
-    if size <= piece_size:
-        leaves = layer[0] if layer else []
-        root = _merkle_root(leaves, _next_pow2(len(leaves)), _ZERO) if leaves else b""
-        return FileHashes(full.hexdigest(), b"".join(v1), tail, b"", root)
-    pieces = [_merkle_root(leaves, blocks_per_piece, _ZERO) for leaves in layer]
-    return FileHashes(full.hexdigest(), b"".join(v1), tail, b"".join(pieces), _layer_root(pieces, blocks_per_piece))
+def file_hashes_known(path: Path, *, piece_size: int, hashes: FileHashes) -> None:
+    """Remember the hashes of a file whose bytes were hashed as they were written (`Hasher`): the next
+    `file_hashes` of it, as long as it is unchanged, reads nothing."""
+    with _cache_lock:
+        _cache[_cache_key(path, piece_size)] = hashes
+
+
+def _cache_key(path: Path, piece_size: int) -> tuple:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns, piece_size
+
+
+class Hasher:
+    """`FileHashes` of bytes given in order, in any chunks (one file, from its first byte)."""
+
+    def __init__(self, piece_size: int):
+        self.piece_size, self.full, self.size = piece_size, hashlib.sha256(), 0
+        self.v1: list[bytes] = []
+        self.layer: list[list[bytes]] = []
+        self.tail, self.pending = b"", bytearray()
+
+    def update(self, data: bytes) -> None:
+        if not self.pending and len(data) == self.piece_size:
+            self._piece(data)  # a whole piece, as `file_hashes` reads them: no copy
+            return
+        self.pending += data
+        while len(self.pending) >= self.piece_size:
+            self._piece(bytes(self.pending[:self.piece_size]))
+            del self.pending[:self.piece_size]
+
+    def _piece(self, piece: bytes) -> None:
+        self.full.update(piece)
+        self.size += len(piece)
+        self.tail = hashlib.sha1(piece).digest()
+        padded = piece if len(piece) == self.piece_size else piece + bytes(self.piece_size - len(piece))
+        self.v1.append(self.tail if padded is piece else hashlib.sha1(padded).digest())
+        self.layer.append([hashlib.sha256(piece[pos:pos + BLOCK]).digest() for pos in range(0, len(piece), BLOCK)])
+
+    def result(self) -> FileHashes:
+        if self.pending:
+            self._piece(bytes(self.pending))
+            self.pending.clear()
+        blocks_per_piece = self.piece_size // BLOCK
+        if self.size <= self.piece_size:
+            leaves = self.layer[0] if self.layer else []
+            root = _merkle_root(leaves, _next_pow2(len(leaves)), _ZERO) if leaves else b""
+            return FileHashes(self.full.hexdigest(), b"".join(self.v1), self.tail, b"", root)
+        pieces = [_merkle_root(leaves, blocks_per_piece, _ZERO) for leaves in self.layer]
+        return FileHashes(self.full.hexdigest(), b"".join(self.v1), self.tail, b"".join(pieces),
+                          _layer_root(pieces, blocks_per_piece))
 
 
 def _next_pow2(n: int) -> int:

@@ -162,7 +162,8 @@ def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
 
 class RelayJoin:
     """The download job's half of the relay (see `relay`): joins, in order, the segments this node's daemon
-    has received into the copy's partial file, where the Hub's HTTP resumes if the relay stops half-way."""
+    has received into the copy's partial file, where the Hub's HTTP resumes if the relay stops half-way.
+    It hashes the bytes as it joins them, so that the check of a file the relay brought whole reads nothing."""
 
     def __init__(self, copy: ModelCopy):
         model = copy.model
@@ -172,6 +173,8 @@ class RelayJoin:
         self.folder = relay_dir(copy.node, model.sha256) if swarm.is_sha256(model.sha256) else None
         self.segments = swarm.relay_segments(self.total) if self.total else []
         self.done, self.since, self.rate = 0, time.monotonic(), 0.0
+        self.piece = creation.piece_size_for(self.total)
+        self.hasher: creation.Hasher | None = None
 
     def step(self) -> bool:
         """Join what has come; True once the file is whole (moved to its name, for the job to verify)."""
@@ -182,18 +185,24 @@ class RelayJoin:
         index = done // size
         if done % size and done != self.total:
             return False  # not the relay's: leave it to HTTP
+        if done == 0:
+            self.hasher = creation.Hasher(self.piece)  # from the first byte (a job that restarted mid-way has none)
         while index < len(self.segments) and segment_done(self.folder, index).exists():
             offset, length = self.segments[index]
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             with open(self.folder / str(index), "rb") as src, open(self.partial, "r+b" if index else "wb") as out:
-                left = length
-                while left:  # (no O_APPEND: copy_file_range refuses it)
-                    moved = os.copy_file_range(src.fileno(), out.fileno(), left, length - left, offset + length - left)
-                    if not moved:
+                at = offset
+                while at < offset + length:
+                    chunk = src.read(min(self.piece, offset + length - at))
+                    if not chunk:
                         log.warning("%s: segment %d of the relay is short; leaving the rest to HTTP",
                                     self.copy.model_id, index)
+                        self.hasher = None
                         return False
-                    left -= moved
+                    os.pwrite(out.fileno(), chunk, at)
+                    if self.hasher is not None:
+                        self.hasher.update(chunk)
+                    at += len(chunk)
             done, index = offset + length, index + 1
         if done != self.done:
             now = time.monotonic()
@@ -205,6 +214,8 @@ class RelayJoin:
             model_notify(self.copy.model)
         if done == self.total and self.total:
             os.replace(self.partial, self.dest)
+            if self.hasher is not None:
+                creation.file_hashes_known(self.dest, piece_size=self.piece, hashes=self.hasher.result())
             return True
         return False
 

@@ -21,7 +21,7 @@ from models_app.hub.services import download_start
 from models_app.models import AIModel, Status
 from tests.factories import model_make
 from tests.fakes.fake_hub import FakeHub
-from torrents_app import node_services, swarm
+from torrents_app import creation, node_services, swarm
 from torrents_app import services as torrent_services
 from torrents_app.relay import Relay, relay_dir, segment_done
 
@@ -157,3 +157,12 @@ def test_a_node_without_room_for_the_segments_does_not_relay_and_says_why(settin
     assert relay.files == {} and not relay_dir(NODE, sha256).exists()
     assert caplog.text.count("no room for a relay of it beside the file") == 1
     assert f"{15 * 2**30} bytes free, {20 * 2**30} wanted); waiting for its record instead" in caplog.text
+
+
+@pytest.mark.parametrize("chunk", [1000, 256 * 1024, 3 * MIB + 7])
+def test_hashes_taken_as_the_bytes_are_joined_are_those_of_the_file(small_gguf, chunk):
+    data = small_gguf.read_bytes()
+    hasher = creation.Hasher(256 * 1024)
+    for at in range(0, len(data), chunk):
+        hasher.update(data[at:at + chunk])
+    assert hasher.result() == creation.file_hashes(small_gguf, piece_size=256 * 1024)
