@@ -28,6 +28,7 @@ from huggingface_hub.utils import build_hf_headers
 
 from aiportal.errors import ApplicationError, NotFound, Unavailable, Upstream
 from models_app.services import PARTIAL_SUFFIX
+from torrents_app import creation
 
 # The library reads the body in 10 MiB chunks; 1 MiB keeps progress flowing on slow links.
 PROGRESS_CHUNK = 1024 * 1024
@@ -99,8 +100,10 @@ def hub_check_access(*, repo_id: str, name: str, commit: str) -> None:
         get_hf_file_metadata(url, token=settings.HF_TOKEN, endpoint=settings.HF_ENDPOINT)
 
 
-def hub_download(*, repo_id: str, name: str, commit: str, dest: Path, progress: type) -> None:
-    """Fetch one file into `dest`, resuming from `dest` + `.incomplete` when a previous try left one."""
+def hub_download(*, repo_id: str, name: str, commit: str, dest: Path, progress: type,
+                 piece_size: int = 0) -> creation.FileHashes | None:
+    """Fetch one file into `dest`, resuming from `dest` + `.incomplete` when a previous try left one. With a
+    `piece_size`, the bytes are hashed as they arrive and their hashes returned (None when they could not be)."""
     url = hub_file_url(repo_id=repo_id, name=name, commit=commit)
     partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -114,13 +117,45 @@ def hub_download(*, repo_id: str, name: str, commit: str, dest: Path, progress: 
             partial.unlink()
             done = 0
         with open(partial, "ab") as fh, _small_chunks():
-            hf_download.http_get(meta.location, fh, resume_size=done, headers=headers, expected_size=meta.size,
+            sink = _Hashing(fh, partial, piece_size) if piece_size else fh
+            hf_download.http_get(meta.location, sink, resume_size=done, headers=headers, expected_size=meta.size,
                                  displayed_filename=name, tqdm_class=progress)
     except (GatedRepoError, RepositoryNotFoundError, RemoteEntryNotFoundError) as exc:
         raise TransferError(_first_line(exc), permanent=True) from None
     except (HfHubHTTPError, httpx2.HTTPError, OSError) as exc:
         raise TransferError(_first_line(exc)) from None
     os.replace(partial, dest)
+    return sink.hashes() if piece_size else None
+
+
+class _Hashing:
+    """The partial file as huggingface_hub writes it, hashing each chunk on its way (after what a previous try
+    left, read first). A rewind (a server that ignored the Range) stops the hashing: the check reads the file."""
+
+    def __init__(self, fh, partial: Path, piece_size: int):
+        self.fh, self.hasher = fh, creation.Hasher(piece_size)
+        with open(partial, "rb") as kept:
+            while chunk := kept.read(piece_size):
+                self.hasher.update(chunk)
+
+    def write(self, data: bytes) -> int:
+        if self.hasher is not None:
+            self.hasher.update(data)
+        return self.fh.write(data)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def seek(self, *args) -> int:
+        self.hasher = None
+        return self.fh.seek(*args)
+
+    def truncate(self, *args) -> int:
+        self.hasher = None
+        return self.fh.truncate(*args)
+
+    def hashes(self) -> creation.FileHashes | None:
+        return self.hasher.result() if self.hasher is not None else None
 
 
 def progress_class(on_bytes: Callable[[int], None]) -> type:

@@ -118,9 +118,12 @@ def _fetch(copy: ModelCopy, entry: ModelFile, tracker: Progress) -> None:
     delays = tuple(getattr(settings, "HF_DOWNLOAD_RETRY_DELAYS", DEFAULT_RETRY_DELAYS))
     for attempt in range(len(delays) + 1):
         tracker.resync(_present_bytes(copy))
+        piece = creation.piece_size_for(model.size)  # as `_check_digests` hashes it
         try:
-            client.hub_download(repo_id=model.repo_id, name=entry.name, commit=model.revision, dest=dest,
-                                progress=client.progress_class(tracker.add))
+            hashes = client.hub_download(repo_id=model.repo_id, name=entry.name, commit=model.revision, dest=dest,
+                                         progress=client.progress_class(tracker.add), piece_size=piece)
+            if hashes is not None:  # hashed on the way in: the check reads nothing
+                creation.file_hashes_known(dest, piece_size=piece, hashes=hashes)
             return
         except client.TransferError as exc:
             if exc.permanent or attempt == len(delays):
