@@ -3,7 +3,10 @@
 Each `step()` drains libtorrent's alerts into `on_<alert name>` handlers, then reconciles the
 desired state in the database in `*_once()` passes: seed ready models (paused when their
 `seeding` is off), download magnet models, drop torrents whose rows vanished, hand finished
-downloads to a verification thread, post stats, and save resume data now and then.
+downloads to a verification thread, post stats, and save resume data now and then. Two parts of
+it work on the swarm of Hub files (SPEC §8): `claims` elects one fetcher among portals that want a
+file at once, and `relay` passes that fetch on to the others while it goes on; the relay's segment
+torrents share the session under keys of their own, and their alerts go to it.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ keys of their own (`relay/<sha256>/<index>`); it writes no rows.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -30,7 +31,7 @@ from models_app.models import CopyStatus, ModelCopy
 from models_app.services import PARTIAL_SUFFIX
 from models_app.states import FETCHING
 from torrents_app import creation, swarm
-from torrents_app.magnets import magnet_build, peer_text
+from torrents_app.magnets import advertised_peers, magnet_build, peer_text
 from torrents_app.session import DuplicateTorrent
 
 log = logging.getLogger("aiportal.torrents")
@@ -64,7 +65,6 @@ class Segments:
     model_id: str
     hashes: dict[int, bytes] = field(default_factory=dict)  # index -> v1 info-hash, of each segment in the session
     ready: set[int] = field(default_factory=set)  # segments complete on disk
-    endpoint: str = ""  # the fetcher's, from its item
     peers: set[tuple[str, int]] = field(default_factory=set)  # the other nodes of this relay, as found so far
     next_ask: float = 0.0  # waiting: when to read the item again
     next_put: float = 0.0  # feeding: the earliest moment of the next put
@@ -76,6 +76,7 @@ class Segments:
 
 class Relay:
     REFUSED_FOR = 60.0
+
     def __init__(self, *, p2p, node_name: str, clock: Callable[[], float], named_dht: bool):
         self.p2p, self.node_name, self.clock = p2p, node_name, clock
         # In a DHT of a few named nodes an item is read or stored in milliseconds; the public DHT is asked
@@ -150,7 +151,6 @@ class Relay:
         if total != seg.total:
             log.warning("%s: a relay item names a file of %d bytes, not %d; ignored", seg.model_id, total, seg.total)
             return
-        seg.endpoint = endpoint
         joined = self._joined(seg)
         for index, info_hash in enumerate(hashes):
             if index in seg.hashes or index < joined:
@@ -279,11 +279,22 @@ class Relay:
 
     def _put(self, seg: Segments, now: float) -> None:
         hashes = [seg.hashes[i] for i in range(len(seg.hashes))]
-        endpoint = peer_text(settings.NODE_ADDRESS, self.p2p.listen_port()) if settings.NODE_ADDRESS else ""
+        endpoint = self._endpoint()
         self.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY,
                                 salt=swarm.relay_salt(seg.sha256),
                                 value=swarm.relay_value(total=seg.total, endpoint=endpoint, info_hashes=hashes))
         seg.dirty, seg.next_put = False, now + self.put_every
+
+    def _endpoint(self) -> str:
+        """Where the waiters reach this node: its x.pe (SPEC §8); on loopback too when every DHT node it names is
+        on loopback, so that every reader of the item is on this machine."""
+        port = self.p2p.listen_port()
+        advertised = advertised_peers(settings.NODE_ADDRESS, port)
+        if advertised:
+            return advertised[0]
+        local = bool(self.p2p.dht_nodes) and all(_is_ip(host) and ipaddress.ip_address(host).is_loopback
+                                                 for host, _ in self.p2p.dht_nodes)
+        return peer_text(settings.NODE_ADDRESS, port) if local else ""
 
     def _joined(self, seg: Segments) -> int:
         """Segments the download job joined into its partial file already (a daemon restarted mid-relay)."""
@@ -308,3 +319,11 @@ class Relay:
     @staticmethod
     def _key(sha256: str, index: int) -> str:
         return f"{KEY_PREFIX}{sha256}/{index}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

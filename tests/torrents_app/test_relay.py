@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,16 @@ def test_hashes_taken_as_the_bytes_are_joined_are_those_of_the_file(small_gguf, 
     for at in range(0, len(data), chunk):
         hasher.update(data[at:at + chunk])
     assert hasher.result() == creation.file_hashes(small_gguf, piece_size=256 * 1024)
+
+
+@pytest.mark.parametrize("address, dht_nodes, named", [
+    ("192.168.1.20", [], "192.168.1.20:6881"),  # its x.pe: any portal may read the item
+    ("127.0.0.1", [("127.0.0.1", 7000), ("127.0.0.1", 7001)], "127.0.0.1:6881"),  # every reader on this machine
+    ("127.0.0.1", [("127.0.0.1", 7000), ("192.168.1.5", 7001)], ""),  # a reader elsewhere could not reach it
+    ("127.0.0.1", [], ""),  # the public DHT
+    ("127.0.0.1", [("portal-b.lan", 7000)], ""),
+])
+def test_the_relay_names_the_fetchers_address_only_where_its_readers_reach_it(settings, address, dht_nodes, named):
+    settings.NODE_ADDRESS = address
+    session = types.SimpleNamespace(listen_port=lambda: 6881, dht_nodes=dht_nodes)
+    assert Relay(p2p=session, node_name=NODE, clock=time.monotonic, named_dht=bool(dht_nodes))._endpoint() == named
