@@ -99,20 +99,26 @@ class Hasher:
         self.tail, self.pending = b"", bytearray()
 
     def update(self, data: bytes) -> None:
-        if not self.pending and len(data) == self.piece_size:
-            self._piece(data)  # a whole piece, as `file_hashes` reads them: no copy
-            return
-        self.pending += data
-        while len(self.pending) >= self.piece_size:
-            self._piece(bytes(self.pending[:self.piece_size]))
-            del self.pending[:self.piece_size]
+        view = memoryview(data)
+        if self.pending:
+            need = self.piece_size - len(self.pending)
+            self.pending += view[:need]
+            view = view[need:]
+            if len(self.pending) < self.piece_size:
+                return
+            self._piece(bytes(self.pending))
+            self.pending.clear()
+        whole = len(view) - len(view) % self.piece_size
+        for at in range(0, whole, self.piece_size):
+            self._piece(view[at:at + self.piece_size])  # no copy: hashlib reads the caller's buffer
+        self.pending += view[whole:]
 
-    def _piece(self, piece: bytes) -> None:
+    def _piece(self, piece) -> None:
         self.full.update(piece)
         self.size += len(piece)
         self.tail = hashlib.sha1(piece).digest()
-        padded = piece if len(piece) == self.piece_size else piece + bytes(self.piece_size - len(piece))
-        self.v1.append(self.tail if padded is piece else hashlib.sha1(padded).digest())
+        whole = len(piece) == self.piece_size
+        self.v1.append(self.tail if whole else hashlib.sha1(bytes(piece) + bytes(self.piece_size - len(piece))).digest())
         self.layer.append([hashlib.sha256(piece[pos:pos + BLOCK]).digest() for pos in range(0, len(piece), BLOCK)])
 
     def result(self) -> FileHashes:

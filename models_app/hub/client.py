@@ -6,7 +6,10 @@ Plain dataclasses go out; library exceptions come back as `aiportal.errors` type
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from aiportal.errors import ApplicationError, NotFound, Unavailable, Upstream
 from models_app.services import PARTIAL_SUFFIX
 from torrents_app import creation
 
+log = logging.getLogger(__name__)
 # The library reads the body in 10 MiB chunks; 1 MiB keeps progress flowing on slow links.
 PROGRESS_CHUNK = 1024 * 1024
 _INFO_TTL = 30.0
@@ -117,45 +121,69 @@ def hub_download(*, repo_id: str, name: str, commit: str, dest: Path, progress: 
             partial.unlink()
             done = 0
         with open(partial, "ab") as fh, _small_chunks():
-            sink = _Hashing(fh, partial, piece_size) if piece_size else fh
-            hf_download.http_get(meta.location, sink, resume_size=done, headers=headers, expected_size=meta.size,
-                                 displayed_filename=name, tqdm_class=progress)
+            sink = _Hashing(fh, partial, piece_size) if piece_size else None
+            try:
+                hf_download.http_get(meta.location, sink or fh, resume_size=done, headers=headers,
+                                     expected_size=meta.size, displayed_filename=name, tqdm_class=progress)
+            finally:
+                hashes = sink.finish() if sink is not None else None
     except (GatedRepoError, RepositoryNotFoundError, RemoteEntryNotFoundError) as exc:
         raise TransferError(_first_line(exc), permanent=True) from None
     except (HfHubHTTPError, httpx2.HTTPError, OSError) as exc:
         raise TransferError(_first_line(exc)) from None
     os.replace(partial, dest)
-    return sink.hashes() if piece_size else None
+    return hashes
 
 
 class _Hashing:
-    """The partial file as huggingface_hub writes it, hashing each chunk on its way (after what a previous try
-    left, read first). A rewind (a server that ignored the Range) stops the hashing: the check reads the file."""
+    """The partial file as huggingface_hub writes it, each chunk also hashed (after what a previous try left)
+    by a thread of its own: hashlib lets go of the GIL, so the hashing runs beside the transfer instead of
+    slowing it. A rewind (a server that ignored the Range) stops the hashing: the check then reads the file."""
 
     def __init__(self, fh, partial: Path, piece_size: int):
-        self.fh, self.hasher = fh, creation.Hasher(piece_size)
-        with open(partial, "rb") as kept:
-            while chunk := kept.read(piece_size):
-                self.hasher.update(chunk)
+        self.fh, self.piece_size, self.rewound = fh, piece_size, False
+        self.chunks: queue.Queue = queue.Queue(maxsize=32)
+        self.result: creation.FileHashes | None = None
+        self.thread = threading.Thread(target=self._hash, args=(partial, partial.stat().st_size), daemon=True,
+                                       name="hub-download-hashing")
+        self.thread.start()
+
+    def _hash(self, partial: Path, kept: int) -> None:
+        hasher = creation.Hasher(self.piece_size)
+        try:
+            with open(partial, "rb") as fh:
+                while kept > 0 and (chunk := fh.read(min(self.piece_size, kept))):
+                    hasher.update(chunk)
+                    kept -= len(chunk)
+            while (chunk := self.chunks.get()) is not None:
+                hasher.update(chunk)
+            self.result = hasher.result()
+        except OSError:
+            log.exception("hashing %s as it downloads failed; it is checked once whole", partial)
+            while self.chunks.get() is not None:
+                pass
 
     def write(self, data: bytes) -> int:
-        if self.hasher is not None:
-            self.hasher.update(data)
-        return self.fh.write(data)
+        written = self.fh.write(data)
+        self.chunks.put(data)
+        return written
 
     def tell(self) -> int:
         return self.fh.tell()
 
     def seek(self, *args) -> int:
-        self.hasher = None
+        self.rewound = True
         return self.fh.seek(*args)
 
     def truncate(self, *args) -> int:
-        self.hasher = None
+        self.rewound = True
         return self.fh.truncate(*args)
 
-    def hashes(self) -> creation.FileHashes | None:
-        return self.hasher.result() if self.hasher is not None else None
+    def finish(self) -> creation.FileHashes | None:
+        """The hashes of the bytes written (None after a rewind); ends the thread, also after a failure."""
+        self.chunks.put(None)
+        self.thread.join()
+        return None if self.rewound else self.result
 
 
 def progress_class(on_bytes: Callable[[int], None]) -> type:

@@ -103,6 +103,7 @@ class FakeHub:
         self.outage_after = 0  # after this many body bytes in total, every download fails (503)
         self.down = False
         self.fail_next = 0  # the next this many file downloads answer 503, then the Hub recovers
+        self.ignore_range = False  # answer 200 with the whole body to a Range (some CDNs do)
         self.bytes_served = 0
         self.streaming = 0  # bodies being sent right now
         self.ranges: list[str] = []
@@ -322,7 +323,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self, entry: FakeFile, headers: dict, head: bool) -> None:
         start, end, status = 0, entry.size, 200
-        wanted = self.headers.get("Range")
+        wanted = None if self.hub.ignore_range else self.headers.get("Range")
         if wanted:
             found = re.match(r"bytes=(\d+)-(\d*)$", wanted.strip())
             if found is None or int(found[1]) >= max(entry.size, 1):

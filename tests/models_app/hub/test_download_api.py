@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import shutil
 from collections import namedtuple
 
@@ -200,6 +202,23 @@ def test_it_keeps_the_partial_file_when_the_hub_fails_mid_transfer_and_resumes_o
     assert download_task(MEDIUM_ID) == "ready"
     assert hub.bytes_served == model["size"] - kept
     assert hub.ranges == [f"bytes={kept}-"]
+
+
+def test_a_resume_that_the_server_answers_with_the_whole_file_is_still_checked(api, hub, settings):
+    """The bytes are hashed as they arrive; a server that ignores the Range makes huggingface_hub rewind the
+    partial file, and then the check reads the file instead of trusting the running hashes."""
+    hub.outage_after = 8 * 1024 * 1024
+    post(api, url=f"{hub.url}/{MEDIUM_REPO}")
+    assert download_task(MEDIUM_ID) == "failed"
+    hub.outage_after, hub.ignore_range = 0, True
+    hub.reset_counters()
+    size = post(api, url=f"{hub.url}/{MEDIUM_REPO}").json()["result"]["size"]
+    assert download_task(MEDIUM_ID) == "ready"
+    model = api.get(f"/api/ai/models/{MEDIUM_ID}").json()["result"]
+    assert hub.bytes_served == size and hub.ranges == []  # all of it again, from byte 0
+    path = settings.AI_MODEL_DIR / MEDIUM_ID / MEDIUM_FILE
+    assert model["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() == hub.repo(MEDIUM_REPO).files[
+        MEDIUM_FILE].sha256
 
 
 def test_it_rides_out_connections_cut_mid_transfer(api, hub):
