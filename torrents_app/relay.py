@@ -32,10 +32,9 @@ from models_app.services import PARTIAL_SUFFIX
 from models_app.states import FETCHING
 from torrents_app import creation, swarm
 from torrents_app.magnets import advertised_peers, magnet_build, peer_text
-from torrents_app.session import DuplicateTorrent
+from torrents_app.session import RELAY_KEY_PREFIX, DuplicateTorrent
 
 log = logging.getLogger("aiportal.torrents")
-KEY_PREFIX = "relay/"
 # Small pieces: the waiters ask the fetcher for different ones before they ask each other (rarest first), so its
 # upload goes less often to bytes another waiter already has. Measured with bench/swarm.py (4 nodes, 8-MiB segments):
 # last node / T_min 2.22-2.34 with 256-KiB pieces, 1.94 with 64 KiB, 2.06 with 16 KiB.
@@ -92,7 +91,7 @@ class Relay:
 
     @staticmethod
     def owns(key: str) -> bool:
-        return key.startswith(KEY_PREFIX)
+        return key.startswith(RELAY_KEY_PREFIX)
 
     def receiving(self, within: float) -> set[str]:
         """Models whose waiting copy saw a segment named or complete in the last `within` seconds: the record
@@ -318,7 +317,7 @@ class Relay:
 
     @staticmethod
     def _key(sha256: str, index: int) -> str:
-        return f"{KEY_PREFIX}{sha256}/{index}"
+        return f"{RELAY_KEY_PREFIX}{sha256}/{index}"
 
 
 def _is_ip(host: str) -> bool:

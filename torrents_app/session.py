@@ -165,6 +165,9 @@ def torrent_files(torrent: bytes) -> list[TorrentFile]:
     return _files(lt.torrent_info(torrent))
 
 
+RELAY_KEY_PREFIX = "relay/"  # the keys of the relay's segment torrents (`torrents_app.relay`); model ids have no /
+
+
 class P2PSession:
     """One libtorrent session; torrents are added under a key (the model id)."""
 
@@ -220,8 +223,8 @@ class P2PSession:
         return key in self.handles
 
     def tracked(self) -> list[str]:
-        """The models' torrents (not the relay's segments, whose keys begin with `relay/`)."""
-        return [key for key in self.handles if not key.startswith("relay/")]
+        """The models' torrents (not the relay's segments, under keys of their own)."""
+        return [key for key in self.handles if not key.startswith(RELAY_KEY_PREFIX)]
 
     def remove(self, key: str, *, delete_files: bool = False) -> None:
         handle = self.handles.pop(key, None)

@@ -158,7 +158,7 @@ class _Hashing:
             while (chunk := self.chunks.get()) is not None:
                 hasher.update(chunk)
             self.result = hasher.result()
-        except OSError:
+        except Exception:  # the thread's end: the download goes on, and the check reads the file
             log.exception("hashing %s as it downloads failed; it is checked once whole", partial)
             while self.chunks.get() is not None:
                 pass

@@ -116,9 +116,9 @@ def _fetch(copy: ModelCopy, entry: ModelFile, tracker: Progress) -> None:
     if dest.exists() and dest.stat().st_size == entry.size:
         return
     delays = tuple(getattr(settings, "HF_DOWNLOAD_RETRY_DELAYS", DEFAULT_RETRY_DELAYS))
+    piece = creation.piece_size_for(model.size)  # as `_check_digests` hashes it
     for attempt in range(len(delays) + 1):
         tracker.resync(_present_bytes(copy))
-        piece = creation.piece_size_for(model.size)  # as `_check_digests` hashes it
         try:
             hashes = client.hub_download(repo_id=model.repo_id, name=entry.name, commit=model.revision, dest=dest,
                                          progress=client.progress_class(tracker.add), piece_size=piece)

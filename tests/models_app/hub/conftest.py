@@ -41,7 +41,7 @@ def fake_hub(demo_gguf):
 @pytest.fixture
 def hub(fake_hub, settings):
     fake_hub.slow_bps = fake_hub.cut_after = fake_hub.outage_after = 0
-    fake_hub.down = False
+    fake_hub.down = fake_hub.ignore_range = False
     fake_hub.reset_counters()
     settings.HF_ENDPOINT = fake_hub.url
     settings.HF_TOKEN = None
