@@ -209,7 +209,10 @@ class Relay:
         seg = Segments(sha256=sha256, total=total, folder=relay_dir(self.node_name, sha256), feeding=feeding,
                        model_id=model_id)
         if adopt is not None:  # this node received segments of it, and now fetches the rest itself
-            seg.hashes = {i: h for i, h in adopt.hashes.items() if i in adopt.ready}
+            kept = 0  # the segments complete from the first on: the rest are cut afresh from its own fetch
+            while kept in adopt.ready and kept in adopt.hashes:
+                kept += 1
+            seg.hashes = {i: adopt.hashes[i] for i in range(kept)}
             for i in set(adopt.hashes) - seg.hashes.keys():
                 self._remove(self._key(sha256, i))
             seg.ready = set(seg.hashes)

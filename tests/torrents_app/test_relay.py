@@ -24,7 +24,7 @@ from tests.factories import model_make
 from tests.fakes.fake_hub import FakeHub
 from torrents_app import creation, node_services, swarm
 from torrents_app import services as torrent_services
-from torrents_app.relay import Relay, relay_dir, segment_done
+from torrents_app.relay import Relay, Segments, relay_dir, segment_done
 
 pytestmark = pytest.mark.django_db
 MIB = 1024 * 1024
@@ -180,3 +180,25 @@ def test_the_relay_names_the_fetchers_address_only_where_its_readers_reach_it(se
     settings.NODE_ADDRESS = address
     session = types.SimpleNamespace(listen_port=lambda: 6881, dht_nodes=dht_nodes)
     assert Relay(p2p=session, node_name=NODE, clock=time.monotonic, named_dht=bool(dht_nodes))._endpoint() == named
+
+
+def test_a_waiter_that_takes_the_fetch_over_keeps_the_segments_it_has_from_the_first_on(settings, tmp_path):
+    """Its fetcher stalled: it fetches the rest itself and relays it. The item lists segments in order, so it keeps
+    those complete from the first on and cuts the others afresh from its own fetch."""
+    settings.NODE_NAME = NODE
+    sha256 = "ef" * 32
+    model = model_make(id="org_Taken-GGUF", name="Taken", file_name="taken.gguf", size=6 * MIB, sha256=sha256,
+                       status="downloading", path=str(tmp_path / "org_Taken-GGUF"))
+    removed, puts = [], []
+    session = types.SimpleNamespace(remove=removed.append, listen_port=lambda: 6881, dht_nodes=[("127.0.0.1", 7000)],
+                                    dht_put_record=lambda **item: puts.append(item))
+    relay = Relay(p2p=session, node_name=NODE, clock=time.monotonic, named_dht=True)
+    hashes = {index: bytes([index + 1]) * 20 for index in range(4)}
+    relay.files[sha256] = Segments(sha256=sha256, total=6 * MIB, folder=relay_dir(NODE, sha256), feeding=False,
+                                   model_id=model.pk, hashes=dict(hashes), ready={0, 1, 3})
+    relay.once(fetching={model.pk: sha256}, waiting={})
+    taken = relay.files[sha256]
+    assert taken.feeding and taken.hashes == {0: hashes[0], 1: hashes[1]}
+    assert sorted(removed) == [f"relay/{sha256}/2", f"relay/{sha256}/3"]
+    relay._put(taken, now=0.0)
+    assert swarm.relay_parse(puts[-1]["value"]) == (6 * MIB, "127.0.0.1:6881", [hashes[0], hashes[1]])
