@@ -1,7 +1,7 @@
 """The relay (SPEC §8): portals that wait on another's Hub fetch receive the file while it arrives.
 
 Without it a waiter starts only once the fetcher is done (a torrent needs every byte hashed), so that
-four portals wanting one file at once took twice the time of one download. With it, see `swarm`:
+four portals wanting one file at once took three times as long as one download. With it, see `swarm`:
 
 - the fetching node cuts each segment of its partial file, as soon as it is there, into a file of its
   own (`relay_dir(node, sha256) / <index>`), seeds a v1 torrent of it and puts the relay item naming
@@ -10,7 +10,7 @@ four portals wanting one file at once took twice the time of one download. With 
   (the item's address) and from the other waiters (the DHT), and once a segment is on disk leaves
   `<index>.ok` beside it; the download job joins the segments, in order, into its partial file
   (`services`), so that a fetch that stops half-way is resumed from the Hub where the relay left off;
-- segments are seeded for a while after this node's copy is done (LINGER), for the waiters behind.
+- segments are seeded for a while after this node's copy is done (`linger`), for the waiters behind.
 
 `Relay` is the torrent engine's part that does this. Its torrents are in the engine's session under
 keys of their own (`relay/<sha256>/<index>`); it writes no rows.
