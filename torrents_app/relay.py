@@ -17,7 +17,6 @@ keys of their own (`relay/<sha256>/<index>`); it writes no rows.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import shutil
@@ -32,7 +31,7 @@ from models_app.services import PARTIAL_SUFFIX
 from models_app.states import FETCHING
 from torrents_app import creation, swarm
 from torrents_app.magnets import advertised_peers, magnet_build, peer_text
-from torrents_app.session import RELAY_KEY_PREFIX, DuplicateTorrent
+from torrents_app.session import RELAY_KEY_PREFIX, DuplicateTorrent, is_loopback_ip
 
 log = logging.getLogger("aiportal.torrents")
 # Small pieces: the waiters ask the fetcher for different ones before they ask each other (rarest first), so its
@@ -150,9 +149,11 @@ class Relay:
         if total != seg.total:
             log.warning("%s: a relay item names a file of %d bytes, not %d; ignored", seg.model_id, total, seg.total)
             return
-        joined = self._joined(seg)
-        for index, info_hash in enumerate(hashes):
-            if index in seg.hashes or index < joined:
+        new = [index for index in range(len(hashes)) if index not in seg.hashes]
+        joined = self._joined(seg) if new else 0  # (each DHT node answers: most answers name nothing new)
+        for index in new:
+            info_hash = hashes[index]
+            if index < joined:
                 continue
             _, length = swarm.relay_segments(seg.total)[index]
             key = self._key(seg.sha256, index)
@@ -294,8 +295,7 @@ class Relay:
         advertised = advertised_peers(settings.NODE_ADDRESS, port)
         if advertised:
             return advertised[0]
-        local = bool(self.p2p.dht_nodes) and all(_is_ip(host) and ipaddress.ip_address(host).is_loopback
-                                                 for host, _ in self.p2p.dht_nodes)
+        local = bool(self.p2p.dht_nodes) and all(is_loopback_ip(host) for host, _ in self.p2p.dht_nodes)
         return peer_text(settings.NODE_ADDRESS, port) if local else ""
 
     def _joined(self, seg: Segments) -> int:
@@ -321,11 +321,3 @@ class Relay:
     @staticmethod
     def _key(sha256: str, index: int) -> str:
         return f"{RELAY_KEY_PREFIX}{sha256}/{index}"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -172,6 +172,7 @@ class RelayJoin:
         self.partial = self.dest.with_name(self.dest.name + PARTIAL_SUFFIX)
         self.folder = relay_dir(copy.node, model.sha256) if swarm.is_sha256(model.sha256) else None
         self.segments = swarm.relay_segments(self.total) if self.total else []
+        self.size = swarm.relay_segment_size(self.total)
         self.done, self.since, self.rate = 0, time.monotonic(), 0.0
         self.piece = creation.piece_size_for(self.total)
         self.hasher: creation.Hasher | None = None
@@ -181,9 +182,8 @@ class RelayJoin:
         if self.folder is None:
             return False
         done = self.partial.stat().st_size if self.partial.exists() else 0
-        size = swarm.relay_segment_size(self.total)
-        index = done // size
-        if done % size and done != self.total:
+        index = done // self.size
+        if done % self.size and done != self.total:
             return False  # not the relay's: leave it to HTTP
         if done == 0:
             self.hasher = creation.Hasher(self.piece)  # from the first byte (a job that restarted mid-way has none)

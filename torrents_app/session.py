@@ -91,12 +91,24 @@ def dht_endpoints(csv: str) -> list[tuple[str, int]]:
     return out
 
 
-def _is_private(host: str) -> bool:
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        address = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
+        return None  # a host name
+
+
+def _is_private(host: str) -> bool:
+    address = _address(host)
+    if address is None:
         return host == "localhost"
     return address.is_private or address.is_loopback or address.is_unspecified
+
+
+def is_loopback_ip(host: str) -> bool:
+    """A loopback IP address (a host name is not taken for one)."""
+    address = _address(host)
+    return address is not None and address.is_loopback
 
 
 def session_settings(config: SessionConfig) -> dict:

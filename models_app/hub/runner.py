@@ -80,25 +80,27 @@ def _run(copy: ModelCopy) -> str:
     relayed = 0 if present else ModelCopy.objects.filter(pk=copy.pk).values_list("peer_bytes", flat=True).first() or 0
     try:
         try:
-            tracker = Progress(copy, _present_bytes(copy), peer=relayed)
-            for entry in model.files.order_by("name"):
-                _fetch(copy, entry, tracker)
-            return _verify(copy, relayed=relayed)
+            return _fetch_all(copy, present=_present_bytes(copy), relayed=relayed)
         except Failed as exc:
             if not relayed or not _again(copy):
                 raise
             # The relay's segments are only as good as the portal that cut them: the Hub's bytes decide.
             log.warning("%s: %s Fetching it from the Hub instead.", model.pk, exc)
-            tracker = Progress(copy, 0)
-            for entry in model.files.order_by("name"):
-                _fetch(copy, entry, tracker)
-            return _verify(copy, relayed=0)
+            return _fetch_all(copy, present=0, relayed=0)
     except Cancelled:
         _discard(copy, folder)
         return "cancelled"
     except Failed as exc:
         _fail(copy, str(exc))
         return "failed"
+
+
+def _fetch_all(copy: ModelCopy, *, present: int, relayed: int) -> str:
+    """Every part over HTTP (after the `present` bytes, `relayed` of them from the relay), then the check."""
+    tracker = Progress(copy, present, peer=relayed)
+    for entry in copy.model.files.order_by("name"):
+        _fetch(copy, entry, tracker)
+    return _verify(copy, relayed=relayed)
 
 
 def _present_bytes(copy: ModelCopy) -> int:
