@@ -317,14 +317,15 @@ class TorrentEngine:
             if not self.p2p.has(key) or self.p2p.is_complete(key):
                 del self.held_web[key]
             elif now >= due:
-                got = self.p2p.stats(key).session_downloaded
-                if got > seen:
-                    self.held_web[key] = (urls, now + self.WEB_SEED_FALLBACK, got)
+                stats = self.p2p.stats(key)
+                if stats.session_downloaded > seen:
+                    self.held_web[key] = (urls, now + self.WEB_SEED_FALLBACK, stats.session_downloaded)
                     continue
                 del self.held_web[key]
                 self.p2p.web_seeds_release(key, urls)
-                log.info("%s: no peer sent anything for %.0f s; the Hub's web seed helps now", key,
-                         self.WEB_SEED_FALLBACK)
+                log.info("%s: no peer sent anything for %.0f s (connected to %d, state %s%s); the Hub's web seed "
+                         "helps now", key, self.WEB_SEED_FALLBACK, stats.peers, stats.state,
+                         ", paused" if stats.paused else "")
 
     def _resume_for(self, torrent: Torrent) -> bytes | None:
         data = self.resume.read(torrent.copy.model_id)

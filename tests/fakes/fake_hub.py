@@ -107,6 +107,7 @@ class FakeHub:
         self.bytes_served = 0
         self.streaming = 0  # bodies being sent right now
         self.ranges: list[str] = []
+        self.bodies: list[tuple[str, str, int]] = []  # (user agent, Range, bytes sent) of each body, for failures
         self.api = _server(self, host, port)
         self.cdn = _server(self, cdn_host, 0)
         self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.api, self.cdn)]
@@ -147,6 +148,7 @@ class FakeHub:
         with self.lock:
             self.bytes_served = 0
             self.ranges.clear()
+            self.bodies.clear()
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Until no body is being sent (a client that died is noticed at the next write)."""
@@ -341,13 +343,16 @@ class Handler(BaseHTTPRequestHandler):
         if not head:
             with self.hub.lock:
                 self.hub.streaming += 1
+            sent = [0]
             try:
-                self._stream(entry, start, end)
+                self._stream(entry, start, end, sent)
             finally:
                 with self.hub.lock:
                     self.hub.streaming -= 1
+                    self.hub.bodies.append((self.headers.get("User-Agent", "").split(";")[0][:40],
+                                            wanted or "", sent[0]))
 
-    def _stream(self, entry: FakeFile, start: int, end: int) -> None:
+    def _stream(self, entry: FakeFile, start: int, end: int, counted: list[int]) -> None:
         sent, began = 0, time.monotonic()
         for chunk in entry.read(start, end):
             if self.hub.cut_after and sent + len(chunk) > self.hub.cut_after:
@@ -361,6 +366,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.hub.count(-len(chunk))
                 return
             sent += len(chunk)
+            counted[0] = sent
             if not alive or (self.hub.cut_after and sent >= self.hub.cut_after):
                 self.close_connection = True
                 return

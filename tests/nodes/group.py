@@ -155,8 +155,11 @@ class Group:
             except (httpx.HTTPError, KeyError, StopIteration, ValueError):
                 pass
             time.sleep(0.1)
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in self.workdir.rglob("*.log"))
-        raise AssertionError(f"{what} did not happen within {timeout:.0f}s; logs:\n{logs}")
+        raise AssertionError(f"{what} did not happen within {timeout:.0f}s; logs:\n{self.logs()}")
+
+    def logs(self, tail: int = 2000) -> str:
+        """The end of every process's log, for a failure's message."""
+        return "\n".join(f"--- {p}\n{p.read_text()[-tail:]}" for p in self.workdir.rglob("*.log"))
 
 
 def _database(workdir: Path) -> str:
