@@ -144,6 +144,21 @@ def _scenario(label: str, *, tmp: Path, hub, n: int, size: int, wait: float, upl
     return {"label": label, "hub": hub.bytes_served, "results": sorted(results), "first": first}
 
 
+def _hub_alone(hub, path: Path) -> float:
+    """Bytes per second of one plain download of the file from the fake Hub: what its cap U gives one client."""
+    import hashlib
+
+    import httpx
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    got, began = 0, time.monotonic()
+    with httpx.stream("GET", f"{hub.cdn_url}/lfs/{digest}", timeout=60) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes(MIB):
+            got += len(chunk)
+    return got / (time.monotonic() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=4)
@@ -168,6 +183,8 @@ def main() -> None:
         t_min = max(size / big_u, n * size / (big_u + n * u))
         print(f"{n} nodes, {size / MIB:.0f} MiB file, Hub uplink U = {args.hub_mibps:g} MiB/s, node uplink "
               f"u = {args.node_mibps:g} MiB/s, T_min = {t_min:.1f} s; {os.cpu_count()} CPUs shared by all")
+        print(f"the fake Hub alone, one plain GET of the file: {_hub_alone(hub, path) / MIB:.1f} MiB/s "
+              f"(U = {args.hub_mibps:g})")
         scenarios = {"http": ("HTTP only", 0, False), "at-once": ("P2P, at once", 6, False),
                      "one-had-it": ("P2P, one had it", 6, True)}
         runs = [_scenario(label, tmp=tmp, hub=hub, n=n, size=size, wait=wait, upload=int(u), seeded_first=first)
