@@ -183,6 +183,9 @@ class ModelCopy(models.Model):
     error = models.TextField(blank=True)
     # What a download that moves no bytes yet waits for (another node or portal fetching the same file).
     note = models.CharField(max_length=300, blank=True)
+    # A Hub fetch that other nodes of this group wait on is passed on to them in segments while it runs
+    # (torrents_app.relay): the relay item naming them (hex), while this node seeds them.
+    relay = models.TextField(blank=True)
     # Transfer figures (HF download or BitTorrent), written by whoever moves the bytes.
     download_progress = models.FloatField(default=0)
     download_rate = models.BigIntegerField(default=0)

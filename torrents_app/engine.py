@@ -94,7 +94,8 @@ class TorrentEngine:
         self.p2p = P2PSession(self.config)
         named = bool(self.p2p.dht_nodes)
         self.claims = Claims(p2p=self.p2p, node_name=self.node_name, clock=self.clock, named_dht=named)
-        self.relay = Relay(p2p=self.p2p, node_name=self.node_name, clock=self.clock, named_dht=named)
+        self.relay = Relay(p2p=self.p2p, node_name=self.node_name, clock=self.clock, named_dht=named,
+                           dht=self.config.dht)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torrent-verify")
         self.next_resume = self.clock() + self.resume_every
         log.info("torrent engine %s listening on port %s", self.node_name, self.p2p.listen_port())
@@ -389,12 +390,16 @@ class TorrentEngine:
         waiting = {key for key, _, _ in rows}
         # A download that stopped waiting (or went on over HTTP) is asked for afresh when it comes back.
         self.lookups = {salt: key for salt, key in self.lookups.items() if key in waiting}
+        fetching, awaiting = self.relay.group()  # what the nodes of this group wait on, or are waited on for
+        group = frozenset(fetching) | frozenset(awaiting)
         if self.config.dht:
-            awaiting = {key: sha256 for key, sha256, state in rows if state == node_services.AWAITING}
-            due = self.claims.once(awaiting)
-            fetching = {key: sha256 for key, sha256 in ModelCopy.objects.filter(
-                node=self.node_name, model_id__in=self.claims.held).values_list("model_id", "model__sha256")}
-            self.relay.once(fetching=fetching, waiting=awaiting)
+            claimed = {key: sha256 for key, sha256, state in rows if state == node_services.AWAITING}
+            due = self.claims.once(claimed)
+            awaiting.update(claimed)
+            fetching.update({key: sha256 for key, sha256 in ModelCopy.objects.filter(
+                node=self.node_name, model_id__in=self.claims.held).values_list("model_id", "model__sha256")})
+        self.relay.once(fetching=fetching, waiting=awaiting, group=group)
+        if self.config.dht:
             # A download that receives the file through the relay needs no record until the relay stops.
             due -= self.relay.receiving(within=self.claims.ask_every * 2)
             rows = [row for row in rows if row[2] == node_services.LOOKING or row[0] in due]

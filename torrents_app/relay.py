@@ -12,8 +12,12 @@ four portals wanting one file at once took three times as long as one download. 
   (`services`), so that a fetch that stops half-way is resumed from the Hub where the relay left off;
 - segments are seeded for a while after this node's copy is done (`linger`), for the waiters behind.
 
+Between portals the item is a BEP 44 item in the DHT; between the nodes of one group (one database) it is
+the fetcher's copy row (`ModelCopy.relay`), read by the nodes whose downloads wait on that fetch
+(`services._group_fetch_wait`), with or without a DHT.
+
 `Relay` is the torrent engine's part that does this. Its torrents are in the engine's session under
-keys of their own (`relay/<sha256>/<index>`); it writes no rows.
+keys of their own (`relay/<sha256>/<index>`); of the rows it writes only its own copies' `relay`.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from models_app.models import CopyStatus, ModelCopy
+from aiportal.models import Node
+from models_app.models import CopyStatus, ModelCopy, Source
 from models_app.services import PARTIAL_SUFFIX
 from models_app.states import FETCHING
 from torrents_app import creation, swarm
@@ -45,6 +50,12 @@ def relay_dir(node: str, sha256: str) -> Path:
     if not swarm.is_sha256(sha256):
         raise ValueError(f"not a sha256: {sha256!r}")
     return Path(settings.AI_TORRENT_DIR) / "relay" / node / sha256
+
+
+def segment_name(sha256: str, index: int) -> str:
+    """A segment's file name, and so its torrent's name: with the file's sha256 in it, so that equal bytes at the
+    same place of two files (zeros, say) make two torrents, not one that the second relay could not add."""
+    return f"{sha256[:16]}.{index}"
 
 
 def segment_done(folder: Path, index: int) -> Path:
@@ -70,13 +81,14 @@ class Segments:
     moved: float = 0.0  # when the relay last moved here: a segment named, or one complete
     done_at: float | None = None  # when this node's copy stopped fetching: the segments linger from then
     stopped: bool = False  # feeding: a segment could not be cut (disk full): no more are
+    group: bool = False  # the item goes through the group's database (the copy rows), not the DHT
 
 
 class Relay:
     REFUSED_FOR = 60.0
 
-    def __init__(self, *, p2p, node_name: str, clock: Callable[[], float], named_dht: bool):
-        self.p2p, self.node_name, self.clock = p2p, node_name, clock
+    def __init__(self, *, p2p, node_name: str, clock: Callable[[], float], named_dht: bool, dht: bool = True):
+        self.p2p, self.node_name, self.clock, self.dht = p2p, node_name, clock, dht
         # In a DHT of a few named nodes an item is read or stored in milliseconds; the public DHT is asked
         # no more often than every few seconds.
         self.ask_every = 0.25 if named_dht else 5.0
@@ -87,6 +99,9 @@ class Relay:
         self.flushing: set[str] = set()
         self.refused: dict[str, float] = {}  # sha256 -> until when a relay of it is not tried again (no room)
         shutil.rmtree(Path(settings.AI_TORRENT_DIR) / "relay" / node_name, ignore_errors=True)  # a restart's leftovers
+        ModelCopy.objects.filter(node=node_name).exclude(relay="").update(relay="")
+        self.group_items: dict[str, str] = {}  # model waiting on a group fetch -> that fetch's item (hex)
+        self.group_peers: dict[str, set[tuple[str, int]]] = {}  # model -> the other nodes waiting on that fetch
 
     @staticmethod
     def owns(key: str) -> bool:
@@ -100,9 +115,36 @@ class Relay:
                 if not seg.feeding and seg.done_at is None and now - seg.moved < within}
 
     # -- what the engine calls -------------------------------------------------------------------
-    def once(self, *, fetching: dict[str, str], waiting: dict[str, str]) -> bool:
-        """Cut what this node's fetches (`fetching`: model -> sha256, those it holds a claim on) have brought,
-        ask for the items of the fetches its downloads wait on (`waiting`), and let go of finished files.
+    def group(self) -> tuple[dict[str, str], dict[str, str]]:
+        """This node's Hub fetches over HTTP that other online nodes of the group wait on, and this node's
+        downloads that wait on another node's fetch with a relay (each: model -> sha256). Waiting copies
+        say so in their `note` (`services._group_fetch_wait`); the item of each fetch waited on is kept in
+        `group_items` for `once`."""
+        online = {node.name: node for node in Node.objects.all() if node.online and node.name != self.node_name}
+        mine = ModelCopy.objects.filter(node=self.node_name, status__in=FETCHING, torrent__isnull=True,
+                                        model__source=Source.HUGGINGFACE).values_list("model_id", "model__sha256", "note")
+        fetching, waiting, self.group_items, self.group_peers = {}, {}, {}, {}
+        for model_id, sha256, note in mine:
+            if not online or not swarm.is_sha256(sha256):
+                continue
+            others = ModelCopy.objects.filter(model__sha256=sha256, node__in=online)
+            if not note and others.filter(status__in=FETCHING).exclude(note="").exists():
+                fetching[model_id] = sha256
+            elif note:
+                item = others.exclude(relay="").values_list("relay", flat=True).first()
+                if item:
+                    waiting[model_id], self.group_items[model_id] = sha256, item
+                    # The other nodes waiting on it pass segments to each other: no DHT may tell them apart.
+                    self.group_peers[model_id] = {
+                        (online[name].address, online[name].p2p_port) for name in others.filter(
+                            status__in=FETCHING).exclude(note="").values_list("node", flat=True)
+                        if online[name].address and online[name].p2p_port}
+        return fetching, waiting
+
+    def once(self, *, fetching: dict[str, str], waiting: dict[str, str], group: frozenset[str] = frozenset()) -> bool:
+        """Cut what this node's fetches (`fetching`: model -> sha256, those it holds a claim on or the group
+        waits on) have brought, ask for the items of the fetches its downloads wait on (`waiting`), and let
+        go of finished files. `group`: the models of either kind whose item is in the group's database.
         True while any segment moves."""
         now = self.clock()
         for model_id, sha256 in fetching.items():
@@ -113,6 +155,10 @@ class Relay:
             seg = self.files.get(sha256)
             if seg is None or (seg.feeding and model_id not in fetching and not seg.hashes):
                 self._start(model_id, sha256, feeding=False, adopt=None)
+        for seg in self.files.values():
+            if seg.model_id in group:
+                seg.group = True
+                seg.peers |= self.group_peers.get(seg.model_id, set())
         copies = {model_id: (status, path, name) for model_id, status, path, name in ModelCopy.objects.filter(
             node=self.node_name, model_id__in={seg.model_id for seg in self.files.values()}).values_list(
             "model_id", "status", "path", "model__file_name")}
@@ -129,16 +175,23 @@ class Relay:
                                                 and len(seg.hashes) < len(swarm.relay_segments(seg.total)))
             else:
                 active = status in FETCHING and seg.model_id in waiting
-                if active and now >= seg.next_ask:
+                if active and seg.group:
+                    self.on_item(swarm.relay_salt(sha256), bytes.fromhex(self.group_items.get(seg.model_id, "")))
+                elif active and now >= seg.next_ask:
                     seg.next_ask = now + self.ask_every
                     self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=swarm.relay_salt(sha256))
             if active:
                 seg.done_at = None
             elif seg.done_at is None:
                 seg.done_at = now
-            elif now - seg.done_at > self.linger:
+            elif now - seg.done_at > self.linger or (seg.feeding and seg.group and not self._waited_on(seg)):
                 self._drop(seg)
         return busy
+
+    def _waited_on(self, seg: Segments) -> bool:
+        """A node of the group still waits on this node's fetch (the group's database says who does)."""
+        return ModelCopy.objects.filter(model__sha256=seg.sha256, status__in=FETCHING).exclude(
+            node=self.node_name).exclude(note="").exists()
 
     def on_item(self, salt: bytes, value: bytes) -> None:
         seg = self.files.get(salt[:32].hex())
@@ -157,13 +210,13 @@ class Relay:
                 continue
             _, length = swarm.relay_segments(seg.total)[index]
             key = self._key(seg.sha256, index)
-            magnet = magnet_build(info_hash_v1=info_hash.hex(), name=str(index), size=length,
+            magnet = magnet_build(info_hash_v1=info_hash.hex(), name=segment_name(seg.sha256, index), size=length,
                                   peers=[endpoint] if endpoint else [])
             seg.folder.mkdir(parents=True, exist_ok=True)
             try:
                 self.p2p.add(key, save_path=seg.folder, magnet=magnet)
             except DuplicateTorrent:
-                continue  # the same bytes under another index: not of a relay of ours
+                continue  # this very segment is in the session already (another model of the same file)
             # Announce it now, so that the other waiters find this node too, and call at once on the nodes met
             # over the earlier segments: found anew in the DHT for each segment, they came too late to share it.
             self.p2p.reconnect(key, peers=sorted(seg.peers))
@@ -179,7 +232,7 @@ class Relay:
         if name == "metadata_received_alert":
             files = self.p2p.files(key)
             _, length = swarm.relay_segments(seg.total)[index]
-            if len(files) != 1 or files[0].path != str(index) or files[0].size != length:
+            if len(files) != 1 or files[0].path != segment_name(seg.sha256, index) or files[0].size != length:
                 log.warning("%s: segment %d of its relay is not what the item said (%s); dropped", seg.model_id,
                             index, ", ".join(f"{f.path} ({f.size} bytes)" for f in files[:3]))
                 self._remove(key)
@@ -249,8 +302,9 @@ class Relay:
             if offset + length > have or len(seg.hashes) != index:
                 break
             if not seg.hashes:
-                log.info("%s: relaying its Hub fetch to the portals that wait on it, in segments of %d bytes",
-                         seg.model_id, swarm.relay_segment_size(seg.total))
+                log.info("%s: relaying its Hub fetch to the %s that wait on it, in segments of %d bytes",
+                         seg.model_id, "nodes of this group" if seg.group else "portals",
+                         swarm.relay_segment_size(seg.total))
             try:
                 seg.hashes[index] = self._seed(seg, index, source, offset, length)
             except FileNotFoundError:
@@ -265,7 +319,7 @@ class Relay:
 
     def _seed(self, seg: Segments, index: int, source: Path, offset: int, length: int) -> bytes:
         seg.folder.mkdir(parents=True, exist_ok=True)
-        target = seg.folder / str(index)
+        target = seg.folder / segment_name(seg.sha256, index)
         with open(source, "rb") as src, open(target, "wb") as out:
             left = length
             while left:
@@ -282,11 +336,15 @@ class Relay:
 
     def _put(self, seg: Segments, now: float) -> None:
         hashes = [seg.hashes[i] for i in range(len(seg.hashes))]
-        endpoint = self._endpoint()
-        self.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY,
-                                salt=swarm.relay_salt(seg.sha256),
-                                value=swarm.relay_value(total=seg.total, endpoint=endpoint, info_hashes=hashes))
-        seg.dirty, seg.next_put = False, now + self.put_every
+        if seg.group:  # the group's nodes reach this one where its heartbeat says (SPEC §9)
+            value = swarm.relay_value(total=seg.total, endpoint=peer_text(settings.NODE_ADDRESS, self.p2p.listen_port()),
+                                      info_hashes=hashes)
+            ModelCopy.objects.filter(model_id=seg.model_id, node=self.node_name).update(relay=value.hex())
+        if self.dht:  # other portals may wait on it as well
+            value = swarm.relay_value(total=seg.total, endpoint=self._endpoint(), info_hashes=hashes)
+            self.p2p.dht_put_record(public_key=swarm.PUBLIC_KEY, secret_key=swarm.SECRET_KEY,
+                                    salt=swarm.relay_salt(seg.sha256), value=value)
+        seg.dirty, seg.next_put = False, now + (0.0 if seg.group else self.put_every)
 
     def _endpoint(self) -> str:
         """Where the waiters reach this node: its x.pe (SPEC §8); on loopback too when every DHT node it names is
@@ -311,6 +369,8 @@ class Relay:
         for index in list(seg.hashes):
             self._remove(self._key(seg.sha256, index))
         shutil.rmtree(seg.folder, ignore_errors=True)
+        if seg.feeding and seg.group:
+            ModelCopy.objects.filter(model_id=seg.model_id, node=self.node_name).update(relay="")
         del self.files[seg.sha256]
 
     def _remove(self, key: str) -> None:

@@ -17,7 +17,7 @@ from models_app.services import PARTIAL_SUFFIX, model_notify
 from torrents_app import creation, swarm
 from torrents_app.magnets import advertised_peers, magnet_build, peer_text
 from torrents_app.models import Torrent
-from torrents_app.relay import relay_dir, segment_done
+from torrents_app.relay import relay_dir, segment_done, segment_name
 from torrents_app.node_services import (
     AWAITING,
     FOUND,
@@ -42,6 +42,8 @@ from torrents_app.sharing import (  # noqa: F401  (the agreed interface lives in
 
 log = logging.getLogger("aiportal.torrents")
 pause = time.sleep  # how swarm_fetch waits between looks at the row
+RELAYED = "relayed"  # a wait on the group's fetcher ended with the whole file from its relay
+RELAY_QUIET = 2.0  # seconds without a segment after which a relay counts as done moving
 
 
 def torrent_create_for_model(*, model_id: str, node: str) -> None:
@@ -104,11 +106,16 @@ def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
     model = copy.model
     web_seed = _web_seed(model, model.file_name, single=True)
     template = magnet_build(name=model.file_name, size=model.size, web_seeds=[web_seed])
+    joiner = RelayJoin(copy)
     peer, waited = None, False
     for _ in range(3):
-        waiting = _group_fetch_wait(copy, poll=poll)
+        waiting = _group_fetch_wait(copy, poll=poll, joiner=joiner)
         if waiting is None:
             return False  # cancelled while it waited: the caller finds out and cleans up
+        if waiting == RELAYED:
+            log.info("%s: all of it came through the relay of the node of this group fetching it; verifying",
+                     model_id)
+            return False  # the caller finds the whole file there, and checks it
         peer, waited = _group_copy(model, node), waited or waiting
         if peer is not None or not waiting:
             break
@@ -116,6 +123,7 @@ def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
         # changing as it starts to seed): look again rather than fetch the file from the Hub a second time.
         log.info("%s: the node of this group it waited for lists no seed of it yet; looking again", model_id)
     if peer is not None:
+        joiner.hand_over()  # what the relay brought is the beginning of the torrent's file, checked as it is added
         v1, v2, endpoint = peer
         magnet = swarm_magnet(magnet_with_peers(template, [endpoint]), v1=v1, v2=v2)
         values = {"info_hash_v1": v1, "info_hash_v2": v2, "magnet_source": magnet, "desired": Torrent.Desired.DOWNLOAD,
@@ -128,7 +136,7 @@ def _swarm_fetch(*, model_id: str, wait: float | None, poll: float) -> bool:
                                                           "info_hash_v2": "", **values})
     rows = torrent_rows(model_id=model_id, node=node)
     deadline = time.monotonic() + wait
-    joiner, relayed = RelayJoin(copy), False
+    relayed = False
     while time.monotonic() < deadline:
         state = rows.values_list("state", flat=True).first()
         if state not in WAITING:
@@ -190,7 +198,7 @@ class RelayJoin:
         while index < len(self.segments) and segment_done(self.folder, index).exists():
             offset, length = self.segments[index]
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.folder / str(index), "rb") as src, open(self.partial, "r+b" if index else "wb") as out:
+            with open(self.folder / segment_name(self.copy.model.sha256, index), "rb") as src, open(self.partial, "r+b" if index else "wb") as out:
                 at = offset
                 while at < offset + length:
                     chunk = src.read(min(self.piece, offset + length - at))
@@ -219,6 +227,10 @@ class RelayJoin:
             return True
         return False
 
+    def moving(self, within: float) -> bool:
+        """Segments were joined in the last `within` seconds (more are on their way)."""
+        return bool(self.done) and time.monotonic() - self.since < within
+
     def hand_over(self) -> None:
         """The torrent takes over (its record was found): what the relay brought is its file's beginning."""
         if self.done and self.partial.exists() and not self.dest.exists():
@@ -232,15 +244,21 @@ def _still_wanted(copy: ModelCopy) -> bool:
     return wanted and node is not None and node.online
 
 
-def _group_fetch_wait(copy: ModelCopy, *, poll: float) -> bool | None:
+def _group_fetch_wait(copy: ModelCopy, *, poll: float, joiner: RelayJoin) -> bool | str | None:
     """When another online node of this group started fetching the same file first, wait until it seeds it
     (True), or until its fetch stops making progress for P2P_SWARM_STALL seconds (False, as when there is
-    none); None when this copy was cancelled meanwhile."""
+    none); None when this copy was cancelled meanwhile. Meanwhile the segments its relay brings are joined
+    (`joiner`); RELAYED once they make the whole file. Once it seeds, the relay still moving is waited
+    out: the torrent would fetch those bytes again."""
     stall, waited = float(settings.P2P_SWARM_STALL), False
     seen, since = None, time.monotonic()
     while True:
+        if joiner.step():
+            return RELAYED
         fetcher = _group_fetcher(copy)
-        if fetcher is None or seeders(sha256=copy.model.sha256, exclude=copy.node):
+        if fetcher is None:
+            return waited
+        if seeders(sha256=copy.model.sha256, exclude=copy.node) and not joiner.moving(within=RELAY_QUIET):
             return waited
         if not ModelCopy.objects.filter(pk=copy.pk, cancel_requested=False).exists():
             return None

@@ -373,8 +373,9 @@ def test_the_same_hub_file_downloaded_on_a_comes_from_b_not_from_the_hub(group, 
 
 
 def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, hub, tmp_path, browser):
-    """Nobody has it yet: a, which asked first, fetches it from the Hub; b waits for a's seed and takes it
-    from a over BitTorrent."""
+    """Nobody has it yet: a, which asked first, fetches it from the Hub; b waits on a's fetch and receives it
+    through a's relay while it runs (segments over BitTorrent, named in a's copy row), and is ready moments
+    after a."""
     twin = make_gguf(tmp_path / "Twin.Q4_0.gguf", 9 * 1024 * 1024 + 123, name="Twin")
     hub.add_repo(TWIN_REPO, {twin.name: twin})
     group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
@@ -394,6 +395,9 @@ def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, 
         tab.goto(f"/models/{model_id}/")
         machines = tab.get_by_role("region", name="Machines")
         expect(machines.locator('[data-copy-node="b"] .copy-note')).to_contain_text("Waiting for node a")
+        group.wait(lambda: (c := {c["node"]: c for c in group.model(model_id)["copies"]})
+                   and c["a"]["status"] == "downloading" and 0 < c["b"]["bytesFrom"]["peers"] < c["a"]["downloadedBytes"],
+                   "b receiving a's fetch while a still downloads", 30)
         copies = group.wait(lambda: (c := {c["node"]: c for c in group.model(model_id)["copies"]})
                             and all(copy["status"] == "ready" for copy in c.values()) and len(c) == 2 and c,
                             "both copies verified", 120)
@@ -411,9 +415,49 @@ def test_a_hub_file_started_on_both_nodes_at_once_costs_the_hub_one_copy(group, 
     assert hub.bytes_served < 1.5 * size, \
         f"the Hub sent {hub.bytes_served} bytes for a file of {size}: {hub.bodies}\n{group.logs(6000)}"
     assert copies["a"]["note"] == copies["b"]["note"] == ""
-    group.wait(lambda: {c["node"]: c for c in group.model(model_id)["copies"]}["b"]["bytesFrom"]["peers"]
-               >= size / 2, "b's bytes counted as from a", 10)
-    assert "node a of this group is fetching the same file; waiting for it" in (group.nodes["b"].root / "qcluster.log").read_text()
+    assert copies["b"]["bytesFrom"] == {"peers": size, "webSeed": 0, "http": 0}, copies["b"]
+    log = (group.nodes["b"].root / "qcluster.log").read_text()
+    assert "node a of this group is fetching the same file; waiting for it" in log
+    assert "all of it came through the relay of the node of this group fetching it; verifying" in log
+    group.wait(lambda: group.query("SELECT relay FROM models_app_modelcopy WHERE model_id = %s AND node = 'a'",
+                                   model_id)[0][0] == "", "a's relay item gone once its segments were let go", 60)
+
+
+def test_a_group_fetch_killed_mid_relay_is_resumed_from_the_hub_where_the_relay_left_off(group, hub, tmp_path):
+    """a fetches, b receives a's fetch through the relay; a loses power half-way (worker and daemon killed): b
+    fetches the rest from the Hub from the byte the relay reached, and its file is whole and verified."""
+    relay = make_gguf(tmp_path / "Relay.Q4_0.gguf", 9 * 1024 * 1024 + 77, name="Relay")
+    hub.add_repo("twins/Relay-GGUF", {relay.name: relay})
+    group.wait(lambda: group.node("a")["online"] and group.node("b")["online"], "both nodes online", 60)
+    a, size = group.nodes["a"], relay.stat().st_size
+    hub.reset_counters()
+    hub.slow_bps = 1024 * 1024
+    try:
+        for node in ("a", "b"):
+            started = group.api("POST", "/api/ai/download", json={"url": "twins/Relay-GGUF", "node": node})
+            assert started.status_code == 202, started.text
+        model_id = started.json()["result"]["id"]
+        group.wait(lambda: (c := {c["node"]: c for c in group.model(model_id)["copies"]})
+                   and c["a"]["status"] == "downloading" and c["b"]["bytesFrom"]["peers"] >= 3 * 1024 * 1024,
+                   "b receiving a's fetch through the relay", 30)
+        a.kill("qcluster")
+        a.kill("daemon")
+        hub.slow_bps = 0
+        copies = group.wait(lambda: (c := {c["node"]: c for c in group.model(model_id)["copies"]})
+                            and c["b"]["status"] == "ready" and c, "b's copy verified", 120)
+    finally:
+        hub.slow_bps = 0
+        for what in ("daemon", "qcluster"):
+            if what not in a.procs:
+                a.spawn(what)
+    b = copies["b"]
+    relayed = b["bytesFrom"]["peers"]
+    assert (group.nodes["b"].model_dir / model_id / relay.name).read_bytes() == relay.read_bytes()
+    assert 3 * 1024 * 1024 <= relayed < size and b["bytesFrom"] == {"peers": relayed, "webSeed": 0, "http": size - relayed}
+    log = (group.nodes["b"].root / "qcluster.log").read_text()
+    assert f"downloading it from the Hub, from byte {relayed} on (the relay brought the rest)" in log
+    assert (group.nodes["b"].model_dir / model_id / (relay.name + ".incomplete")).exists() is False
+    group.wait(lambda: group.node("a")["online"], "a back online", 60)
 
 
 def test_serving_with_no_node_copies_the_model_to_the_node_with_room_and_serves_it_there(group, hub, demo_gguf):

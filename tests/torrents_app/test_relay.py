@@ -24,7 +24,7 @@ from tests.factories import model_make
 from tests.fakes.fake_hub import FakeHub
 from torrents_app import creation, node_services, swarm
 from torrents_app import services as torrent_services
-from torrents_app.relay import Relay, Segments, relay_dir, segment_done
+from torrents_app.relay import Relay, Segments, relay_dir, segment_done, segment_name
 
 pytestmark = pytest.mark.django_db
 MIB = 1024 * 1024
@@ -56,7 +56,7 @@ def _relayed(small_gguf: Path, *, count: int | None = None, spoil: bool = False)
         part = bytearray(data[offset:offset + length])
         if spoil and index == 1:
             part[100] ^= 0xFF  # what a portal that lies would send: its own pieces, false bytes
-        (folder / str(index)).write_bytes(part)
+        (folder / segment_name(sha256, index)).write_bytes(part)
         segment_done(folder, index).touch()
     return sha256
 
