@@ -176,7 +176,11 @@ class Relay:
             else:
                 active = status in FETCHING and seg.model_id in waiting
                 if active and seg.group:
-                    self.on_item(swarm.relay_salt(sha256), bytes.fromhex(self.group_items.get(seg.model_id, "")))
+                    try:
+                        item = bytes.fromhex(self.group_items.get(seg.model_id, ""))
+                    except ValueError:
+                        item = b""  # not an item of ours: nothing named
+                    self.on_item(swarm.relay_salt(sha256), item)
                 elif active and now >= seg.next_ask:
                     seg.next_ask = now + self.ask_every
                     self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=swarm.relay_salt(sha256))
