@@ -193,10 +193,10 @@ class RelayJoin:
         index = done // self.size
         if done % self.size and done != self.total:
             return False  # not the relay's: leave it to HTTP
-        if done == 0:
-            self.hasher = creation.Hasher(self.piece)  # from the first byte (a job that restarted mid-way has none)
         while index < len(self.segments) and segment_done(self.folder, index).exists():
             offset, length = self.segments[index]
+            if offset == 0:
+                self.hasher = creation.Hasher(self.piece)  # from the first byte (a job that restarted mid-way has none)
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             with open(self.folder / segment_name(self.copy.model.sha256, index), "rb") as src, open(self.partial, "r+b" if index else "wb") as out:
                 at = offset
