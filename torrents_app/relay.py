@@ -120,10 +120,13 @@ class Relay:
         downloads that wait on another node's fetch with a relay (each: model -> sha256). Waiting copies
         say so in their `note` (`services._group_fetch_wait`); the item of each fetch waited on is kept in
         `group_items` for `once`."""
-        online = {node.name: node for node in Node.objects.all() if node.online and node.name != self.node_name}
-        mine = ModelCopy.objects.filter(node=self.node_name, status__in=FETCHING, torrent__isnull=True,
-                                        model__source=Source.HUGGINGFACE).values_list("model_id", "model__sha256", "note")
         fetching, waiting, self.group_items, self.group_peers = {}, {}, {}, {}
+        mine = list(ModelCopy.objects.filter(
+            node=self.node_name, status__in=FETCHING, torrent__isnull=True, model__source=Source.HUGGINGFACE,
+        ).values_list("model_id", "model__sha256", "note"))
+        if not mine:
+            return fetching, waiting
+        online = {node.name: node for node in Node.objects.all() if node.online and node.name != self.node_name}
         for model_id, sha256, note in mine:
             if not online or not swarm.is_sha256(sha256):
                 continue
@@ -134,7 +137,8 @@ class Relay:
                 item = others.exclude(relay="").values_list("relay", flat=True).first()
                 if item:
                     waiting[model_id], self.group_items[model_id] = sha256, item
-                    # The other nodes waiting on it pass segments to each other: no DHT may tell them apart.
+                    # The other nodes waiting on it pass segments to each other: without a DHT, only the rows
+                    # tell them of each other.
                     self.group_peers[model_id] = {
                         (online[name].address, online[name].p2p_port) for name in others.filter(
                             status__in=FETCHING).exclude(note="").values_list("node", flat=True)

@@ -198,7 +198,8 @@ class RelayJoin:
             if offset == 0:
                 self.hasher = creation.Hasher(self.piece)  # from the first byte (a job that restarted mid-way has none)
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.folder / segment_name(self.copy.model.sha256, index), "rb") as src, open(self.partial, "r+b" if index else "wb") as out:
+            segment = self.folder / segment_name(self.copy.model.sha256, index)
+            with open(segment, "rb") as src, open(self.partial, "r+b" if index else "wb") as out:
                 at = offset
                 while at < offset + length:
                     chunk = src.read(min(self.piece, offset + length - at))
