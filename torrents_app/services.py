@@ -88,7 +88,10 @@ def swarm_fetch(*, model_id: str, wait: float | None = None, poll: float = 0.1) 
 
     When nobody has the file yet but another node of this group, or another portal (its claim in the
     DHT, see `claims`), is fetching it from the Hub, the download waits for that one to seed it, for as
-    long as it makes progress (P2P_SWARM_STALL); the copy's `note` says what it waits for.
+    long as it makes progress (P2P_SWARM_STALL); the copy's `note` says what it waits for. Meanwhile it
+    joins what that fetch's relay brings (`relay`) into its partial file: False when that made the whole
+    file (the caller finds it there and checks it), or when the relay stopped part-way (the caller's HTTP
+    resumes after it).
     """
     try:
         return _swarm_fetch(model_id=model_id, wait=wait, poll=poll)
