@@ -391,14 +391,13 @@ class TorrentEngine:
         # A download that stopped waiting (or went on over HTTP) is asked for afresh when it comes back.
         self.lookups = {salt: key for salt, key in self.lookups.items() if key in waiting}
         fetching, awaiting = self.relay.group()  # what the nodes of this group wait on, or are waited on for
-        group = frozenset(fetching) | frozenset(awaiting)
         if self.config.dht:
             claimed = {key: sha256 for key, sha256, state in rows if state == node_services.AWAITING}
             due = self.claims.once(claimed)
             awaiting.update(claimed)
             fetching.update({key: sha256 for key, sha256 in ModelCopy.objects.filter(
                 node=self.node_name, model_id__in=self.claims.held).values_list("model_id", "model__sha256")})
-        self.relay.once(fetching=fetching, waiting=awaiting, group=group)
+        self.relay.once(fetching=fetching, waiting=awaiting)
         if self.config.dht:
             # A download that receives the file through the relay needs no record until the relay stops.
             due -= self.relay.receiving(within=self.claims.ask_every * 2)

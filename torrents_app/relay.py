@@ -4,7 +4,7 @@ Without it a waiter starts only once the fetcher is done (a torrent needs every 
 four portals wanting one file at once took three times as long as one download. With it, see `swarm`:
 
 - the fetching node cuts each segment of its partial file, as soon as it is there, into a file of its
-  own (`relay_dir(node, sha256) / <index>`), seeds a v1 torrent of it and puts the relay item naming
+  own (`relay_dir(node, sha256) / segment_name(sha256, index)`), seeds a v1 torrent of it and puts the relay item naming
   every segment so far;
 - a waiting node reads the item a few times a second, fetches each segment it names from the fetcher
   (the item's address) and from the other waiters (the DHT), and once a segment is on disk leaves
@@ -100,8 +100,11 @@ class Relay:
         self.refused: dict[str, float] = {}  # sha256 -> until when a relay of it is not tried again (no room)
         shutil.rmtree(Path(settings.AI_TORRENT_DIR) / "relay" / node_name, ignore_errors=True)  # a restart's leftovers
         ModelCopy.objects.filter(node=node_name).exclude(relay="").update(relay="")
-        self.group_items: dict[str, str] = {}  # model waiting on a group fetch -> that fetch's item (hex)
-        self.group_peers: dict[str, set[tuple[str, int]]] = {}  # model -> the other nodes waiting on that fetch
+        # What `group` found at the last reconcile: the models whose item is in the group's database, the item
+        # of each fetch waited on, and the other nodes waiting on that fetch.
+        self.grouped: set[str] = set()
+        self.group_items: dict[str, bytes] = {}
+        self.group_peers: dict[str, set[tuple[str, int]]] = {}
 
     @staticmethod
     def owns(key: str) -> bool:
@@ -118,9 +121,8 @@ class Relay:
     def group(self) -> tuple[dict[str, str], dict[str, str]]:
         """This node's Hub fetches over HTTP that other online nodes of the group wait on, and this node's
         downloads that wait on another node's fetch with a relay (each: model -> sha256). Waiting copies
-        say so in their `note` (`services._group_fetch_wait`); the item of each fetch waited on is kept in
-        `group_items` for `once`."""
-        fetching, waiting, self.group_items, self.group_peers = {}, {}, {}, {}
+        say so in their `note` (`services._group_fetch_wait`); `once` relays these through the database."""
+        fetching, waiting, self.group_items, self.group_peers, self.grouped = {}, {}, {}, {}, set()
         mine = list(ModelCopy.objects.filter(
             node=self.node_name, status__in=FETCHING, torrent__isnull=True, model__source=Source.HUGGINGFACE,
         ).values_list("model_id", "model__sha256", "note"))
@@ -130,25 +132,30 @@ class Relay:
         for model_id, sha256, note in mine:
             if not online or not swarm.is_sha256(sha256):
                 continue
-            others = ModelCopy.objects.filter(model__sha256=sha256, node__in=online)
-            if not note and others.filter(status__in=FETCHING).exclude(note="").exists():
-                fetching[model_id] = sha256
-            elif note:
-                item = others.exclude(relay="").values_list("relay", flat=True).first()
-                if item:
-                    waiting[model_id], self.group_items[model_id] = sha256, item
-                    # The other nodes waiting on it pass segments to each other: without a DHT, only the rows
-                    # tell them of each other.
-                    self.group_peers[model_id] = {
-                        (online[name].address, online[name].p2p_port) for name in others.filter(
-                            status__in=FETCHING).exclude(note="").values_list("node", flat=True)
-                        if online[name].address and online[name].p2p_port}
+            waiters = _waiters(sha256).filter(node__in=online).values_list("node", flat=True)
+            if not note:
+                if waiters.exists():
+                    fetching[model_id] = sha256
+                continue
+            item = ModelCopy.objects.filter(model__sha256=sha256, node__in=online).exclude(relay="").values_list(
+                "relay", flat=True).first()
+            if item:
+                try:
+                    self.group_items[model_id] = bytes.fromhex(item)
+                except ValueError:
+                    self.group_items[model_id] = b""  # not an item of ours: nothing named
+                waiting[model_id] = sha256
+                # The other nodes waiting on it pass segments to each other: without a DHT, only the rows tell
+                # them of each other.
+                self.group_peers[model_id] = {(online[name].address, online[name].p2p_port) for name in waiters
+                                              if online[name].address and online[name].p2p_port}
+        self.grouped = set(fetching) | set(waiting)
         return fetching, waiting
 
-    def once(self, *, fetching: dict[str, str], waiting: dict[str, str], group: frozenset[str] = frozenset()) -> bool:
+    def once(self, *, fetching: dict[str, str], waiting: dict[str, str]) -> bool:
         """Cut what this node's fetches (`fetching`: model -> sha256, those it holds a claim on or the group
         waits on) have brought, ask for the items of the fetches its downloads wait on (`waiting`), and let
-        go of finished files. `group`: the models of either kind whose item is in the group's database.
+        go of finished files; the item of those `group` found goes through the group's database.
         True while any segment moves."""
         now = self.clock()
         for model_id, sha256 in fetching.items():
@@ -160,7 +167,7 @@ class Relay:
             if seg is None or (seg.feeding and model_id not in fetching and not seg.hashes):
                 self._start(model_id, sha256, feeding=False, adopt=None)
         for seg in self.files.values():
-            if seg.model_id in group:
+            if seg.model_id in self.grouped:
                 seg.group = True
                 seg.peers |= self.group_peers.get(seg.model_id, set())
         copies = {model_id: (status, path, name) for model_id, status, path, name in ModelCopy.objects.filter(
@@ -180,11 +187,7 @@ class Relay:
             else:
                 active = status in FETCHING and seg.model_id in waiting
                 if active and seg.group:
-                    try:
-                        item = bytes.fromhex(self.group_items.get(seg.model_id, ""))
-                    except ValueError:
-                        item = b""  # not an item of ours: nothing named
-                    self.on_item(swarm.relay_salt(sha256), item)
+                    self.on_item(swarm.relay_salt(sha256), self.group_items.get(seg.model_id, b""))
                 elif active and now >= seg.next_ask:
                     seg.next_ask = now + self.ask_every
                     self.p2p.dht_get_record(public_key=swarm.PUBLIC_KEY, salt=swarm.relay_salt(sha256))
@@ -198,8 +201,7 @@ class Relay:
 
     def _waited_on(self, seg: Segments) -> bool:
         """A node of the group still waits on this node's fetch (the group's database says who does)."""
-        return ModelCopy.objects.filter(model__sha256=seg.sha256, status__in=FETCHING).exclude(
-            node=self.node_name).exclude(note="").exists()
+        return _waiters(seg.sha256).exclude(node=self.node_name).exists()
 
     def on_item(self, salt: bytes, value: bytes) -> None:
         seg = self.files.get(salt[:32].hex())
@@ -389,3 +391,8 @@ class Relay:
     @staticmethod
     def _key(sha256: str, index: int) -> str:
         return f"{RELAY_KEY_PREFIX}{sha256}/{index}"
+
+
+def _waiters(sha256: str):
+    """The copies of these bytes whose downloads wait on a fetch of them (`services._group_fetch_wait` notes it)."""
+    return ModelCopy.objects.filter(model__sha256=sha256, status__in=FETCHING).exclude(note="")
