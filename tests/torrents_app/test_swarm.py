@@ -423,7 +423,7 @@ def _looking_up(model_id: str, node: str, sha256: str) -> Torrent:
 
 @pytest.mark.parametrize("round_", range(8))
 def test_two_portals_that_look_for_the_same_file_at_the_same_moment_elect_one_fetcher(dht_pair, caplog, round_):
-    """Both find no record and no claim, and both claim the fetch at once: their puts, spread over a second,
+    """Both find no record and no claim, and both claim the fetch at once: their puts, spread over half a second,
     land one after another, and both read back the one stored last, so exactly one fetches and the other
     waits on it (put at the same instant, each read back its own and both fetched)."""
     alpha, beta = dht_pair
