@@ -138,7 +138,7 @@ def session_settings(config: SessionConfig) -> dict:
         # against 0.1%).
         "tick_interval": 20 if config.upload_limit or config.download_limit else 100,
         # A seed keeps this much read ahead for each peer until its upload rate is known (it learns it once a
-        # second; libtorrent's default, 10 kB, is one block): under a rate limit a connection sent one block
+        # second; libtorrent's default, 10 kB, keeps about one block): under a rate limit a connection sent one block
         # per tick for its first second. Measured on loopback, an 8-MiB torrent under a 20 MiB/s cap took
         # 1.5 s with 10 kB and 0.75 s with 1 MiB; without a cap the two are alike. (One such buffer per peer this
         # node uploads to: 8 unchoke slots by default.)
