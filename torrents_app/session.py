@@ -47,6 +47,10 @@ class SessionConfig:
                    dht_bootstrap=settings.P2P_DHT_BOOTSTRAP or "", upload_limit=settings.P2P_UPLOAD_LIMIT,
                    download_limit=settings.P2P_DOWNLOAD_LIMIT)
 
+    @property
+    def rate_limited(self) -> bool:
+        return bool(self.upload_limit or self.download_limit)
+
 
 @dataclass(frozen=True)
 class TorrentStats:
@@ -136,7 +140,7 @@ def session_settings(config: SessionConfig) -> dict:
         # message waits for the next tick's quota: there 20 ms (an 8-MiB torrent's metadata came after 0.13-0.15 s
         # against 0.48-0.57 s at 100 ms, on loopback under a 20 MiB/s cap; an idle session used 0.3% of a core
         # against 0.1%).
-        "tick_interval": 20 if config.upload_limit or config.download_limit else 100,
+        "tick_interval": 20 if config.rate_limited else 100,
         # A seed keeps this much read ahead for each peer until its upload rate is known (it learns it once a
         # second; libtorrent's default, 10 kB, keeps about one block): under a rate limit a connection sent one block
         # per tick for its first second. Measured on loopback, an 8-MiB torrent under a 20 MiB/s cap took
@@ -194,7 +198,7 @@ class P2PSession:
 
     def __init__(self, config: SessionConfig):
         self.session = lt.session(session_settings(config))
-        if config.upload_limit or config.download_limit:
+        if config.rate_limited:
             self._limit_every_peer()
         self.handles: dict[str, lt.torrent_handle] = {}
         self.keys: dict[lt.torrent_handle, str] = {}
